@@ -91,6 +91,10 @@ static const struct config_option options[] = {
 	    "bodies a persistent queue keeps in memory; beyond it they are read back from the journal"),
 	OPT("memory_high_watermark", CONFIG_SIZE, memory_high_watermark, 0, INT64_MAX, "0",
 	    "message memory above which producers are slowed; 0 = 40% of physical memory"),
+	OPT("lua_budget", CONFIG_U64, lua_budget, 1000, INT64_MAX, "1000000",
+	    "instructions one call of a Lua rule may run before it is stopped"),
+	OPT("lua_memory", CONFIG_SIZE, lua_memory, 1 << 20, INT64_MAX, "64MiB",
+	    "memory the Lua state may allocate"),
 };
 
 const struct config_option *config_options(size_t *count)

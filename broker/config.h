@@ -138,6 +138,10 @@ struct config {
 	uint64_t queue_memory_budget;	/* per queue: beyond it, bodies stay on disk */
 	uint64_t memory_high_watermark;	/* broker-wide: producers are slowed above it; 0 = off */
 
+	/* Lua */
+	uint64_t lua_budget;		/* instructions per call of route(), authorize(), hooks */
+	uint64_t lua_memory;		/* bytes the Lua state may allocate */
+
 	struct queue_opts queue_defaults;
 
 	struct vhost_cfg *vhosts;	/* owned; configured virtual hosts */
