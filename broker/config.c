@@ -33,7 +33,7 @@ int dest_type_from(const char *s)
 static const struct config_option options[] = {
 	OPT("data_dir", CONFIG_STRING, data_dir, 0, 0, "(see docs/operations.md)",
 	    "directory for the journal, the lock file and the control socket"),
-	OPT("control_socket", CONFIG_STRING, control_socket, 0, 0, "<data_dir>/mqbroker.sock",
+	OPT("control_socket", CONFIG_STRING, control_socket, 0, 0, "(<data_dir>/mqbroker.sock)",
 	    "Unix socket for mqsh and other admin tools"),
 	OPT("connection_file", CONFIG_STRING, connection_file, 0, 0, "(none)",
 	    "write a JSON file with the broker's addresses once it listens (-c)"),

@@ -1,0 +1,106 @@
+/* broker.h: the one struct that owns all state, passed explicitly.
+ *
+ * One libevent loop owns everything here; no other thread touches it
+ * (the journal's fsync worker only ever sees a file descriptor). */
+#ifndef MQ_BROKER_H
+#define MQ_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "config.h"
+#include "frame.h"
+#include "hmap.h"
+#include "stats.h"
+
+struct event_base;
+struct event;
+struct router;
+struct journal;
+struct conn;
+struct dest;
+struct listener;
+struct control;
+struct http_server;
+struct tls_ctx;
+
+TAILQ_HEAD(conn_list, conn);
+
+/* A virtual host: its own namespace of destinations. */
+struct vhost {
+	char *name;			/* owned */
+	struct strmap dests;		/* name -> struct dest *, owned */
+	struct broker *broker;
+};
+
+struct broker {
+	struct event_base *base;
+	struct config cfg;		/* owned; replaced wholesale on reload */
+	struct router *router;		/* owned; NULL without a configuration file */
+	struct journal *journal;	/* owned; NULL until the data directory is open */
+	struct frame_limits limits;	/* derived from cfg */
+
+	struct strmap vhosts;		/* name -> struct vhost *, owned */
+	struct vhost *default_vhost;	/* borrowed from vhosts */
+
+	struct conn_list conns;		/* every live connection */
+	struct conn_list graveyard;	/* closed, waiting to be freed outside their callbacks */
+	struct u64map conns_by_id;	/* id -> struct conn *, borrowed */
+	int nconns;
+	uint64_t next_conn_id;
+	struct event *reap_ev;		/* frees the graveyard */
+
+	struct listener *listeners;	/* owned list */
+	struct control *control;	/* owned; the admin socket */
+	struct http_server *http;	/* owned; -w */
+	struct tls_ctx *tls;		/* owned; -k */
+
+	/* Message ids: the boot number (from the data directory) in the high
+	 * bits, a counter in the low bits, so ids never repeat across runs. */
+	uint64_t next_msg_id;
+	int lock_fd;			/* data directory lock */
+
+	struct frame frame;		/* the one parse scratch: frames are handled one at a time */
+	struct broker_stats stats;
+	uint64_t started_ms;		/* wall clock */
+	uint64_t started_mono_ms;
+	uint64_t last_activity_ms;	/* monotonic; for -t */
+	uint64_t last_tick_ms;
+	double rate_in, rate_out;	/* messages/s over the last tick */
+	uint64_t rate_in_prev, rate_out_prev;
+	int http_port_bound;		/* the HTTP port actually bound */
+	struct event *tick_ev;		/* once a second: rates, idle timeout */
+	struct event *signal_ev[3];	/* SIGTERM, SIGINT, SIGHUP */
+	bool shutting_down;
+	char shutdown_reason[128];
+
+	/* Where broker events go besides the log: admin subscribers and the
+	 * Lua on_event hook, wired by the modules that own them. */
+	void (*event_sink)(struct broker *b, const char *name, const char *const *fields);
+};
+
+/* Sets up the loop, listeners and data directory from cfg (taken over).
+ * NULL with a reason that names the file or address at fault. */
+struct broker *broker_new(struct config *cfg, struct router *router, char *err, size_t errlen);
+int  broker_run(struct broker *b);		/* until shutdown */
+void broker_free(struct broker *b);
+/* Starts a graceful shutdown: stop accepting, tell clients, flush. */
+void broker_shutdown(struct broker *b, const char *reason);
+
+uint64_t broker_next_msg_id(struct broker *b);
+/* Frame limits from cfg (after a reload too). */
+void broker_apply_limits(struct broker *b);
+/* Creates the destinations the configuration lists. */
+int broker_create_configured(struct broker *b, char *err, size_t errlen);
+/* -c: JSON with the addresses, written once the broker listens. */
+int broker_write_connection_file(struct broker *b, char *err, size_t errlen);
+
+struct vhost *broker_vhost(struct broker *b, const char *host);	/* never NULL */
+struct vhost *broker_vhost_find(struct broker *b, const char *name);	/* NULL if not configured */
+
+/* Broadcast an event to admin subscribers and the Lua on_event hook.
+ * fields: NULL-terminated key, value list. */
+void broker_event(struct broker *b, const char *name, const char *const *fields);
+
+#endif

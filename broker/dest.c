@@ -1,0 +1,223 @@
+/* dest.c: the destination registry of a virtual host. */
+#include "dest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "msg.h"
+#include "sub.h"
+#include "util.h"
+
+#define DEST_NAME_MAX 1024
+
+bool dest_name_ok(const char *name, char *err, size_t errlen)
+{
+	size_t len = strlen(name);
+	if (len == 0) {
+		snprintf(err, errlen, "empty destination name");
+		return false;
+	}
+	if (len > DEST_NAME_MAX) {
+		snprintf(err, errlen, "destination name too long: %zu bytes (limit %d)", len, DEST_NAME_MAX);
+		return false;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
+			snprintf(err, errlen, "destination name contains a control character at byte %zu", i);
+			return false;
+		}
+	}
+	return true;
+}
+
+struct dest *dest_find(struct vhost *vh, const char *name)
+{
+	return strmap_get(&vh->dests, name);
+}
+
+static struct dest *dest_alloc(struct vhost *vh, const char *name, enum dest_type type,
+                               const struct queue_opts *opts)
+{
+	struct dest *d = xcalloc(1, sizeof *d);
+	d->type = type;
+	d->name = xstrdup(name);
+	d->vhost = vh;
+	TAILQ_INIT(&d->subs);
+	queue_opts_copy(&d->opts, opts ? opts : &vh->broker->cfg.queue_defaults);
+	strmap_put(&vh->dests, d->name, d);
+	log_info("vhost %s: %s %s created", vh->name, dest_type_name(type), name);
+	{
+		const char *fields[] = { "name", d->name, "type", dest_type_name(type), "vhost", vh->name, NULL };
+		broker_event(vh->broker, "destination-created", fields);
+	}
+	return d;
+}
+
+/* A pubsub created by a rule gets the rule's children, created as needed. */
+static void attach_rule_children(struct dest *p, const struct type_rule *rule)
+{
+	char err[256];
+	for (size_t i = 0; rule && i < rule->nchildren; i++) {
+		struct dest *child = dest_get(p->vhost, rule->children[i], err, sizeof err);
+		if (!child || pubsub_attach(p, child, err, sizeof err) < 0)
+			log_warn("vhost %s: pubsub %s: cannot attach %s: %s", p->vhost->name, p->name,
+			         rule->children[i], err);
+	}
+}
+
+struct dest *dest_get(struct vhost *vh, const char *name, char *err, size_t errlen)
+{
+	struct dest *d = strmap_get(&vh->dests, name);
+	const struct type_rule *rule;
+	enum dest_type type;
+	if (d)
+		return d;
+	if (!dest_name_ok(name, err, errlen))
+		return NULL;
+	type = config_dest_type(&vh->broker->cfg, name, &rule);
+	if (type == DEST_COMMAND) {
+		snprintf(err, errlen, "%s is a command destination", name);
+		return NULL;
+	}
+	d = dest_alloc(vh, name, type, NULL);
+	if (type == DEST_PUBSUB)
+		attach_rule_children(d, rule);
+	return d;
+}
+
+struct dest *dest_create(struct vhost *vh, const char *name, enum dest_type type,
+                         const struct queue_opts *opts, char *err, size_t errlen)
+{
+	struct dest *d = strmap_get(&vh->dests, name);
+	if (!dest_name_ok(name, err, errlen))
+		return NULL;
+	if (type == DEST_COMMAND) {
+		snprintf(err, errlen, "command destinations are built in and cannot be created");
+		return NULL;
+	}
+	if (d) {
+		if (d->type != type) {
+			snprintf(err, errlen, "%s already exists as a %s", name, dest_type_name(d->type));
+			return NULL;
+		}
+		if (opts) {
+			queue_opts_fini(&d->opts);
+			queue_opts_copy(&d->opts, opts);
+		}
+		d->configured = true;
+		return d;
+	}
+	d = dest_alloc(vh, name, type, opts);
+	d->configured = true;
+	return d;
+}
+
+static void dest_free(struct dest *d)
+{
+	const char *fields[] = { "name", d->name, "type", dest_type_name(d->type), "vhost", d->vhost->name, NULL };
+	broker_event(d->vhost->broker, "destination-deleted", fields);
+	log_info("vhost %s: %s %s deleted", d->vhost->name, dest_type_name(d->type), d->name);
+	strmap_del(&d->vhost->dests, d->name);
+	if (d->type == DEST_QUEUE) {
+		queue_purge(d);
+		free(d->items);
+	}
+	pubsub_forget_child(d);
+	free(d->children);
+	queue_opts_fini(&d->opts);
+	free(d->name);
+	free(d);
+}
+
+int dest_delete(struct dest *d, bool force, char *err, size_t errlen)
+{
+	if (d->nsubs && !force) {
+		snprintf(err, errlen, "%s %s has %d subscriber%s; disconnect them first or add 'force'",
+		         dest_type_name(d->type), d->name, d->nsubs, d->nsubs == 1 ? "" : "s");
+		return -1;
+	}
+	/* Paused, so that deliveries coming back from the subscribers we drop
+	 * stay in the queue and die with it instead of being handed around. */
+	d->paused = true;
+	while (!TAILQ_EMPTY(&d->subs)) {
+		struct sub *s = TAILQ_FIRST(&d->subs);
+		struct conn *c = s->conn;
+		sub_free(s);
+		conn_close(c, NULL, "destination %s was deleted by an administrator", d->name);
+	}
+	dest_free(d);
+	return 0;
+}
+
+void dest_release_if_idle(struct dest *d)
+{
+	if (d->configured || d->nsubs)
+		return;
+	if (d->type == DEST_TOPIC || (d->owner && d->type == DEST_QUEUE))
+		dest_free(d);
+}
+
+void dest_free_all(struct vhost *vh)
+{
+	/* Collect first: freeing edits the map. */
+	size_t n = vh->dests.count, i = 0, it = 0;
+	struct dest **all = xcalloc(n ? n : 1, sizeof *all);
+	void *v;
+	while (strmap_next(&vh->dests, &it, NULL, &v))
+		all[i++] = v;
+	for (i = 0; i < n; i++) {
+		all[i]->nchildren = 0;	/* children are freed on their own */
+		all[i]->configured = true;
+	}
+	for (i = 0; i < n; i++) {
+		struct dest *d = all[i];
+		strmap_del(&vh->dests, d->name);
+		if (d->type == DEST_QUEUE) {
+			queue_purge(d);
+			free(d->items);
+		}
+		free(d->children);
+		queue_opts_fini(&d->opts);
+		free(d->name);
+		free(d);
+	}
+	free(all);
+	strmap_fini(&vh->dests);
+}
+
+enum send_status dest_send(struct dest *d, struct msg *m, uint64_t *seq, char *err, size_t errlen)
+{
+	switch (d->type) {
+	case DEST_QUEUE:
+		if (d->opts.max_length && d->count >= d->opts.max_length) {
+			if (d->opts.overflow == OVERFLOW_REJECT) {
+				snprintf(err, errlen, "queue %s is full: %zu messages (max-length %llu)", d->name,
+				         d->count, (unsigned long long)d->opts.max_length);
+				return SEND_REJECTED;
+			}
+		}
+		if (d->opts.max_bytes && d->bytes + m->body_len > d->opts.max_bytes &&
+		    d->opts.overflow == OVERFLOW_REJECT) {
+			snprintf(err, errlen, "queue %s is full: %llu bytes (max-bytes %llu)", d->name,
+			         (unsigned long long)d->bytes, (unsigned long long)d->opts.max_bytes);
+			return SEND_REJECTED;
+		}
+		d->messages_in++;
+		queue_push(d, m, 0);
+		queue_dispatch(d);
+		return SEND_OK;
+	case DEST_TOPIC:
+		d->messages_in++;
+		return topic_publish(d, m);
+	case DEST_PUBSUB:
+		d->messages_in++;
+		return pubsub_publish(d, m, seq, err, errlen);
+	case DEST_COMMAND:
+		break;
+	}
+	snprintf(err, errlen, "%s is a command destination", d->name);
+	return SEND_REJECTED;
+}

@@ -1,0 +1,123 @@
+/* dest.h: destinations (topic, queue, pubsub, command) and the registry
+ * of each virtual host.
+ *
+ * A destination's type comes from its name (config_dest_type: the Lua
+ * rules first, then the /queue/, /pubsub/, /command/ prefixes, else
+ * topic). Topics are transient: created by a SUBSCRIBE and gone with their
+ * last subscriber, unless configured. Queues hold messages until a
+ * consumer takes them and live until deleted. A pubsub replicates into its
+ * child queues. queue.c, topic.c and pubsub.c hold each kind's behaviour. */
+#ifndef MQ_DEST_H
+#define MQ_DEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "broker.h"
+#include "config.h"
+
+struct msg;
+struct sub;
+struct conn;
+
+TAILQ_HEAD(sub_list, sub);
+
+/* One message held by a queue. The queue's own state for it (delivery
+ * count) lives here, not in the message, since a message may sit in
+ * several queues at once. */
+struct qitem {
+	struct msg *m;			/* ref held */
+	uint32_t deliveries;		/* times delivered so far */
+	uint32_t pad;
+};
+
+struct dest {
+	enum dest_type type;
+	char *name;			/* owned; the key in vhost->dests */
+	struct vhost *vhost;		/* borrowed */
+	uint32_t qid;			/* journal queue id; 0 until registered */
+	bool configured;		/* created by configuration or admin: kept when idle */
+	bool paused;			/* queues: accept, but do not deliver */
+	bool dispatching;		/* queue_dispatch is on the stack: do not re-enter */
+	struct conn *owner;		/* temporary queues: the connection they die with */
+	struct queue_opts opts;		/* queues */
+
+	struct sub_list subs;		/* queues: by priority, highest first */
+	int nsubs;
+	struct sub *rr;			/* queues: the subscriber served last */
+
+	struct qitem *items;		/* queues: ring buffer, owned */
+	size_t head, count, cap;
+	uint64_t bytes;			/* body bytes held */
+	uint64_t unacked;		/* deliveries in flight */
+
+	struct dest **children;		/* pubsub: borrowed; owned by the vhost */
+	size_t nchildren;
+
+	/* counters; rates are derived by the stats tick from these */
+	uint64_t messages_in;
+	uint64_t messages_out;
+	uint64_t dropped;
+	uint64_t expired;
+	uint64_t dead_lettered;
+	uint64_t redelivered;
+	uint64_t rate_in_prev, rate_out_prev;	/* counters at the last tick */
+	double rate_in, rate_out;		/* messages/s over the last tick */
+};
+
+enum send_status {
+	SEND_OK,		/* held or delivered */
+	SEND_DROPPED,		/* nobody to take it (topic without subscriber...), counted */
+	SEND_REJECTED,		/* refused: err says why (full queue, command, ...) */
+};
+
+/* Looks a destination up; NULL if it does not exist. */
+struct dest *dest_find(struct vhost *vh, const char *name);
+/* Finds or creates (by the type rules). Never NULL for a valid name;
+ * NULL with err for a name that is not acceptable. */
+struct dest *dest_get(struct vhost *vh, const char *name, char *err, size_t errlen);
+/* Creates explicitly (configuration, admin). -1 if it exists with another
+ * type or the name is bad. An existing destination of the same type is
+ * marked configured and its options updated. */
+struct dest *dest_create(struct vhost *vh, const char *name, enum dest_type type,
+                         const struct queue_opts *opts, char *err, size_t errlen);
+/* Deletes; refuses when it has subscribers unless force. */
+int dest_delete(struct dest *d, bool force, char *err, size_t errlen);
+/* Frees a topic or temporary queue that nobody uses any more. */
+void dest_release_if_idle(struct dest *d);
+/* Frees every destination of a vhost (shutdown). */
+void dest_free_all(struct vhost *vh);
+/* Is this a syntactically acceptable destination name? */
+bool dest_name_ok(const char *name, char *err, size_t errlen);
+
+/* Sends one message (reference borrowed; holders take their own). */
+/* *seq receives the journal sequence a receipt must wait for (unchanged
+ * when nothing was journaled). */
+enum send_status dest_send(struct dest *d, struct msg *m, uint64_t *seq, char *err, size_t errlen);
+
+/* ---- queue.c ---- */
+/* Appends (or, for returned deliveries, prepends) a message. */
+void queue_push(struct dest *q, struct msg *m, uint32_t deliveries);
+void queue_push_front(struct dest *q, struct msg *m, uint32_t deliveries);
+/* Delivers as much as subscribers have room for. */
+void queue_dispatch(struct dest *q);
+/* Removes every held message; returns how many. */
+uint64_t queue_purge(struct dest *q);
+/* A delivery that came back unacknowledged (NACK, disconnect, unsubscribe). */
+void queue_return(struct dest *q, struct msg *m, uint32_t deliveries);
+/* An acknowledged delivery: the queue forgets it for good. */
+void queue_acked(struct dest *q, struct msg *m);
+
+/* ---- topic.c ---- */
+enum send_status topic_publish(struct dest *t, struct msg *m);
+
+/* ---- pubsub.c ---- */
+enum send_status pubsub_publish(struct dest *p, struct msg *m, uint64_t *seq, char *err, size_t errlen);
+int pubsub_attach(struct dest *p, struct dest *child, char *err, size_t errlen);
+int pubsub_detach(struct dest *p, struct dest *child, char *err, size_t errlen);
+/* Removes child from every pubsub of its vhost (child deleted). */
+void pubsub_forget_child(struct dest *child);
+
+#endif

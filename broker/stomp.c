@@ -1,0 +1,702 @@
+/* stomp.c: one handler per client frame, and the server frame writers.
+ *
+ * Every refusal goes through conn_close() with a message that names what
+ * was wrong and in which frame; the ERROR carries receipt-id when the
+ * faulty frame asked for a receipt. */
+#include "stomp.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "auth.h"
+#include "broker.h"
+#include "conn.h"
+#include "dest.h"
+#include "log.h"
+#include "msg.h"
+#include "sub.h"
+#include "tls.h"
+#include "txn.h"
+#include "util.h"
+
+/* Bodies at least this large are handed to the socket by reference
+ * instead of being copied into the output buffer. */
+#define BODY_BY_REFERENCE 4096
+
+/* ---- writers ---- */
+
+/* Appends "name:value\n", escaped for the connection's version. */
+static char *put_hdr(char *w, enum stomp_version v, const char *name, size_t nlen,
+                     const char *value, size_t vlen)
+{
+	memcpy(w, name, nlen);
+	w += nlen;
+	*w++ = ':';
+	w += frame_escape(w, value, vlen, v);
+	*w++ = '\n';
+	return w;
+}
+
+void stomp_write_message(struct conn *c, struct sub *s, struct msg *m, uint32_t deliveries)
+{
+	struct evbuffer *out = conn_output(c);
+	enum stomp_version v = c->version;
+	size_t sid_len = strlen(s->id), dname_len = strlen(s->dest->name);
+	size_t hlen, total;
+	const char *hdrs = msg_hdrs_for(m, v, &hlen);
+	char idbuf[24], numbuf[24];
+	size_t idlen = u64_to_dec(m->id, idbuf);
+	/* Fixed part: command, our headers (escaping can double the names),
+	 * content-length, blank line. */
+	size_t head_max = 128 + 2 * (sid_len + dname_len) + 2 * idlen;
+	char stackbuf[2048], *buf, *w;
+	bool inline_body = m->body_len < BODY_BY_REFERENCE;
+
+	total = head_max + hlen + (inline_body ? m->body_len + 1 : 0);
+	buf = total <= sizeof stackbuf ? stackbuf : xmalloc(total);
+	w = buf;
+	memcpy(w, "MESSAGE\n", 8);
+	w += 8;
+	w = put_hdr(w, v, "subscription", 12, s->id, sid_len);
+	w = put_hdr(w, v, "message-id", 10, idbuf, idlen);
+	w = put_hdr(w, v, "destination", 11, s->dest->name, dname_len);
+	if (v >= STOMP_1_2 && s->opts.ack != ACK_AUTO)
+		w = put_hdr(w, v, "ack", 3, idbuf, idlen);
+	if (deliveries > 1 || (m->flags & MSG_RECOVERED)) {
+		memcpy(w, "redelivered:true\n", 17);
+		w += 17;
+	}
+	w = put_hdr(w, v, "delivery-count", 14, numbuf, u64_to_dec(deliveries, numbuf));
+	memcpy(w, hdrs, hlen);
+	w += hlen;
+	memcpy(w, "content-length:", 15);
+	w += 15;
+	w += u64_to_dec(m->body_len, w);
+	*w++ = '\n';
+	*w++ = '\n';
+	if (inline_body) {
+		memcpy(w, m->body, m->body_len);
+		w += m->body_len;
+		*w++ = 0;
+		evbuffer_add(out, buf, (size_t)(w - buf));
+	} else {
+		evbuffer_add(out, buf, (size_t)(w - buf));
+		/* The output buffer holds a reference until the socket took the
+		 * bytes: no copy of a large body, and no use after free. */
+		msg_ref(m);
+		if (evbuffer_add_reference(out, m->body, m->body_len, msg_unref_cb, m) < 0)
+			msg_unref(m);
+		evbuffer_add(out, "", 1);
+	}
+	if (buf != stackbuf)
+		free(buf);
+	c->frames_out++;
+	c->b->stats.frames_out++;
+	c->bytes_out += (size_t)(w - buf) + (inline_body ? 0 : m->body_len + 1);
+	conn_wrote(c);
+}
+
+void stomp_write_receipt(struct conn *c, const char *receipt_id)
+{
+	struct evbuffer *out = conn_output(c);
+	frame_put_cmd(out, CMD_RECEIPT);
+	frame_put_header(out, c->version, "receipt-id", receipt_id);
+	frame_put_body(out, NULL, 0, false);
+	c->frames_out++;
+	c->b->stats.frames_out++;
+	c->b->stats.receipts++;
+	conn_wrote(c);
+}
+
+void stomp_write_error(struct conn *c, const char *receipt_id, const char *message, const char *details)
+{
+	struct evbuffer *out = conn_output(c);
+	const char *body = details ? details : message;
+	frame_put_cmd(out, CMD_ERROR);
+	frame_put_header(out, c->version, "message", message);
+	if (receipt_id)
+		frame_put_header(out, c->version, "receipt-id", receipt_id);
+	frame_put_header(out, c->version, "content-type", "text/plain");
+	frame_put_body(out, body, strlen(body), true);
+	c->frames_out++;
+	c->b->stats.frames_out++;
+	c->b->stats.errors_sent++;
+	log_info(CONN_FMT ": ERROR: %s", CONN_ARGS(c), message);
+}
+
+/* ---- helpers ---- */
+
+static const char *cmd(const struct frame *f) { return frame_cmd_name(f->cmd); }
+
+/* A header that must be there; closes the connection when it is not. */
+static const char *required(struct conn *c, const struct frame *f, const char *name, const char *receipt)
+{
+	const char *v = frame_get(f, name);
+	if (!v || !*v) {
+		conn_close(c, receipt, "%s frame has no %s header", cmd(f), name);
+		return NULL;
+	}
+	return v;
+}
+
+static bool version_offered(const char *list, const char *v)
+{
+	size_t n = strlen(v);
+	const char *p = list;
+	while (p && *p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (strncmp(p, v, n) == 0 && (p[n] == 0 || p[n] == ',' || p[n] == ' '))
+			return true;
+		p = strchr(p, ',');
+	}
+	return false;
+}
+
+/* "cx,cy" from the client; 0,0 when absent. -1 when malformed. */
+static int parse_heartbeat(const char *s, uint64_t *cx, uint64_t *cy)
+{
+	char a[24], *comma;
+	*cx = *cy = 0;
+	if (!s)
+		return 0;
+	comma = strchr(s, ',');
+	if (!comma || (size_t)(comma - s) >= sizeof a)
+		return -1;
+	memcpy(a, s, (size_t)(comma - s));
+	a[comma - s] = 0;
+	if (!parse_u64(a, 0, UINT32_MAX, cx) || !parse_u64(comma + 1, 0, UINT32_MAX, cy))
+		return -1;
+	return 0;
+}
+
+/* ---- CONNECT / STOMP ---- */
+
+static void handle_connect(struct conn *c, struct frame *f, const char *receipt)
+{
+	struct broker *b = c->b;
+	const char *accept = frame_get(f, "accept-version");
+	const char *host = frame_get(f, "host");
+	const char *login = frame_get(f, "login");
+	const char *hb = frame_get(f, "heart-beat");
+	const char *client_id = frame_get(f, "client-id");
+	uint64_t cx, cy;
+	uint32_t send_ms = 0, recv_ms = 0;
+	char err[320];
+	struct evbuffer *out;
+
+	if (c->state != CONN_HANDSHAKE) {
+		conn_close(c, receipt, "%s frame on a connection that is already connected", cmd(f));
+		return;
+	}
+	if (!accept || !*accept) {
+		c->version = STOMP_1_0;	/* no accept-version: a 1.0 client */
+	} else if (version_offered(accept, "1.2")) {
+		c->version = STOMP_1_2;
+	} else if (version_offered(accept, "1.1")) {
+		c->version = STOMP_1_1;
+	} else if (version_offered(accept, "1.0")) {
+		c->version = STOMP_1_0;
+	} else {
+		out = conn_output(c);
+		/* The ERROR lists what we speak, as the 1.1 and 1.2 specs ask. */
+		frame_put_cmd(out, CMD_ERROR);
+		frame_put_header(out, STOMP_1_0, "version", "1.0,1.1,1.2");
+		snprintf(err, sizeof err, "no supported protocol version in accept-version '%s'; supported: 1.0,1.1,1.2",
+		         accept);
+		frame_put_header(out, STOMP_1_0, "message", err);
+		frame_put_header(out, STOMP_1_0, "content-type", "text/plain");
+		frame_put_body(out, err, strlen(err), true);
+		b->stats.errors_sent++;
+		conn_close_quiet(c, err);
+		return;
+	}
+	if (parse_heartbeat(hb, &cx, &cy) < 0) {
+		conn_close(c, receipt, "invalid heart-beat '%s' in %s frame: expected two numbers, e.g. 10000,10000",
+		           hb, cmd(f));
+		return;
+	}
+	c->vhost = broker_vhost(b, host);
+	if (strcmp(c->transport, "tls") == 0) {
+		char cn[256];
+		/* A verified certificate says who this is, whatever login the
+		 * frame claims. */
+		if (tls_peer_cn(c->bev, cn, sizeof cn)) {
+			login = NULL;
+			free(c->login);
+			c->login = xstrdup(cn);
+			c->cert_login = true;
+			c->authenticated = true;
+		}
+	}
+	if (login && *login) {
+		free(c->login);
+		c->login = xstrdup(login);
+	}
+	if (client_id && *client_id)
+		c->client_id = xstrdup(client_id);
+	if (auth_login(b, c, login, frame_get(f, "passcode"), err, sizeof err) < 0 ||
+	    !auth_allow(b, c, AUTHZ_CONNECT, NULL, err, sizeof err)) {
+		b->stats.connections_refused++;
+		conn_close(c, receipt, "%s", err);
+		return;
+	}
+
+	/* Heart-beats: we agree to what the client asks, no faster than our
+	 * minimum. We send every max(cy, min) and expect every max(cx, min). */
+	if (c->version >= STOMP_1_1) {
+		uint32_t min = (uint32_t)b->cfg.heartbeat_min_ms;
+		if (cy)
+			send_ms = (uint32_t)MAX(cy, min);
+		if (cx)
+			recv_ms = (uint32_t)MAX(cx, min);
+	}
+
+	out = conn_output(c);
+	frame_put_cmd(out, CMD_CONNECTED);
+	if (c->version >= STOMP_1_1) {
+		char hbv[48];
+		frame_put_header(out, STOMP_1_0, "version", c->version == STOMP_1_2 ? "1.2" : "1.1");
+		snprintf(hbv, sizeof hbv, "%u,%u", send_ms, recv_ms);
+		frame_put_header(out, STOMP_1_0, "heart-beat", hbv);
+	}
+	{
+		char session[32];
+		snprintf(session, sizeof session, "%" PRIu64, c->id);
+		frame_put_header(out, STOMP_1_0, "session", session);
+	}
+	frame_put_header(out, STOMP_1_0, "server", "mqbroker/" MQ_VERSION);
+	frame_put_body(out, NULL, 0, false);
+	c->frames_out++;
+	b->stats.frames_out++;
+	c->state = CONN_OPEN;
+	conn_set_heartbeat(c, send_ms, recv_ms);
+	log_info(CONN_FMT ": connected: STOMP %d.%d vhost=%s heart-beat=%u,%u", CONN_ARGS(c),
+	         c->version / 10, c->version % 10, c->vhost->name, send_ms, recv_ms);
+	{
+		char id[24];
+		const char *fields[] = { "id", id, "peer", c->peer, "login", c->login ? c->login : "",
+		                         "vhost", c->vhost->name, NULL };
+		u64_to_dec(c->id, id);
+		broker_event(b, "client-connected", fields);
+	}
+	conn_receipt(c, receipt, 0);
+}
+
+/* ---- SEND ---- */
+
+int stomp_deliver(struct conn *c, struct msg *m, struct dest **dests, size_t ndests,
+                  const char *receipt, uint64_t *seq)
+{
+	for (size_t i = 0; i < ndests; i++) {
+		char err[320];
+		if (dest_send(dests[i], m, seq, err, sizeof err) == SEND_REJECTED) {
+			c->b->stats.rejected++;
+			conn_close(c, receipt, "%s", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void handle_command_dest(struct conn *c, struct frame *f, const char *dest, const char *receipt)
+{
+	conn_close(c, receipt, "%s: command destinations are not available: the admin interface is the "
+	           "control socket (mqsh)", dest);
+	(void)f;
+}
+
+static void handle_send(struct conn *c, struct frame *f, const char *receipt)
+{
+	struct broker *b = c->b;
+	const char *name = required(c, f, "destination", receipt);
+	const char *txname = frame_get(f, "transaction");
+	const char *v;
+	struct txn *t = NULL;
+	struct dest *d;
+	struct msg *m;
+	char err[320];
+	uint64_t seq = 0;
+
+	if (!name)
+		return;
+	if (txname && !(t = txn_find(c, txname))) {
+		conn_close(c, receipt, "unknown transaction '%s' in SEND frame", txname);
+		return;
+	}
+	if (config_dest_type(&b->cfg, name, NULL) == DEST_COMMAND) {
+		handle_command_dest(c, f, name, receipt);
+		return;
+	}
+	if (!auth_allow(b, c, AUTHZ_SEND, name, err, sizeof err)) {
+		conn_close(c, receipt, "%s", err);
+		return;
+	}
+	d = dest_get(c->vhost, name, err, sizeof err);
+	if (!d) {
+		conn_close(c, receipt, "cannot send to '%s': %s", name, err);
+		return;
+	}
+
+	m = msg_new(broker_next_msg_id(b), name, f, NULL, 0);
+	m->timestamp = wall_ms();
+	if ((v = frame_get(f, "expires")) && *v) {
+		uint64_t exp;
+		if (!parse_u64(v, 0, UINT64_MAX, &exp)) {
+			msg_unref(m);
+			conn_close(c, receipt, "invalid expires '%s' in SEND frame: expected milliseconds since the epoch", v);
+			return;
+		}
+		m->expires = exp;
+	}
+	if ((v = frame_get(f, "persistent")) && strcmp(v, "true") == 0)
+		m->flags |= MSG_PERSISTENT;
+	c->messages_in++;
+	b->stats.messages_in++;
+
+	if (t) {
+		if (txn_add_send(c, t, m, &name, 1, err, sizeof err) < 0) {
+			msg_unref(m);
+			conn_close(c, receipt, "%s", err);
+			return;
+		}
+	} else if (stomp_deliver(c, m, &d, 1, receipt, &seq) < 0) {
+		msg_unref(m);
+		return;
+	}
+	msg_unref(m);
+	conn_receipt(c, receipt, seq);
+}
+
+/* ---- SUBSCRIBE / UNSUBSCRIBE ---- */
+
+static int parse_count(struct conn *c, const struct frame *f, const char *name, uint64_t max,
+                       uint64_t *out, const char *receipt)
+{
+	const char *v = frame_get(f, name);
+	int64_t n;
+	if (!v)
+		return 0;
+	if (!parse_i64(v, -1, (int64_t)MIN(max, (uint64_t)INT64_MAX), &n)) {
+		conn_close(c, receipt, "invalid %s '%s' in SUBSCRIBE frame: expected a number 0..%" PRIu64,
+		           name, v, max);
+		return -1;
+	}
+	*out = n < 0 ? 0 : (uint64_t)n;	/* -1 (Artemis, ActiveMQ) means unlimited */
+	return 1;
+}
+
+/* Flow control and priority from our headers or the aliases other brokers use. */
+static int parse_sub_opts(struct conn *c, const struct frame *f, struct sub_opts *o, const char *receipt)
+{
+	static const char *const count_names[] = { "max-unconfirmed-messages", "prefetch-count",
+	                                           "activemq.prefetchSize" };
+	static const char *const prio_names[] = { "consumer-priority", "activemq.priority", "x-priority" };
+	const char *v;
+	uint64_t n;
+	int r;
+
+	for (size_t i = 0; i < ARRAY_LEN(count_names); i++) {
+		if ((r = parse_count(c, f, count_names[i], UINT32_MAX, &n, receipt)) < 0)
+			return -1;
+		if (r) {
+			o->max_unacked = (uint32_t)n;
+			break;
+		}
+	}
+	if ((r = parse_count(c, f, "max-unconfirmed-bytes", UINT64_MAX, &n, receipt)) < 0)
+		return -1;
+	if (r)
+		o->max_unacked_bytes = n;
+	if ((v = frame_get(f, "consumer-window-size"))) {
+		/* Artemis: a byte window; 0 means one message at a time. */
+		int64_t w;
+		if (!parse_i64(v, -1, INT64_MAX, &w)) {
+			conn_close(c, receipt, "invalid consumer-window-size '%s' in SUBSCRIBE frame: expected a byte count", v);
+			return -1;
+		}
+		if (w == 0)
+			o->max_unacked = 1;
+		else if (w > 0)
+			o->max_unacked_bytes = (uint64_t)w;
+	}
+	if ((v = frame_get(f, "credit"))) {
+		/* Apollo: "messages[,bytes]" */
+		char a[24];
+		const char *comma = strchr(v, ',');
+		size_t len = comma ? (size_t)(comma - v) : strlen(v);
+		uint64_t msgs, bytes = 0;
+		if (len >= sizeof a || (memcpy(a, v, len), a[len] = 0, !parse_u64(a, 0, UINT32_MAX, &msgs)) ||
+		    (comma && !parse_u64(comma + 1, 0, UINT64_MAX, &bytes))) {
+			conn_close(c, receipt, "invalid credit '%s' in SUBSCRIBE frame: expected messages[,bytes]", v);
+			return -1;
+		}
+		o->max_unacked = (uint32_t)msgs;
+		if (comma)
+			o->max_unacked_bytes = bytes;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(prio_names); i++) {
+		int64_t p;
+		if (!(v = frame_get(f, prio_names[i])))
+			continue;
+		if (!parse_i64(v, -1000000, 1000000, &p)) {
+			conn_close(c, receipt, "invalid %s '%s' in SUBSCRIBE frame: expected an integer", prio_names[i], v);
+			return -1;
+		}
+		o->priority = (int)p;
+		break;
+	}
+	return 0;
+}
+
+static void handle_subscribe(struct conn *c, struct frame *f, const char *receipt)
+{
+	struct broker *b = c->b;
+	const char *name = required(c, f, "destination", receipt);
+	const char *id = frame_get(f, "id");
+	const char *ack = frame_get(f, "ack");
+	struct sub_opts o = { .ack = ACK_AUTO };
+	struct sub *s;
+	struct dest *d;
+	enum dest_type type;
+	char err[320];
+
+	if (!name)
+		return;
+	if (!id || !*id) {
+		if (c->version >= STOMP_1_1) {
+			conn_close(c, receipt, "SUBSCRIBE frame has no id header");
+			return;
+		}
+		id = name;	/* 1.0: the destination names the subscription */
+	}
+	if (ack && *ack) {
+		if (strcmp(ack, "auto") == 0)
+			o.ack = ACK_AUTO;
+		else if (strcmp(ack, "client") == 0)
+			o.ack = ACK_CLIENT;
+		else if (strcmp(ack, "client-individual") == 0)
+			o.ack = ACK_CLIENT_INDIVIDUAL;
+		else {
+			conn_close(c, receipt, "invalid ack '%s' in SUBSCRIBE frame: expected auto, client or client-individual", ack);
+			return;
+		}
+	}
+	if (parse_sub_opts(c, f, &o, receipt) < 0)
+		return;
+
+	if ((s = strmap_get(&c->subs, id))) {
+		/* The same id again on the same destination changes flow
+		 * control in place (the client library's configure). */
+		if (strcmp(s->dest->name, name) != 0 || s->opts.ack != o.ack) {
+			conn_close(c, receipt, "subscription id '%s' is already in use for %s", id, s->dest->name);
+			return;
+		}
+		sub_configure(s, &o);
+		conn_receipt(c, receipt, 0);
+		return;
+	}
+	if ((int)c->subs.count >= b->cfg.max_subscriptions) {
+		conn_close(c, receipt, "too many subscriptions on this connection: %zu (limit %d)",
+		           c->subs.count, b->cfg.max_subscriptions);
+		return;
+	}
+	d = dest_find(c->vhost, name);
+	type = d ? d->type : config_dest_type(&b->cfg, name, NULL);
+	if (type == DEST_PUBSUB) {
+		conn_close(c, receipt, "cannot subscribe to pubsub %s: subscribe to one of its child queues", name);
+		return;
+	}
+	if (type == DEST_COMMAND) {
+		handle_command_dest(c, f, name, receipt);
+		return;
+	}
+	if (!auth_allow(b, c, AUTHZ_SUBSCRIBE, name, err, sizeof err)) {
+		conn_close(c, receipt, "%s", err);
+		return;
+	}
+	if (!d && !(d = dest_get(c->vhost, name, err, sizeof err))) {
+		conn_close(c, receipt, "cannot subscribe to '%s': %s", name, err);
+		return;
+	}
+	/* Receipt first: messages already waiting follow it. */
+	conn_receipt(c, receipt, 0);
+	sub_new(c, d, id, &o);
+}
+
+static void handle_unsubscribe(struct conn *c, struct frame *f, const char *receipt)
+{
+	const char *id = frame_get(f, "id");
+	struct sub *s;
+	if ((!id || !*id) && c->version == STOMP_1_0)
+		id = frame_get(f, "destination");
+	if (!id || !*id) {
+		conn_close(c, receipt, "UNSUBSCRIBE frame has no id header");
+		return;
+	}
+	if (!(s = strmap_get(&c->subs, id))) {
+		conn_close(c, receipt, "unknown subscription '%s' in UNSUBSCRIBE frame", id);
+		return;
+	}
+	sub_free(s);
+	conn_receipt(c, receipt, 0);
+}
+
+/* ---- ACK / NACK ---- */
+
+static void handle_ack(struct conn *c, struct frame *f, const char *receipt)
+{
+	bool nack = f->cmd == CMD_NACK;
+	/* 1.2 names the ack header's value id, 1.0 and 1.1 use message-id;
+	 * since ack equals message-id here, either works in every version. */
+	const char *id = frame_get(f, "id");
+	const char *sub_id = frame_get(f, "subscription");
+	const char *txname = frame_get(f, "transaction");
+	struct delivery *d;
+	struct txn *t = NULL;
+	char err[320];
+
+	if (!id || !*id)
+		id = frame_get(f, "message-id");
+	if (!id || !*id) {
+		conn_close(c, receipt, "%s frame has no id header", cmd(f));
+		return;
+	}
+	if (sub_id && !strmap_get(&c->subs, sub_id)) {
+		conn_close(c, receipt, "unknown subscription '%s' in %s frame", sub_id, cmd(f));
+		return;
+	}
+	if (txname && !(t = txn_find(c, txname))) {
+		if (!c->b->cfg.lenient_transactions) {
+			conn_close(c, receipt, "unknown transaction '%s' in %s frame", txname, cmd(f));
+			return;
+		}
+		/* stomp.py as DIRAC uses it puts the subscription id in the
+		 * transaction header of every ACK: do the ACK, count it. */
+		c->b->stats.lenient_acks++;
+	}
+	d = conn_find_delivery(c, id, sub_id);
+	if (!d) {
+		conn_close(c, receipt, "unknown message id '%s' in %s frame: not delivered on this connection, "
+		           "already acknowledged, or from an auto-ack subscription", id, cmd(f));
+		return;
+	}
+	if (t) {
+		if (txn_add_ack(c, t, id, sub_id, nack, err, sizeof err) < 0) {
+			conn_close(c, receipt, "%s", err);
+			return;
+		}
+	} else if (nack) {
+		sub_nack(d, d->sub->opts.ack == ACK_CLIENT);
+	} else {
+		sub_ack(d, d->sub->opts.ack == ACK_CLIENT);
+	}
+	conn_receipt(c, receipt, 0);
+}
+
+/* ---- transactions ---- */
+
+static void handle_begin(struct conn *c, struct frame *f, const char *receipt)
+{
+	const char *name = required(c, f, "transaction", receipt);
+	char err[320];
+	if (!name)
+		return;
+	if (!txn_begin(c, name, err, sizeof err)) {
+		conn_close(c, receipt, "%s in BEGIN frame", err);
+		return;
+	}
+	conn_receipt(c, receipt, 0);
+}
+
+static void handle_commit_abort(struct conn *c, struct frame *f, const char *receipt)
+{
+	const char *name = required(c, f, "transaction", receipt);
+	struct txn *t;
+	uint64_t seq = 0;
+	if (!name)
+		return;
+	if (!(t = txn_find(c, name))) {
+		conn_close(c, receipt, "unknown transaction '%s' in %s frame", name, cmd(f));
+		return;
+	}
+	if (f->cmd == CMD_COMMIT) {
+		if (txn_commit(c, t, receipt, &seq) < 0)
+			return;
+	} else {
+		txn_abort(c, t);
+	}
+	conn_receipt(c, receipt, seq);
+}
+
+/* ---- DISCONNECT and frames a client must not send ---- */
+
+static void handle_disconnect(struct conn *c, struct frame *f, const char *receipt)
+{
+	(void)f;
+	/* The RECEIPT goes out before the close, as the spec asks. */
+	conn_receipt(c, receipt, 0);
+	conn_close_quiet(c, "client sent DISCONNECT");
+}
+
+static void handle_server_frame(struct conn *c, struct frame *f, const char *receipt)
+{
+	conn_close(c, receipt, "unexpected %s frame: only a server sends it", cmd(f));
+}
+
+typedef void (*handler_fn)(struct conn *, struct frame *, const char *);
+
+static const handler_fn handlers[CMD_COUNT] = {
+	[CMD_CONNECT] = handle_connect,
+	[CMD_STOMP] = handle_connect,
+	[CMD_SEND] = handle_send,
+	[CMD_SUBSCRIBE] = handle_subscribe,
+	[CMD_UNSUBSCRIBE] = handle_unsubscribe,
+	[CMD_ACK] = handle_ack,
+	[CMD_NACK] = handle_ack,
+	[CMD_BEGIN] = handle_begin,
+	[CMD_COMMIT] = handle_commit_abort,
+	[CMD_ABORT] = handle_commit_abort,
+	[CMD_DISCONNECT] = handle_disconnect,
+	[CMD_CONNECTED] = handle_server_frame,
+	[CMD_MESSAGE] = handle_server_frame,
+	[CMD_RECEIPT] = handle_server_frame,
+	[CMD_ERROR] = handle_server_frame,
+};
+
+void stomp_handle(struct conn *c, struct frame *f)
+{
+	const char *receipt = frame_get(f, "receipt");
+	if (receipt && !*receipt)
+		receipt = NULL;
+	if (c->state == CONN_HANDSHAKE && f->cmd != CMD_CONNECT && f->cmd != CMD_STOMP) {
+		conn_close(c, receipt, "expected CONNECT or STOMP as the first frame, got %s", cmd(f));
+		return;
+	}
+	if (log_enabled(LOG_DEBUG))
+		log_debug(CONN_FMT ": %s frame, %u headers, %zu body bytes", CONN_ARGS(c), cmd(f), f->nhdrs,
+		          f->body_len);
+	handlers[f->cmd](c, f, receipt);
+}
+
+void stomp_release_temp_queues(struct conn *c)
+{
+	size_t it = 0;
+	void *v;
+	char err[256];
+	while (c->temp_queues.count) {
+		it = 0;
+		if (!strmap_next(&c->temp_queues, &it, NULL, &v))
+			break;
+		struct dest *d = v;
+		strmap_del(&c->temp_queues, d->name);
+		d->owner = NULL;
+		d->configured = false;
+		dest_delete(d, true, err, sizeof err);
+	}
+}

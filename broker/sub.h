@@ -1,0 +1,75 @@
+/* sub.h: subscriptions, in-flight deliveries, flow control, acks.
+ *
+ * A subscription belongs to one connection and one destination. With the
+ * client and client-individual ack modes each delivery stays on the
+ * subscription's pending list (in delivery order) and in the connection's
+ * id index until it is acknowledged; NACK, unsubscribe or disconnect
+ * return it to its queue. Flow control (BlazingMQ's queue options) bounds
+ * how many deliveries and bytes may be outstanding per subscriber. */
+#ifndef MQ_SUB_H
+#define MQ_SUB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct conn;
+struct dest;
+struct msg;
+
+enum ack_mode {
+	ACK_AUTO,		/* delivered = acknowledged */
+	ACK_CLIENT,		/* an ACK covers every earlier delivery too */
+	ACK_CLIENT_INDIVIDUAL,	/* an ACK covers exactly one delivery */
+};
+
+struct delivery {
+	TAILQ_ENTRY(delivery) link;	/* sub->pending, oldest first */
+	struct delivery *same_id;	/* next pending delivery with this message id on the connection */
+	struct msg *m;			/* ref held */
+	struct sub *sub;		/* borrowed */
+	uint32_t deliveries;		/* including this one */
+};
+
+TAILQ_HEAD(delivery_list, delivery);
+
+struct sub_opts {
+	enum ack_mode ack;
+	uint32_t max_unacked;		/* 0 = unlimited */
+	uint64_t max_unacked_bytes;	/* 0 = unlimited */
+	int priority;			/* higher first */
+};
+
+struct sub {
+	TAILQ_ENTRY(sub) dest_link;	/* dest->subs */
+	struct conn *conn;		/* borrowed: the connection owns the sub */
+	struct dest *dest;		/* borrowed */
+	char *id;			/* owned; the SUBSCRIBE id header */
+	struct sub_opts opts;
+	uint32_t unacked;
+	uint64_t unacked_bytes;
+	struct delivery_list pending;
+	uint64_t delivered;
+};
+
+/* Creates, attaches to the destination and delivers what is waiting. */
+struct sub *sub_new(struct conn *c, struct dest *d, const char *id, const struct sub_opts *o);
+/* Detaches and frees. Pending deliveries go back to their queue with
+ * `requeue`, and are dropped otherwise (topics). */
+void sub_free(struct sub *s);
+/* Changes flow control in place (a SUBSCRIBE reusing the same id). */
+void sub_configure(struct sub *s, const struct sub_opts *o);
+
+/* Room for one more delivery of `bytes`? (flow control and the output buffer) */
+bool sub_has_room(const struct sub *s);
+/* Writes the MESSAGE; keeps it pending unless auto ack. */
+void sub_deliver(struct sub *s, struct msg *m, uint32_t deliveries);
+
+/* Acknowledges d (and, cumulative, every earlier delivery on its sub). */
+void sub_ack(struct delivery *d, bool cumulative);
+/* Returns d (and, cumulative, every earlier one) to the queue. */
+void sub_nack(struct delivery *d, bool cumulative);
+
+const char *ack_mode_name(enum ack_mode m);
+
+#endif

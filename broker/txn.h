@@ -1,0 +1,34 @@
+/* txn.h: STOMP transactions: SEND, ACK and NACK frames held until COMMIT.
+ *
+ * A SEND inside a transaction is routed and turned into a message at once
+ * (so that a bad destination or a route() rejection answers the SEND
+ * itself); the message waits in the transaction with its destinations.
+ * An ACK or NACK is checked against the deliveries at once and performed
+ * at COMMIT. ABORT, or the connection dropping, discards everything. */
+#ifndef MQ_TXN_H
+#define MQ_TXN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct conn;
+struct msg;
+struct dest;
+
+struct txn;
+
+/* -1 with err when the name is taken or the limit is reached. */
+struct txn *txn_begin(struct conn *c, const char *name, char *err, size_t errlen);
+struct txn *txn_find(struct conn *c, const char *name);
+/* Takes a reference to m. */
+int txn_add_send(struct conn *c, struct txn *t, struct msg *m, const char *const *dests, size_t ndests,
+                 char *err, size_t errlen);
+int txn_add_ack(struct conn *c, struct txn *t, const char *id, const char *sub_id, int nack, char *err, size_t errlen);
+/* Performs everything in order and frees the transaction; *seq gets the
+ * journal sequence the receipt must wait for. -1 when a SEND was refused
+ * (the connection is then closed with an ERROR tied to `receipt`). */
+int txn_commit(struct conn *c, struct txn *t, const char *receipt, uint64_t *seq);
+void txn_abort(struct conn *c, struct txn *t);
+void txn_abort_all(struct conn *c);
+
+#endif

@@ -1,0 +1,317 @@
+"""mqtest: start the real mqbroker on loopback and talk to it.
+
+Broker      the built binary on a free port with its own data directory;
+            stop() checks that it exited cleanly (no sanitizer report, no leak).
+Raw         a plain socket that speaks STOMP byte by byte, for bad input.
+Client      a stomp.py connection with a listener that records every frame.
+
+MQ_BUILD_DIR selects the build (default build-test). MQ_TEST_BROKER=host:port
+points the tests that can use it at a broker you started yourself (under gdb).
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import stomp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("MQ_BUILD_DIR", os.path.join(ROOT, "build-test"))
+MQBROKER = os.path.join(BUILD, "bin", "mqbroker")
+MQSH = os.path.join(BUILD, "bin", "mqsh")
+
+
+def wait_for(pred, timeout=5.0, interval=0.01, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Broker:
+    """One mqbroker process. Arguments are appended to the defaults."""
+
+    def __init__(self, *args, data_dir=None, env=None, config=None, port=0):
+        self.tmp = tempfile.mkdtemp(prefix="mqtest-")
+        self.data_dir = data_dir or os.path.join(self.tmp, "data")
+        self.conn_file = os.path.join(self.tmp, "conn.json")
+        self.log_path = os.path.join(self.tmp, "broker.log")
+        self.args = list(args)
+        self.env = env
+        self.config = config
+        self.port = None
+        self.req_port = port
+        self.proc = None
+        self.info = {}
+
+    def command(self):
+        cmd = [MQBROKER, "-i", "127.0.0.1", "-p", str(self.req_port), "-l", "3",
+               "--data-dir", self.data_dir, "-c", self.conn_file]
+        if self.config:
+            path = os.path.join(self.tmp, "broker.lua")
+            with open(path, "w") as f:
+                f.write(self.config)
+            cmd += ["-f", path]
+        return cmd + self.args
+
+    def start(self, wait=True):
+        if os.path.exists(self.conn_file):
+            os.unlink(self.conn_file)
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=66")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1:exitcode=67")
+        if self.env:
+            env.update(self.env)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        if wait:
+            wait_for(lambda: os.path.exists(self.conn_file) or self.proc.poll() is not None,
+                     timeout=20, what="the broker's connection file")
+            if self.proc.poll() is not None:
+                raise AssertionError(f"broker exited with {self.proc.returncode}:\n{self.read_log()}")
+            with open(self.conn_file) as f:
+                self.info = json.load(f)
+            self.port = self.info["port"]
+            # the next start reuses the port, so that clients can reconnect
+            self.req_port = self.port
+        return self
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=15, check=True):
+        """SIGTERM, wait, and insist on a clean exit (sanitizers report via the exit status)."""
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = "timeout"
+        self.log.close()
+        proc, self.proc = self.proc, None
+        if check and rc != 0:
+            raise AssertionError(f"broker exited with {rc}, log:\n{self.read_log()[-20000:]}")
+        return rc
+
+    def kill(self):
+        """kill -9: a crash, as far as the broker can tell."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc:
+            self.log.close()
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def cleanup(self):
+        if self.proc:
+            self.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def address(self):
+        return ("127.0.0.1", self.port)
+
+
+class Raw:
+    """A raw STOMP socket: send bytes, read frames."""
+
+    def __init__(self, broker_or_addr, timeout=5.0):
+        addr = broker_or_addr.address() if isinstance(broker_or_addr, Broker) else broker_or_addr
+        self.sock = socket.create_connection(addr, timeout=timeout)
+        self.buf = b""
+        self.timeout = timeout
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def frame(self, command, headers=None, body=b"", content_length=False):
+        out = command + "\n"
+        for k, v in (headers or {}).items():
+            out += f"{k}:{v}\n"
+        if isinstance(body, str):
+            body = body.encode()
+        if content_length:
+            out += f"content-length:{len(body)}\n"
+        self.send(out.encode() + b"\n" + body + b"\0")
+
+    def connect(self, version="1.2", **headers):
+        h = {"accept-version": version, "host": "/"}
+        h.update(headers)
+        self.frame("CONNECT", h)
+        f = self.recv()
+        assert f["command"] == "CONNECTED", f
+        return f
+
+    def _fill(self, deadline):
+        self.sock.settimeout(max(0.01, deadline - time.time()))
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed")
+        self.buf += chunk
+
+    def recv(self, timeout=None):
+        """Next frame as a dict: command, headers (first wins), body. Skips heart-beats."""
+        deadline = time.time() + (timeout or self.timeout)
+        while True:
+            while self.buf[:1] in (b"\n", b"\r"):
+                if self.buf.startswith(b"\r\n"):
+                    self.buf = self.buf[2:]
+                elif self.buf.startswith(b"\n"):
+                    self.buf = self.buf[1:]
+                else:
+                    break
+            end = self.buf.find(b"\n\n")
+            if end >= 0:
+                head = self.buf[:end].decode()
+                lines = head.split("\n")
+                headers = {}
+                for line in lines[1:]:
+                    k, _, v = line.partition(":")
+                    headers.setdefault(k, v)
+                start = end + 2
+                if "content-length" in headers:
+                    n = int(headers["content-length"])
+                    if len(self.buf) >= start + n + 1:
+                        body = self.buf[start:start + n]
+                        self.buf = self.buf[start + n + 1:]
+                        return {"command": lines[0], "headers": headers, "body": body}
+                else:
+                    nul = self.buf.find(b"\0", start)
+                    if nul >= 0:
+                        body = self.buf[start:nul]
+                        self.buf = self.buf[nul + 1:]
+                        return {"command": lines[0], "headers": headers, "body": body}
+            if time.time() > deadline:
+                raise TimeoutError(f"no complete frame within the timeout; have {self.buf[:200]!r}")
+            self._fill(deadline)
+
+    def recv_raw_headers(self, timeout=None):
+        """The next frame's header block exactly as sent (for escaping tests)."""
+        deadline = time.time() + (timeout or self.timeout)
+        while b"\n\n" not in self.buf.lstrip(b"\n"):
+            self._fill(deadline)
+        self.buf = self.buf.lstrip(b"\n")
+        end = self.buf.find(b"\n\n")
+        head = self.buf[:end]
+        # consume the frame too
+        self.recv(timeout)
+        return head
+
+    def expect_error(self, substring=None, timeout=None):
+        f = self.recv(timeout)
+        assert f["command"] == "ERROR", f
+        if substring:
+            assert substring in f["headers"].get("message", ""), f
+        return f
+
+    def expect_closed(self, timeout=5.0):
+        deadline = time.time() + timeout
+        try:
+            while True:
+                self._fill(deadline)
+        except EOFError:
+            return True
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            raise AssertionError("connection still open")
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Recorder(stomp.ConnectionListener):
+    def __init__(self):
+        self.messages = []
+        self.errors = []
+        self.receipts = []
+        self.disconnected = threading.Event()
+        self.cond = threading.Condition()
+
+    def on_message(self, frame):
+        with self.cond:
+            self.messages.append(frame)
+            self.cond.notify_all()
+
+    def on_error(self, frame):
+        with self.cond:
+            self.errors.append(frame)
+            self.cond.notify_all()
+
+    def on_receipt(self, frame):
+        with self.cond:
+            self.receipts.append(frame.headers.get("receipt-id"))
+            self.cond.notify_all()
+
+    def on_disconnected(self):
+        self.disconnected.set()
+
+    def wait_messages(self, n, timeout=5.0):
+        with self.cond:
+            ok = self.cond.wait_for(lambda: len(self.messages) >= n, timeout)
+        assert ok, f"expected {n} messages, got {len(self.messages)}"
+        return self.messages
+
+    def wait_receipt(self, rid, timeout=5.0):
+        with self.cond:
+            ok = self.cond.wait_for(lambda: rid in self.receipts, timeout)
+        assert ok, f"no RECEIPT {rid} (have {self.receipts}, errors {[e.headers for e in self.errors]})"
+
+    def wait_error(self, timeout=5.0):
+        with self.cond:
+            ok = self.cond.wait_for(lambda: self.errors, timeout)
+        assert ok, "no ERROR frame"
+        return self.errors[0]
+
+    def bodies(self):
+        return [m.body for m in self.messages]
+
+
+def client(broker, version="1.2", login="guest", passcode="guest", heartbeats=(0, 0), vhost=None,
+           headers=None, wait=True):
+    """A connected stomp.py client and its Recorder."""
+    addr = broker.address() if isinstance(broker, Broker) else broker
+    cls = {"1.0": stomp.Connection10, "1.1": stomp.Connection11, "1.2": stomp.Connection12}[version]
+    kw = {"heartbeats": heartbeats} if version != "1.0" else {}
+    if vhost is not None and version != "1.0":
+        kw["vhost"] = vhost
+    conn = cls([addr], **kw)
+    rec = Recorder()
+    conn.set_listener("rec", rec)
+    conn.connect(login, passcode, wait=wait, headers=headers or {})
+    return conn, rec
