@@ -214,7 +214,7 @@ static enum frame_status scan_headers(struct evbuffer *in, struct frame_scan *sc
 					return fail(err, errlen, "command line too long: more than %zu bytes without a newline",
 					            lim->max_header_line);
 				return fail(err, errlen, "header line too long: more than %zu bytes (limit %zu) in %s frame",
-				            line_len, lim->max_header_line, frame_cmd_name(scan->cmd));
+				            lim->max_header_line, lim->max_header_line, frame_cmd_name(scan->cmd));
 			}
 			return FRAME_NEED_MORE;
 		}

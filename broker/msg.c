@@ -143,6 +143,8 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame *f,
 		w = put_line(w, edits[i].name, strlen(edits[i].name), edits[i].value, strlen(edits[i].value));
 	}
 	assert((size_t)(w - m->hdrs) == hlen);
+	if (memchr(m->hdrs, '\\', hlen))
+		m->flags |= MSG_HDR_HAS_ESC;
 	if (f->body_len)
 		memcpy(m->body, f->body, f->body_len);
 	return m;
@@ -155,9 +157,14 @@ struct msg *msg_from_parts(uint64_t id, const char *dest, const char *hdrs, size
 	if (hdrs_len) {
 		memcpy(m->hdrs, hdrs, hdrs_len);
 		/* \r can only appear escaped in 1.2 form */
-		for (size_t i = 0; i + 1 < hdrs_len; i++)
-			if (hdrs[i] == '\\' && hdrs[i + 1] == 'r')
+		for (size_t i = 0; i + 1 < hdrs_len; i++) {
+			if (hdrs[i] != '\\')
+				continue;
+			m->flags |= MSG_HDR_HAS_ESC;
+			if (hdrs[i + 1] == 'r')
 				m->flags |= MSG_HDR_HAS_CR;
+			i++;
+		}
 	}
 	if (body_len)
 		memcpy(m->body, body, body_len);
@@ -240,7 +247,8 @@ void msg_unref(struct msg *m)
 	assert(m->refs > 0);
 	if (--m->refs)
 		return;
-	free(m->hdrs_11);
+	free(m->hdrs_old[0]);
+	free(m->hdrs_old[1]);
 	free(m);
 }
 
@@ -251,30 +259,47 @@ void msg_unref_cb(const void *data, size_t len, void *arg)
 	msg_unref(arg);
 }
 
+/* Re-encodes the 1.2 block for an older reader. 1.1 has no \r escape, so
+ * a carriage return travels as is. 1.0 has no escapes at all: \\ and \c
+ * become their characters, while \n and \r stay escaped, since a 1.0
+ * header cannot carry a line break. */
+static char *reencode(const char *src, size_t len, enum stomp_version v, uint32_t *outlen)
+{
+	char *out = xmalloc(len + 1), *w = out;
+	for (size_t i = 0; i < len; i++) {
+		if (src[i] == '\\' && i + 1 < len) {
+			char e = src[i + 1];
+			if (e == 'r' && v == STOMP_1_1) {
+				*w++ = '\r';
+				i++;
+				continue;
+			}
+			if (v == STOMP_1_0 && (e == '\\' || e == 'c')) {
+				*w++ = e == 'c' ? ':' : '\\';
+				i++;
+				continue;
+			}
+			*w++ = src[i++];
+		}
+		*w++ = src[i];
+	}
+	*outlen = (uint32_t)(w - out);
+	return out;
+}
+
 const char *msg_hdrs_for(struct msg *m, enum stomp_version version, size_t *len)
 {
-	if (version >= STOMP_1_2 || !(m->flags & MSG_HDR_HAS_CR)) {
+	int k;
+	if (version >= STOMP_1_2 ||
+	    !(m->flags & (version == STOMP_1_0 ? MSG_HDR_HAS_ESC : MSG_HDR_HAS_CR))) {
 		*len = m->hdrs_len;
 		return m->hdrs;
 	}
-	if (!m->hdrs_11) {
-		/* 1.1 has no \r escape: carry the \r as it is. */
-		char *w = m->hdrs_11 = xmalloc(m->hdrs_len + 1);
-		for (uint32_t i = 0; i < m->hdrs_len; i++) {
-			if (m->hdrs[i] == '\\' && i + 1 < m->hdrs_len) {
-				if (m->hdrs[i + 1] == 'r') {
-					*w++ = '\r';
-					i++;
-					continue;
-				}
-				*w++ = m->hdrs[i++];
-			}
-			*w++ = m->hdrs[i];
-		}
-		m->hdrs_11_len = (uint32_t)(w - m->hdrs_11);
-	}
-	*len = m->hdrs_11_len;
-	return m->hdrs_11;
+	k = version == STOMP_1_0 ? 0 : 1;
+	if (!m->hdrs_old[k])
+		m->hdrs_old[k] = reencode(m->hdrs, m->hdrs_len, version, &m->hdrs_old_len[k]);
+	*len = m->hdrs_old_len[k];
+	return m->hdrs_old[k];
 }
 
 const char *msg_header(const struct msg *m, const char *name, char *buf, size_t buflen)
@@ -360,5 +385,5 @@ struct msg *msg_decode(uint64_t id, const void *payload, size_t len)
 
 size_t msg_size(const struct msg *m)
 {
-	return sizeof *m + m->dest_len + m->hdrs_len + m->body_len + 3 + m->hdrs_11_len;
+	return sizeof *m + m->dest_len + m->hdrs_len + m->body_len + 3 + m->hdrs_old_len[0] + m->hdrs_old_len[1];
 }

@@ -19,6 +19,7 @@ enum {
 	MSG_HDR_HAS_CR = 1 << 1,	/* a header holds \r, so 1.1 readers need their own encoding */
 	MSG_JOURNALED = 1 << 2,		/* a MESSAGE record exists in the journal */
 	MSG_RECOVERED = 1 << 3,		/* came back from the journal after a restart */
+	MSG_HDR_HAS_ESC = 1 << 4,	/* a header holds an escape, so 1.0 readers need their own encoding */
 };
 
 struct msg {
@@ -30,11 +31,11 @@ struct msg {
 	char *dest;			/* the destination it was sent to; inside data[] */
 	char *hdrs;			/* user header lines, 1.2-escaped, each "name:value\n" */
 	char *body;			/* inside data[] */
-	char *hdrs_11;			/* owned, lazy: hdrs re-encoded for 1.0/1.1 readers */
+	char *hdrs_old[2];		/* owned, lazy: hdrs re-encoded for 1.0 and 1.1 readers */
 	uint32_t dest_len;
 	uint32_t hdrs_len;
 	uint32_t body_len;
-	uint32_t hdrs_11_len;
+	uint32_t hdrs_old_len[2];
 	char data[];
 };
 

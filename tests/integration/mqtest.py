@@ -150,6 +150,7 @@ class Raw:
         self.sock = socket.create_connection(addr, timeout=timeout)
         self.buf = b""
         self.timeout = timeout
+        self.version = "1.0"  # header decoding in recv(); set by connect()
 
     def send(self, data):
         if isinstance(data, str):
@@ -172,7 +173,21 @@ class Raw:
         self.frame("CONNECT", h)
         f = self.recv()
         assert f["command"] == "CONNECTED", f
+        self.version = f["headers"].get("version", "1.0")
         return f
+
+    def _decode(self, v):
+        if self.version == "1.0":
+            return v
+        out, i = [], 0
+        while i < len(v):
+            if v[i] == "\\" and i + 1 < len(v):
+                out.append({"n": "\n", "c": ":", "\\": "\\", "r": "\r"}.get(v[i + 1], v[i:i + 2]))
+                i += 2
+            else:
+                out.append(v[i])
+                i += 1
+        return "".join(out)
 
     def _fill(self, deadline):
         self.sock.settimeout(max(0.01, deadline - time.time()))
@@ -199,6 +214,8 @@ class Raw:
                 headers = {}
                 for line in lines[1:]:
                     k, _, v = line.partition(":")
+                    if lines[0] != "CONNECTED":
+                        k, v = self._decode(k), self._decode(v)
                     headers.setdefault(k, v)
                 start = end + 2
                 if "content-length" in headers:
