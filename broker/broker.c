@@ -16,7 +16,9 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "control.h"
 #include "dest.h"
+#include "events.h"
 #include "json.h"
 #include "listener.h"
 #include "log.h"
@@ -149,8 +151,7 @@ struct vhost *broker_vhost(struct broker *b, const char *host)
 
 void broker_event(struct broker *b, const char *name, const char *const *fields)
 {
-	if (b->event_sink)
-		b->event_sink(b, name, fields);
+	events_publish(b, name, fields);
 }
 
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -241,6 +242,7 @@ void broker_shutdown(struct broker *b, const char *reason)
 	b->shutting_down = true;
 	snprintf(b->shutdown_reason, sizeof b->shutdown_reason, "%s", reason);
 	listeners_close(b);
+	control_close(b);
 	for (c = TAILQ_FIRST(&b->conns); c; c = next) {
 		next = TAILQ_NEXT(c, link);
 		conn_close(c, NULL, "the broker is shutting down (%s)", reason);
@@ -339,6 +341,7 @@ struct broker *broker_new(struct config *cfg, struct router *router, char *err, 
 		goto fail;
 
 	b->default_vhost = vhost_new(b, b->cfg.default_vhost ? b->cfg.default_vhost : "/");
+	events_init(b);
 	for (size_t i = 0; i < b->cfg.nvhosts; i++)
 		if (!strmap_get(&b->vhosts, b->cfg.vhosts[i].name))
 			vhost_new(b, b->cfg.vhosts[i].name);
@@ -416,6 +419,7 @@ void broker_free(struct broker *b)
 		conn_free(c);
 	}
 	listeners_free(b);
+	control_free(b);
 	tls_ctx_free(b->tls);
 	while (strmap_next(&b->vhosts, &it, NULL, &v)) {
 		struct vhost *vh = v;

@@ -74,10 +74,7 @@ struct broker {
 	struct event *signal_ev[3];	/* SIGTERM, SIGINT, SIGHUP */
 	bool shutting_down;
 	char shutdown_reason[128];
-
-	/* Where broker events go besides the log: admin subscribers and the
-	 * Lua on_event hook, wired by the modules that own them. */
-	void (*event_sink)(struct broker *b, const char *name, const char *const *fields);
+	struct dest *events_dest;	/* /command/events, in the default vhost */
 };
 
 /* Sets up the loop, listeners and data directory from cfg (taken over).

@@ -88,6 +88,13 @@ struct dest *dest_get(struct vhost *vh, const char *name, char *err, size_t errl
 	return d;
 }
 
+struct dest *dest_create_builtin(struct vhost *vh, const char *name, enum dest_type type)
+{
+	struct dest *d = dest_alloc(vh, name, type, NULL);
+	d->configured = true;
+	return d;
+}
+
 struct dest *dest_create(struct vhost *vh, const char *name, enum dest_type type,
                          const struct queue_opts *opts, char *err, size_t errlen)
 {

@@ -83,6 +83,8 @@ struct dest *dest_get(struct vhost *vh, const char *name, char *err, size_t errl
  * marked configured and its options updated. */
 struct dest *dest_create(struct vhost *vh, const char *name, enum dest_type type,
                          const struct queue_opts *opts, char *err, size_t errlen);
+/* The built-in command destinations (/command/events). */
+struct dest *dest_create_builtin(struct vhost *vh, const char *name, enum dest_type type);
 /* Deletes; refuses when it has subscribers unless force. */
 int dest_delete(struct dest *d, bool force, char *err, size_t errlen);
 /* Frees a topic or temporary queue that nobody uses any more. */

@@ -13,6 +13,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "control.h"
 #include "listener.h"
 #include "log.h"
 #include "tls.h"
@@ -272,7 +273,7 @@ int main(int argc, char **argv)
 		if (!b->tls)
 			goto fail;
 	}
-	if (listeners_open(b, err, sizeof err) < 0)
+	if (listeners_open(b, err, sizeof err) < 0 || control_open(b, err, sizeof err) < 0)
 		goto fail;
 	if (broker_write_connection_file(b, err, sizeof err) < 0)
 		goto fail;

@@ -56,10 +56,20 @@ static const struct msg_edit *find_edit(const struct msg_edit *e, size_t n, cons
 	return NULL;
 }
 
+/* Process-wide accounting of message memory, for stats and the memory
+ * high-watermark. One loop thread: plain counters. */
+static uint64_t live_count, live_bytes;
+
+uint64_t msg_live_count(void) { return live_count; }
+uint64_t msg_live_bytes(void) { return live_bytes; }
+
 static struct msg *alloc_msg(uint64_t id, const char *dest, size_t hdrs_len, size_t body_len)
 {
 	size_t dlen = strlen(dest);
-	struct msg *m = xmalloc(sizeof *m + dlen + 1 + hdrs_len + 1 + body_len + 1);
+	size_t size = sizeof(struct msg) + dlen + 1 + hdrs_len + 1 + body_len + 1;
+	struct msg *m = xmalloc(size);
+	live_count++;
+	live_bytes += size;
 	memset(m, 0, sizeof *m);
 	m->refs = 1;
 	m->id = id;
@@ -247,6 +257,8 @@ void msg_unref(struct msg *m)
 	assert(m->refs > 0);
 	if (--m->refs)
 		return;
+	live_count--;
+	live_bytes -= sizeof *m + m->dest_len + 1 + m->hdrs_len + 1 + m->body_len + 1;
 	free(m->hdrs_old[0]);
 	free(m->hdrs_old[1]);
 	free(m);

@@ -80,6 +80,10 @@ const char *msg_header(const struct msg *m, const char *name, char *buf, size_t 
 void *msg_encode(const struct msg *m, size_t *len);
 struct msg *msg_decode(uint64_t id, const void *payload, size_t len);
 
+/* Messages alive in the process, and the bytes their allocations take. */
+uint64_t msg_live_count(void);
+uint64_t msg_live_bytes(void);
+
 /* Memory the message holds, for accounting. */
 size_t msg_size(const struct msg *m);
 

@@ -12,8 +12,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "auth.h"
+#include "cmd.h"
+#include "cmdline.h"
 #include "broker.h"
 #include "conn.h"
 #include "dest.h"
@@ -304,11 +307,98 @@ int stomp_deliver(struct conn *c, struct msg *m, struct dest **dests, size_t nde
 	return 0;
 }
 
-static void handle_command_dest(struct conn *c, struct frame *f, const char *dest, const char *receipt)
+static void deferred_shutdown(evutil_socket_t fd, short what, void *arg)
 {
-	conn_close(c, receipt, "%s: command destinations are not available: the admin interface is the "
-	           "control socket (mqsh)", dest);
-	(void)f;
+	(void)fd;
+	(void)what;
+	broker_shutdown(arg, "shutdown command");
+}
+
+/* SEND /command/NAME: the body holds the arguments. The reply goes to the
+ * reply-to destination as a JSON message, or rides on the RECEIPT as
+ * status and message headers. A failed command is a reply, not an ERROR:
+ * the admin connection stays open. */
+static void handle_command_send(struct conn *c, struct frame *f, const char *name, const char *receipt)
+{
+	struct broker *b = c->b;
+	const char *reply_to = frame_get(f, "reply-to");
+	char err[320], who[160];
+	struct cmd_reply r;
+	struct sbuf line;
+
+	if (!auth_allow(b, c, AUTHZ_ADMIN, NULL, err, sizeof err)) {
+		conn_close(c, receipt, "%s: %s", name, err);
+		return;
+	}
+	if (memchr(f->body, 0, f->body_len)) {
+		conn_close(c, receipt, "%s: the arguments in the body contain a NUL byte", name);
+		return;
+	}
+	sbuf_init(&line);
+	cmdline_quote(&line, name + strlen("/command/"));
+	sbuf_addc(&line, ' ');
+	sbuf_add(&line, f->body, f->body_len);
+	snprintf(who, sizeof who, CONN_FMT, CONN_ARGS(c));
+	{
+		struct cmd_ctx ctx = { b, true, who };
+		cmd_reply_init(&r);
+		cmd_exec_line(&ctx, line.buf, &r);
+	}
+	sbuf_fini(&line);
+	if (r.stream)
+		cmd_fail(&r, CMD_BAD_ARG, "events: subscribe to /command/events to receive events");
+	if (reply_to && *reply_to) {
+		struct dest *d = dest_get(c->vhost, reply_to, err, sizeof err);
+		const char *corr = frame_get(f, "correlation-id");
+		if (d) {
+			struct sbuf json, hdrs;
+			char st[16];
+			struct msg *m;
+			uint64_t seq = 0;
+			sbuf_init(&json);
+			sbuf_init(&hdrs);
+			cmd_reply_json(&r, &json);
+			snprintf(st, sizeof st, "%d", r.status);
+			/* header lines in the 1.2 encoding messages keep */
+			{
+				char tmp[1200];
+				size_t n = frame_escape(tmp, r.message, strlen(r.message), STOMP_1_2);
+				sbuf_printf(&hdrs, "status:%s\n", st);
+				sbuf_adds(&hdrs, "message:");
+				sbuf_add(&hdrs, tmp, n);
+				sbuf_adds(&hdrs, "\ncontent-type:application/json\n");
+				if (corr) {
+					n = frame_escape(tmp, corr, MIN(strlen(corr), 500), STOMP_1_2);
+					sbuf_adds(&hdrs, "correlation-id:");
+					sbuf_add(&hdrs, tmp, n);
+					sbuf_addc(&hdrs, '\n');
+				}
+			}
+			m = msg_from_parts(broker_next_msg_id(b), reply_to, hdrs.buf, hdrs.len, json.buf, json.len);
+			m->timestamp = wall_ms();
+			dest_send(d, m, &seq, err, sizeof err);
+			msg_unref(m);
+			sbuf_fini(&json);
+			sbuf_fini(&hdrs);
+		}
+	}
+	if (receipt && c->state == CONN_OPEN) {
+		struct evbuffer *out = conn_output(c);
+		char status[16];
+		snprintf(status, sizeof status, "%d", r.status);
+		frame_put_cmd(out, CMD_RECEIPT);
+		frame_put_header(out, c->version, "receipt-id", receipt);
+		frame_put_header(out, c->version, "status", status);
+		frame_put_header(out, c->version, "message", r.message);
+		frame_put_body(out, NULL, 0, false);
+		c->frames_out++;
+		b->stats.frames_out++;
+		b->stats.receipts++;
+		conn_wrote(c);
+	}
+	if (r.shutdown)
+		event_base_once(b->base, -1, EV_TIMEOUT, deferred_shutdown, b, NULL);
+	cmd_reply_fini(&r);
 }
 
 static void handle_send(struct conn *c, struct frame *f, const char *receipt)
@@ -330,7 +420,11 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 		return;
 	}
 	if (config_dest_type(&b->cfg, name, NULL) == DEST_COMMAND) {
-		handle_command_dest(c, f, name, receipt);
+		if (t) {
+			conn_close(c, receipt, "%s: admin commands cannot be part of a transaction", name);
+			return;
+		}
+		handle_command_send(c, f, name, receipt);
 		return;
 	}
 	if (!auth_allow(b, c, AUTHZ_SEND, name, err, sizeof err)) {
@@ -513,7 +607,17 @@ static void handle_subscribe(struct conn *c, struct frame *f, const char *receip
 		return;
 	}
 	if (type == DEST_COMMAND) {
-		handle_command_dest(c, f, name, receipt);
+		if (d != b->events_dest) {
+			conn_close(c, receipt, "cannot subscribe to %s: of the command destinations only %s can be "
+			           "subscribed to", name, b->events_dest->name);
+			return;
+		}
+		if (!auth_allow(b, c, AUTHZ_ADMIN, NULL, err, sizeof err)) {
+			conn_close(c, receipt, "%s: %s", name, err);
+			return;
+		}
+		conn_receipt(c, receipt, 0);
+		sub_new(c, d, id, &o);
 		return;
 	}
 	if (!auth_allow(b, c, AUTHZ_SUBSCRIBE, name, err, sizeof err)) {

@@ -1,0 +1,62 @@
+/* cmd_table.h: every admin command, once. The broker builds its
+ * dispatcher from this table, mqsh its help and tab completion, and
+ * docs/control.md its command list. Include it after defining
+ *
+ *   CMD(name, usage, help, min_args, max_args, flags, complete, handler)
+ *
+ * min_args/max_args count the words after the command name (-1: any);
+ * the dispatcher checks them and the permission flags, so handlers never
+ * do. `complete` says what each argument position completes to, space
+ * separated: kind (queue|topic|pubsub), dest, queue, pubsub, client,
+ * listing (what `list` takes), command, or - for nothing. */
+
+#ifndef CMD
+#error "define CMD(name, usage, help, min, max, flags, complete, handler) before including cmd_table.h"
+#endif
+
+CMD("help", "help [COMMAND]",
+    "List the commands, or show one command's usage and help.",
+    0, 1, CMD_READ, "command", cmd_help)
+CMD("list", "list [destinations|queues|topics|pubsubs|clients|subscriptions]",
+    "List destinations (the default), one kind of them, clients or subscriptions.",
+    0, 1, CMD_READ, "listing", cmd_list)
+CMD("show", "show NAME | show client ID",
+    "Show one destination (depth, unacknowledged, consumers, rates, children) or one client.",
+    1, 2, CMD_READ, "dest client", cmd_show)
+CMD("stats", "stats",
+    "Broker-wide figures: connections, messages in and out per second, memory, uptime.",
+    0, 0, CMD_READ, "", cmd_stats)
+CMD("create", "create queue|topic|pubsub NAME [persistent] [max-length=N] [max-bytes=SIZE] "
+              "[overflow=drop-oldest|reject] [ttl=DURATION] [max-deliveries=N] [dead-letter=DEST|none] [vhost=V]",
+    "Create a destination, or update a queue's options. Queue options apply to queues only.",
+    2, 10, CMD_WRITE, "kind - -", cmd_create)
+CMD("delete", "delete NAME [force] [vhost=V]",
+    "Delete a destination and everything it holds; with subscribers only with 'force' (they are disconnected).",
+    1, 3, CMD_WRITE, "dest", cmd_delete)
+CMD("purge", "purge QUEUE [vhost=V]",
+    "Remove every message a queue holds (deliveries in flight are not touched).",
+    1, 2, CMD_WRITE, "queue", cmd_purge)
+CMD("attach", "attach PUBSUB CHILD [vhost=V]",
+    "Make CHILD (created as needed) receive a copy of every later message sent to PUBSUB.",
+    2, 3, CMD_WRITE, "pubsub dest", cmd_attach)
+CMD("detach", "detach PUBSUB CHILD [vhost=V]",
+    "Stop copying PUBSUB's messages to CHILD.",
+    2, 3, CMD_WRITE, "pubsub dest", cmd_detach)
+CMD("pause", "pause QUEUE [vhost=V]",
+    "Stop delivering from a queue; it still accepts messages.",
+    1, 2, CMD_WRITE, "queue", cmd_pause)
+CMD("resume", "resume QUEUE [vhost=V]",
+    "Deliver from a paused queue again.",
+    1, 2, CMD_WRITE, "queue", cmd_resume)
+CMD("disconnect", "disconnect CLIENT [REASON...]",
+    "Close a client connection with an ERROR carrying the reason; its unacknowledged messages go back to their queues.",
+    1, -1, CMD_WRITE, "client", cmd_disconnect)
+CMD("loglevel", "loglevel [0-4]",
+    "Show or set the log level: 0 none, 1 errors, 2 warnings, 3 all, 4 debug.",
+    0, 1, CMD_WRITE, "", cmd_loglevel)
+CMD("shutdown", "shutdown",
+    "Stop the broker gracefully. Refused when it runs as a persistent server (-s).",
+    0, 0, CMD_WRITE | CMD_DANGER, "", cmd_shutdown)
+CMD("events", "events",
+    "Stream broker events (one JSON object per line) until the connection closes.",
+    0, 0, CMD_READ | CMD_STREAM, "", cmd_events)
