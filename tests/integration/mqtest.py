@@ -272,6 +272,42 @@ class Raw:
             pass
 
 
+class Control:
+    """The broker's control socket, spoken directly (mqsh's wire format)."""
+
+    def __init__(self, broker_or_path, timeout=5.0):
+        path = broker_or_path.info["control_socket"] if isinstance(broker_or_path, Broker) else broker_or_path
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.f = self.sock.makefile("rwb")
+
+    def call(self, line):
+        """Runs one command; returns the parsed reply {status, ok, message, data}."""
+        self.f.write(line.encode() + b"\n")
+        self.f.flush()
+        head = self.f.readline()
+        if not head:
+            raise EOFError("control socket closed")
+        status, length = head.split()
+        body = self.f.read(int(length))
+        assert self.f.read(1) == b"\n"
+        reply = json.loads(body)
+        assert reply["status"] == int(status)
+        return reply
+
+    def ok(self, line):
+        r = self.call(line)
+        assert r["ok"], r
+        return r.get("data")
+
+    def event(self):
+        return json.loads(self.f.readline())
+
+    def close(self):
+        self.sock.close()
+
+
 class Recorder(stomp.ConnectionListener):
     def __init__(self):
         self.messages = []

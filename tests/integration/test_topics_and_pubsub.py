@@ -93,10 +93,3 @@ def test_send_to_pubsub_without_children_is_dropped(broker):
     rec.wait_receipt("r")
     assert rec.errors == []
     p.disconnect()
-
-
-def test_command_destination_refused_until_admin(broker):
-    c, rec = client(broker)
-    c.send("/command/list", "")
-    e = rec.wait_error()
-    assert "/command/list" in e.headers["message"]
