@@ -301,6 +301,17 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, before);	/* lingering: discard */
 		return;
 	}
+	{
+		/* A client that sends but never reads would make us hold its
+		 * receipts and replies forever: cut it off at the hard limit. */
+		size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
+		if (pending > b->cfg.max_output_hard) {
+			log_warn(CONN_FMT ": closed: %zu bytes waiting to be written (max_output_hard %llu)",
+			         CONN_ARGS(c), pending, (unsigned long long)b->cfg.max_output_hard);
+			conn_close(c, NULL, "too much output waiting: %zu bytes unread by the client (limit %llu)",
+			           pending, (unsigned long long)b->cfg.max_output_hard);
+		}
+	}
 	while (c->state == CONN_HANDSHAKE || c->state == CONN_OPEN) {
 		enum frame_status st;
 		if (budget-- == 0) {

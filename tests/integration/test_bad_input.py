@@ -211,3 +211,32 @@ def test_slow_consumer_stops_receiving_broker_memory_bounded(make_broker):
             break
     assert got == 301
     p.disconnect()
+
+
+def test_client_that_never_reads_is_cut_off(make_broker):
+    b = make_broker("-o", "max_output_hard=65536", "-o", "max_output=8192")
+    r = Raw(b)
+    r.connect()
+    r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    frame = b"SEND\ndestination:/topic/void\nreceipt:receipt-number-xxxxxxxx\n\n\0"
+    closed = False
+    try:
+        for _ in range(100):
+            r.sock.sendall(frame * 2000)
+    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        closed = True
+    # the broker closed it rather than buffering receipts without bound
+    if not closed:
+        r.sock.settimeout(10)
+        data = b""
+        while True:
+            try:
+                chunk = r.sock.recv(1 << 20)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not chunk:
+                break
+            data += chunk
+        assert b"too much output waiting" in data
+    assert "max_output_hard" in b.read_log()
+    assert_others_served(b)
