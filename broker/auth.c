@@ -64,8 +64,40 @@ int auth_login(struct broker *b, struct conn *c, const char *login, const char *
 	return 0;	/* no users configured: logins are accepted as given */
 }
 
+int auth_check_user(struct broker *b, const char *login, const char *passcode, bool *admin,
+                    char *err, size_t errlen)
+{
+	for (size_t i = 0; i < b->cfg.nusers; i++) {
+		const struct user_cfg *u = &b->cfg.users[i];
+		if (strcmp(u->login, login) != 0)
+			continue;
+		if (!u->passcode || same_secret(u->passcode, passcode ? passcode : "")) {
+			*admin = u->admin;
+			return 0;
+		}
+		snprintf(err, errlen, "authentication failed for login '%s': wrong passcode", login);
+		return -1;
+	}
+	snprintf(err, errlen, "authentication failed: unknown login '%s'", login);
+	return -1;
+}
+
 bool auth_allow(struct broker *b, struct conn *c, enum authz_action action, const char *dest,
                 char *err, size_t errlen)
+{
+	struct principal p = {
+		.login = c->login,
+		.peer = c->peer,
+		.vhost = c->vhost ? c->vhost->name : NULL,
+		.loopback = c->loopback,
+		.authenticated = c->authenticated,
+		.admin = c->admin,
+	};
+	return auth_allow_principal(b, &p, action, dest, err, errlen);
+}
+
+bool auth_allow_principal(struct broker *b, const struct principal *c, enum authz_action action,
+                          const char *dest, char *err, size_t errlen)
 {
 	const char *who = c->login ? c->login : "(anonymous)";
 

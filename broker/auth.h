@@ -18,6 +18,22 @@
 struct broker;
 struct conn;
 
+/* Who is asking, whatever the transport (STOMP connection, HTTP request). */
+struct principal {
+	const char *login;		/* NULL when anonymous */
+	const char *peer;		/* "127.0.0.1:50122" */
+	const char *vhost;
+	bool loopback;
+	bool authenticated;
+	bool admin;			/* a configured user marked admin */
+};
+
+/* Checks a login and passcode against the configured users (HTTP Basic). */
+int auth_check_user(struct broker *b, const char *login, const char *passcode, bool *admin,
+                    char *err, size_t errlen);
+bool auth_allow_principal(struct broker *b, const struct principal *p, enum authz_action action,
+                          const char *dest, char *err, size_t errlen);
+
 /* Checks CONNECT's login/passcode; -1 with the reason on a mismatch. */
 int auth_login(struct broker *b, struct conn *c, const char *login, const char *passcode,
                char *err, size_t errlen);

@@ -19,6 +19,7 @@
 #include "control.h"
 #include "dest.h"
 #include "events.h"
+#include "http.h"
 #include "json.h"
 #include "listener.h"
 #include "log.h"
@@ -419,6 +420,7 @@ void broker_free(struct broker *b)
 		conn_free(c);
 	}
 	listeners_free(b);
+	http_free(b);
 	control_free(b);
 	tls_ctx_free(b->tls);
 	while (strmap_next(&b->vhosts, &it, NULL, &v)) {

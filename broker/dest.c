@@ -134,6 +134,7 @@ static void dest_free(struct dest *d)
 	}
 	pubsub_forget_child(d);
 	free(d->children);
+	strmap_fini(&d->groups);
 	queue_opts_fini(&d->opts);
 	free(d->name);
 	free(d);
@@ -187,6 +188,7 @@ void dest_free_all(struct vhost *vh)
 			free(d->items);
 		}
 		free(d->children);
+		strmap_fini(&d->groups);
 		queue_opts_fini(&d->opts);
 		free(d->name);
 		free(d);

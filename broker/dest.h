@@ -53,6 +53,7 @@ struct dest {
 	uint64_t bytes;			/* body bytes held */
 	uint64_t unacked;		/* deliveries in flight */
 
+	struct strmap groups;		/* topics under -r: client-id -> struct rr_group *, owned */
 	struct dest **children;		/* pubsub: borrowed; owned by the vhost */
 	size_t nchildren;
 

@@ -14,6 +14,7 @@
 #include "broker.h"
 #include "config.h"
 #include "control.h"
+#include "http.h"
 #include "listener.h"
 #include "log.h"
 #include "tls.h"
@@ -273,7 +274,8 @@ int main(int argc, char **argv)
 		if (!b->tls)
 			goto fail;
 	}
-	if (listeners_open(b, err, sizeof err) < 0 || control_open(b, err, sizeof err) < 0)
+	if (listeners_open(b, err, sizeof err) < 0 || control_open(b, err, sizeof err) < 0 ||
+	    http_open(b, err, sizeof err) < 0)
 		goto fail;
 	if (broker_write_connection_file(b, err, sizeof err) < 0)
 		goto fail;

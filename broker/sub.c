@@ -38,6 +38,36 @@ static void insert_by_priority(struct dest *d, struct sub *s)
 	TAILQ_INSERT_TAIL(&d->subs, s, dest_link);
 }
 
+static void join_group(struct dest *d, struct sub *s, const char *client_id)
+{
+	struct rr_group *g = strmap_get(&d->groups, client_id);
+	if (!g) {
+		g = xcalloc(1, sizeof *g);
+		g->client_id = xstrdup(client_id);
+		TAILQ_INIT(&g->members);
+		strmap_put(&d->groups, g->client_id, g);
+	}
+	TAILQ_INSERT_TAIL(&g->members, s, group_link);
+	g->nmembers++;
+	s->group = g;
+}
+
+static void leave_group(struct dest *d, struct sub *s)
+{
+	struct rr_group *g = s->group;
+	if (!g)
+		return;
+	if (g->last == s)
+		g->last = NULL;
+	TAILQ_REMOVE(&g->members, s, group_link);
+	s->group = NULL;
+	if (--g->nmembers == 0) {
+		strmap_del(&d->groups, g->client_id);
+		free(g->client_id);
+		free(g);
+	}
+}
+
 struct sub *sub_new(struct conn *c, struct dest *d, const char *id, const struct sub_opts *o)
 {
 	struct sub *s = xcalloc(1, sizeof *s);
@@ -49,6 +79,8 @@ struct sub *sub_new(struct conn *c, struct dest *d, const char *id, const struct
 	strmap_put(&c->subs, s->id, s);
 	insert_by_priority(d, s);
 	d->nsubs++;
+	if (d->type == DEST_TOPIC && c->client_id && c->b->cfg.round_robin_names)
+		join_group(d, s, c->client_id);
 	if (d->type == DEST_QUEUE)
 		queue_dispatch(d);
 	return s;
@@ -98,6 +130,7 @@ void sub_free(struct sub *s)
 	}
 	if (d->rr == s)
 		d->rr = NULL;
+	leave_group(d, s);
 	TAILQ_REMOVE(&d->subs, s, dest_link);
 	d->nsubs--;
 	strmap_del(&s->conn->subs, s->id);

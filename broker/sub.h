@@ -40,8 +40,19 @@ struct sub_opts {
 	int priority;			/* higher first */
 };
 
+/* -r: subscriptions to one topic from connections sharing a client-id
+ * form a group, and each message goes to one member in turn. */
+struct rr_group {
+	char *client_id;		/* owned; the key in dest->groups */
+	TAILQ_HEAD(, sub) members;
+	int nmembers;
+	struct sub *last;		/* served last */
+};
+
 struct sub {
 	TAILQ_ENTRY(sub) dest_link;	/* dest->subs */
+	TAILQ_ENTRY(sub) group_link;	/* group->members */
+	struct rr_group *group;		/* borrowed; NULL unless -r grouped it */
 	struct conn *conn;		/* borrowed: the connection owns the sub */
 	struct dest *dest;		/* borrowed */
 	char *id;			/* owned; the SUBSCRIBE id header */

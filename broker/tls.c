@@ -47,10 +47,12 @@ int tls_expand_ca_list(const char *list, char sep, char ***files, size_t *n, cha
 	*n = 0;
 	for (char *tok = strtok_r(copy, seps, &save); tok; tok = strtok_r(NULL, seps, &save)) {
 		glob_t g;
+		/* A plain name is checked as a file, so the error says why. */
+		int flags = strpbrk(tok, "*?[") ? 0 : GLOB_NOCHECK;
 		if (!*tok)
 			continue;
-		if (glob(tok, GLOB_NOCHECK, NULL, &g) != 0 || g.gl_pathc == 0) {
-			snprintf(err, errlen, "CA chain '%s' matches no file", tok);
+		if (glob(tok, flags, NULL, &g) != 0 || g.gl_pathc == 0) {
+			snprintf(err, errlen, "CA chain pattern '%s' matches no file", tok);
 			globfree(&g);
 			free(copy);
 			return -1;
@@ -104,7 +106,10 @@ struct tls_ctx *tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, pem, SSL_FILETYPE_PEM) != 1) {
 		ssl_reason(why, sizeof why);
-		snprintf(err, errlen, "cannot load the private key from %s: %s", pem, why);
+		if (strstr(why, "key values mismatch"))
+			snprintf(err, errlen, "the private key in %s does not match its certificate: %s", pem, why);
+		else
+			snprintf(err, errlen, "cannot load the private key from %s: %s", pem, why);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {

@@ -84,7 +84,9 @@ class Broker:
             wait_for(lambda: os.path.exists(self.conn_file) or self.proc.poll() is not None,
                      timeout=20, what="the broker's connection file")
             if self.proc.poll() is not None:
-                raise AssertionError(f"broker exited with {self.proc.returncode}:\n{self.read_log()}")
+                rc, self.proc = self.proc.returncode, None
+                self.log.close()
+                raise AssertionError(f"broker exited with {rc}:\n{self.read_log()}")
             with open(self.conn_file) as f:
                 self.info = json.load(f)
             self.port = self.info["port"]
