@@ -49,9 +49,19 @@ static bool opts_ok(struct mq_session *s, const char *dest, const struct mq_queu
 	}
 	if (o->id && !client_header_ok(s, "SUBSCRIBE", "id", o->id, STOMP_1_0))
 		return false;
-	for (size_t i = 0; i < o->nheaders; i++)
-		if (!client_header_ok(s, "SUBSCRIBE", o->headers[i].name, o->headers[i].value, STOMP_1_0))
+	for (size_t i = 0; i < o->nheaders; i++) {
+		const char *n = o->headers[i].name;
+		if (!client_header_ok(s, "SUBSCRIBE", n, o->headers[i].value, STOMP_1_0))
 			return false;
+		/* A second receipt would settle nothing of ours; the others
+		 * would contradict the options. */
+		if (strcmp(n, "id") == 0 || strcmp(n, "destination") == 0 || strcmp(n, "ack") == 0 ||
+		    strcmp(n, "receipt") == 0) {
+			client_set_err(s, "SUBSCRIBE to %s: header '%s' is written by the library; "
+			               "use the queue options", dest, n);
+			return false;
+		}
+	}
 	return true;
 }
 

@@ -815,6 +815,8 @@ static void destroy(struct mq_session *s)
 	/* Never back to zero: callbacks run below must not free it again. */
 	s->busy++;
 	fail_all_pending(s, "session freed");
+	if (s->bev)
+		bufferevent_free(s->bev);	/* not expected: free closes first */
 	sweep(s);
 	while (s->queues) {
 		struct mq_queue *q = s->queues;

@@ -19,6 +19,7 @@ enum action {
 	ACT_KEEP,		/* mq_message_ref, settle later */
 	ACT_FREE_SESSION,
 	ACT_CLOSE_QUEUE,
+	ACT_ABORT,		/* a consumer that "crashes" mid-stream */
 };
 
 /* What on_message saw, copied out during the callback. */
@@ -73,6 +74,10 @@ static void on_msg(struct mq_session *s, struct mq_message *m, void *arg)
 		break;
 	case ACT_CLOSE_QUEUE:
 		mq_close(mq_message_queue(m));
+		g->m[i].rc = mq_confirm(m);
+		break;
+	case ACT_ABORT:
+		mq_session_abort(s);
 		g->m[i].rc = mq_confirm(m);
 		break;
 	}
@@ -175,6 +180,13 @@ static void test_subscribe_flow_control_headers(void **state)
 	mq_open(x->s, "/queue/in", MQ_READ, &o);
 	fake_expect(x->fake, "SUBSCRIBE\nid:s2\ndestination:/queue/in\nack:client\n"
 	                     "max-unconfirmed-messages:10\nconsumer-priority:7\n\n");
+	/* Headers the library writes cannot be given as extras. */
+	{
+		const struct mq_header dup[] = { { "receipt", "r-1" } };
+		struct mq_queue_opts bad = { .headers = dup, .nheaders = 1 };
+		assert_null(mq_open(x->s, "/queue/other", MQ_READ, &bad));
+		assert_contains(mq_session_error(x->s), "header 'receipt' is written by the library");
+	}
 	/* An id in use is refused. */
 	assert_null(mq_open(x->s, "/queue/other", MQ_READ, &o));
 	assert_contains(mq_session_error(x->s), "subscription id 's2' is already in use");
@@ -597,6 +609,31 @@ static void test_free_session_inside_on_message(void **state)
 	assert_null(x->s);
 }
 
+static void test_abort_inside_on_message(void **state)
+{
+	/* The scenario runner's crashing consumer: abort from on_message with
+	 * more frames in the same read. DISCONNECTED (requested) is reported
+	 * from inside the callback, nothing more is delivered, the message
+	 * cannot be confirmed, and no ACK or DISCONNECT reaches the broker. */
+	struct fx *x = *state;
+	struct got *g = x->data;
+	fx_connect(x, CONNECTED_12);
+	open_read(x, "/queue/crash", MQ_ACK_CLIENT);
+	fake_expect(x->fake, "SUBSCRIBE\nid:sub-1\ndestination:/queue/crash\nack:client\n\n");
+	g->action = ACT_ABORT;
+	fake_send(x->fake, "MESSAGE\nsubscription:sub-1\nmessage-id:c1\nack:c1\ndestination:/queue/crash\n\n1"
+	                   "\0MESSAGE\nsubscription:sub-1\nmessage-id:c2\nack:c2\ndestination:/queue/crash\n\n2");
+	wait_got(x, g, 1);
+	assert_int_equal(x->rec.nevents, 2);
+	assert_int_equal(x->rec.ev[1].type, MQ_EVENT_DISCONNECTED);
+	assert_true(x->rec.ev[1].requested);
+	assert_int_equal(g->m[0].rc, -1);
+	assert_contains(g->m[0].err, "is idle");
+	fake_wait_eof(x->fake);
+	assert_int_equal(evbuffer_get_length(x->fake->rx), 0);
+	assert_int_equal(g->n, 1);
+}
+
 struct bytes_in {
 	struct mq_session *s;
 	uint64_t want;
@@ -727,6 +764,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_unsubscribes_and_drops_later_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_inside_on_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_session_inside_on_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_inside_on_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_message_split_byte_by_byte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_messages_in_one_read, setup, teardown),
 	};

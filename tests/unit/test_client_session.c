@@ -360,6 +360,44 @@ static void test_free_inside_event_callback(void **state)
 	x->s = NULL;	/* freed */
 }
 
+struct restarter {
+	struct rec rec;
+	int restarts;
+};
+
+static void restart_on_close(struct mq_session *s, const struct mq_event *ev, void *arg)
+{
+	struct restarter *r = arg;
+	rec_event_cb(s, ev, &r->rec);
+	if (ev->type == MQ_EVENT_DISCONNECTED && r->restarts++ == 0)
+		assert_int_equal(mq_session_start(s), 0);
+}
+
+static void test_restart_from_disconnected_handler(void **state)
+{
+	/* Reconnecting from inside the DISCONNECTED callback works: a new
+	 * connection, a new CONNECT, and the old socket closed. */
+	struct fx *x = *state;
+	struct restarter r = { 0 };
+	struct rec_event *e;
+	struct mq_stats st;
+	x->o.on_event = restart_on_close;
+	x->o.arg = &r;
+	fx_start(x);
+	fake_send(x->fake, CONNECTED_12);
+	rec_wait_event(x->base, &r.rec, 1);
+	fake_close(x->fake);
+	rec_wait_event(x->base, &r.rec, 2);
+	fake_expect(x->fake, "CONNECT\naccept-version:1.0,1.1,1.2\nhost:127.0.0.1\nheart-beat:0,0\n\n");
+	fake_send(x->fake, CONNECTED_11);
+	e = rec_wait_event(x->base, &r.rec, 3);
+	assert_int_equal(e->type, MQ_EVENT_CONNECTED);
+	assert_int_equal(mq_session_version(x->s), 11);
+	assert_int_equal(x->fake->accepted, 2);
+	mq_session_stats(x->s, &st);
+	assert_int_equal(st.connects, 2);
+}
+
 static void test_drained_event_after_high_water(void **state)
 {
 	/* Past out_high_water, DRAINED comes once the output has drained to
@@ -559,6 +597,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_abort_closes_without_disconnect, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_broker_close_reports_disconnected, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_free_inside_event_callback, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restart_from_disconnected_handler, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_drained_event_after_high_water, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stats_count_frames_and_bytes, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sync_helpers_run_the_loop, fx_setup, fx_teardown),
