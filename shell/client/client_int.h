@@ -154,6 +154,10 @@ struct mq_session {
 	/* receipts */
 	uint64_t next_receipt;
 	struct u64map pending;		/* receipt id -> struct pending */
+	/* Key 0 (never a receipt id) holds this for the session's life: an
+	 * emptied u64map frees its table, and a producer with one post in
+	 * flight would otherwise allocate and free it once per message. */
+	struct pending pend_anchor;
 	struct pending *free_pend;	/* recycled records */
 
 	/* destinations */

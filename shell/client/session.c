@@ -220,18 +220,20 @@ static int cmp_pending(const void *a, const void *b)
 /* Every receipt still awaited fails, in the order they were asked for. */
 static void fail_all_pending(struct mq_session *s, const char *text)
 {
-	struct u64map old = s->pending;
 	struct pending **list;
 	size_t n = 0, it = 0;
+	uint64_t key;
 	void *v;
 
-	if (!old.count)
-		return;
-	u64map_init(&s->pending);
-	list = xmalloc(old.count * sizeof *list);
-	while (u64map_next(&old, &it, NULL, &v))
-		list[n++] = v;
-	u64map_fini(&old);
+	if (s->pending.count <= 1)
+		return;	/* the anchor only */
+	list = xmalloc(s->pending.count * sizeof *list);
+	while (u64map_next(&s->pending, &it, &key, &v))
+		if (key != 0)
+			list[n++] = v;
+	/* Out of the map before any callback runs: they may add receipts. */
+	for (size_t i = 0; i < n; i++)
+		u64map_del(&s->pending, list[i]->id);
 	qsort(list, n, sizeof *list, cmp_pending);
 	for (size_t i = 0; i < n; i++)
 		settle(s, list[i], MQ_ACK_FAILED, text);
@@ -682,6 +684,7 @@ struct mq_session *mq_session_new(struct event_base *base, const struct mq_sessi
 	s->lim.max_header_line = 64 * 1024;
 	frame_init(&s->frame);
 	u64map_init(&s->pending);
+	u64map_put(&s->pending, 0, &s->pend_anchor);
 	strmap_init(&s->subs);
 	s->server = xstrdup("");
 	s->broker_session = xstrdup("");
