@@ -74,6 +74,10 @@ struct mq_queue {
 	 * all in, MESSAGE frames on this id belong to the old subscription. */
 	unsigned unsub_wait;
 	bool stale_deliver;		/* those frames are ack:auto: deliver them */
+	/* Ack mode client: deliveries are numbered, and an ACK or NACK of
+	 * number N settles every earlier one too. */
+	uint64_t delivered;		/* number of the last delivery */
+	uint64_t settled_upto;		/* highest number a cumulative ACK/NACK covered */
 
 	/* "SEND\ndestination:<escaped>\n", built for prefix_ver. */
 	char *send_prefix;
@@ -86,6 +90,7 @@ struct mq_message {
 	struct mq_queue *q;		/* NULL once the queue is swept */
 	uint32_t epoch;			/* s->epoch at delivery */
 	uint32_t gen;			/* q->gen at delivery */
+	uint64_t seq;			/* q->delivered at delivery */
 	enum mq_ack_mode ack_mode;
 	enum stomp_version ver;
 	const char *dest, *sub, *id, *ack;	/* never NULL */

@@ -215,6 +215,13 @@ static int settle_message(struct mq_message *m, enum frame_cmd cmd, const char *
 	}
 	if (tx && !client_header_ok(s, verb, "transaction", tx, m->ver))
 		return -1;
+	if (m->ack_mode == MQ_ACK_CLIENT && m->seq <= m->q->settled_upto) {
+		/* A later message's cumulative ACK or NACK covered it; naming
+		 * it again would be an unknown id to the broker. */
+		canon->settled = true;
+		m->settled = true;
+		return 0;
+	}
 
 	bound = 8 + WB_HDR_BOUND(12, strlen(m->ack)) + WB_HDR_BOUND(10, strlen(m->id)) +
 	        WB_HDR_BOUND(12, strlen(m->sub)) + (tx ? WB_HDR_BOUND(11, strlen(tx)) : 0);
@@ -238,6 +245,8 @@ static int settle_message(struct mq_message *m, enum frame_cmd cmd, const char *
 		s->stats.rejected++;
 	canon->settled = true;
 	m->settled = true;
+	if (m->ack_mode == MQ_ACK_CLIENT && m->seq > m->q->settled_upto)
+		m->q->settled_upto = m->seq;
 	client_check_high_water(s);
 	return 0;
 }

@@ -407,7 +407,9 @@ struct mq_queue *mq_message_queue(const struct mq_message *m);
 /* Confirms the message: ACK with the right ids for the version (1.2:
  * id = the ack header; 1.1: message-id and subscription; 1.0:
  * message-id). In ack mode client this confirms every earlier message of
- * the subscription too. In ack mode auto nothing is sent and 0 returned.
+ * the subscription too, and confirming or rejecting one of those later
+ * sends nothing and returns 0 (the broker no longer knows its id). In ack
+ * mode auto nothing is sent and 0 returned.
  * Returns -1 (reason in mq_session_error) when the message was already
  * confirmed or rejected, its connection or subscription is gone (closed,
  * reconfigured, reconnected), or its session was freed. */

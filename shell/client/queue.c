@@ -353,6 +353,7 @@ void client_deliver(struct mq_session *s, struct frame *f)
 	m->q = q;
 	m->epoch = s->epoch;
 	m->gen = q->gen;
+	m->seq = ++q->delivered;
 	m->ack_mode = stale ? MQ_ACK_AUTO : q->ack;
 	m->ver = s->version;
 	client_message_fill(m, f->hdrs, f->nhdrs);

@@ -388,6 +388,32 @@ static void test_confirm_twice_and_auto_mode(void **state)
 	fake_expect_nothing(x->fake, 50);
 }
 
+static void test_client_mode_confirm_is_cumulative(void **state)
+{
+	/* Ack mode client: confirming the third message covers the first
+	 * two, so settling them afterwards sends nothing (the broker would
+	 * answer an unknown id with an ERROR); a fourth still needs its ACK. */
+	struct fx *x = *state;
+	struct got *g = x->data;
+	fx_connect(x, CONNECTED_12);
+	open_read(x, "/queue/cum", MQ_ACK_CLIENT);
+	fake_expect(x->fake, "SUBSCRIBE\nid:sub-1\ndestination:/queue/cum\nack:client\n\n");
+	g->action = ACT_KEEP;
+	fake_send(x->fake, "MESSAGE\nsubscription:sub-1\nmessage-id:u1\nack:u1\ndestination:/queue/cum\n\n1"
+	                   "\0MESSAGE\nsubscription:sub-1\nmessage-id:u2\nack:u2\ndestination:/queue/cum\n\n2"
+	                   "\0MESSAGE\nsubscription:sub-1\nmessage-id:u3\nack:u3\ndestination:/queue/cum\n\n3"
+	                   "\0MESSAGE\nsubscription:sub-1\nmessage-id:u4\nack:u4\ndestination:/queue/cum\n\n4");
+	wait_got(x, g, 4);
+	assert_int_equal(mq_confirm(g->kept[2]), 0);
+	fake_expect(x->fake, "ACK\nid:u3\n\n");
+	assert_int_equal(mq_confirm(g->kept[0]), 0);
+	assert_int_equal(mq_reject(g->kept[1]), 0);
+	fake_expect_nothing(x->fake, 50);
+	assert_int_equal(mq_confirm(g->kept[0]), -1);	/* settled is settled */
+	assert_int_equal(mq_confirm(g->kept[3]), 0);
+	fake_expect(x->fake, "ACK\nid:u4\n\n");
+}
+
 static void test_message_ref_kept_beyond_callback(void **state)
 {
 	/* A kept message stays readable after its callback, while later
@@ -755,6 +781,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_message_without_subscription_header_under_10, setup, teardown),
 		cmocka_unit_test(test_confirm_and_reject_per_version),
 		cmocka_unit_test_setup_teardown(test_confirm_twice_and_auto_mode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_mode_confirm_is_cumulative, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_message_ref_kept_beyond_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_message_outlives_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_confirm_after_reconnect_refused, setup, teardown),
