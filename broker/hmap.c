@@ -135,8 +135,6 @@ void *strmap_del(struct strmap *m, const char *key)
 	m->slots[i].key = NULL;
 	m->slots[i].val = NULL;
 	m->count--;
-	if (m->count == 0)
-		strmap_fini(m);
 	return val;
 }
 
@@ -255,8 +253,6 @@ void *u64map_del(struct u64map *m, uint64_t key)
 	m->slots[i].key = 0;
 	m->slots[i].val = NULL;
 	m->count--;
-	if (m->count == 0)
-		u64map_fini(m);
 	return val;
 }
 

@@ -3,8 +3,9 @@
  * strmap maps a NUL-terminated string to a pointer; u64map maps a 64-bit
  * integer to a pointer. Both use linear probing with backward-shift
  * deletion, so there are no tombstones and lookups stay short after many
- * deletes. An empty map allocates nothing, which keeps idle connections
- * cheap: a connection's maps cost memory only once it uses them.
+ * deletes. A map allocates nothing until its first insert, which keeps idle
+ * connections cheap; once used it keeps its table (until _fini), so that a
+ * map swinging between zero and one entry does not allocate every time.
  *
  * Keys of a strmap are borrowed: the caller keeps the key string alive for
  * as long as the entry exists (usually the value owns it). */
