@@ -169,6 +169,70 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(b->base, NULL);
 }
 
+static void sweep_queues(struct broker *b)
+{
+	uint64_t now = wall_ms();
+	size_t vit = 0;
+	void *vv;
+	while (strmap_next(&b->vhosts, &vit, NULL, &vv)) {
+		struct vhost *vh = vv;
+		size_t it = 0;
+		void *v;
+		while (strmap_next(&vh->dests, &it, NULL, &v)) {
+			struct dest *d = v;
+			if (d->type == DEST_QUEUE && d->count)
+				queue_sweep(d, now);
+		}
+	}
+}
+
+static void mem_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+	struct conn *c;
+	uint64_t live = msg_live_bytes();
+	(void)fd;
+	(void)what;
+	if (live > b->mem_high / 10 * 9) {
+		struct timeval again = { 0, 20000 };
+		evtimer_add(b->mem_ev, &again);
+		return;
+	}
+	b->mem_blocked = false;
+	log_warn("message memory back to %" PRIu64 " bytes (high-watermark %" PRIu64 "): reading from producers again",
+	         live, b->mem_high);
+	broker_event(b, "memory-ok", NULL);
+	TAILQ_FOREACH(c, &b->conns, link)
+		conn_pause_reading(c, false);
+}
+
+bool broker_memory_blocked(struct broker *b)
+{
+	uint64_t live;
+	if (b->mem_blocked)
+		return true;
+	live = msg_live_bytes();
+	if (live <= b->mem_high)
+		return false;
+	b->mem_blocked = true;
+	log_warn("message memory at %" PRIu64 " bytes, over the high-watermark %" PRIu64
+	         ": producers are slowed while consumers drain", live, b->mem_high);
+	broker_event(b, "memory-high", NULL);
+	{
+		struct timeval soon = { 0, 20000 };
+		evtimer_add(b->mem_ev, &soon);
+	}
+	return true;
+}
+
+static uint64_t default_watermark(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || size <= 0)
+		return 1ULL << 30;
+	return (uint64_t)pages * (uint64_t)size / 10 * 4;	/* 40%, as RabbitMQ does */
+}
+
 static void update_rates(struct broker *b, double secs)
 {
 	size_t vit = 0;
@@ -201,6 +265,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	b->last_tick_ms = now;
 	if (secs > 0)
 		update_rates(b, secs);
+	sweep_queues(b);
 	if (b->cfg.idle_timeout_s && !b->cfg.persistent_server && !b->shutting_down &&
 	    now - b->last_activity_ms >= (uint64_t)b->cfg.idle_timeout_s * 1000) {
 		log_info("no network activity for %d seconds (-t): shutting down", b->cfg.idle_timeout_s);
@@ -326,6 +391,8 @@ struct broker *broker_new(struct config *cfg, struct router *router, char *err, 
 		goto fail;
 	}
 	b->reap_ev = event_new(b->base, -1, 0, reap_cb, b);
+	b->mem_ev = evtimer_new(b->base, mem_check_cb, b);
+	b->mem_high = b->cfg.memory_high_watermark ? b->cfg.memory_high_watermark : default_watermark();
 	b->tick_ev = event_new(b->base, -1, EV_PERSIST, tick_cb, b);
 	{
 		struct timeval one = { 1, 0 };
@@ -437,6 +504,8 @@ void broker_free(struct broker *b)
 	u64map_fini(&b->conns_by_id);
 	if (b->reap_ev)
 		event_free(b->reap_ev);
+	if (b->mem_ev)
+		event_free(b->mem_ev);
 	if (b->tick_ev)
 		event_free(b->tick_ev);
 	for (size_t i = 0; i < ARRAY_LEN(b->signal_ev); i++)

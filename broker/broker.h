@@ -75,6 +75,12 @@ struct broker {
 	bool shutting_down;
 	char shutdown_reason[128];
 	struct dest *events_dest;	/* /command/events, in the default vhost */
+
+	/* Memory high-watermark: above it, publishing connections are not
+	 * read until message memory falls back under 90% of it. */
+	uint64_t mem_high;		/* bytes of message memory */
+	bool mem_blocked;
+	struct event *mem_ev;		/* polls for the way down while blocked */
 };
 
 /* Sets up the loop, listeners and data directory from cfg (taken over).
@@ -90,6 +96,9 @@ uint64_t broker_next_msg_id(struct broker *b);
 void broker_apply_limits(struct broker *b);
 /* Creates the destinations the configuration lists. */
 int broker_create_configured(struct broker *b, char *err, size_t errlen);
+/* After a SEND: starts blocking producers when over the watermark, and
+ * says whether this connection should stop being read. */
+bool broker_memory_blocked(struct broker *b);
 /* -c: JSON with the addresses, written once the broker listens. */
 int broker_write_connection_file(struct broker *b, char *err, size_t errlen);
 

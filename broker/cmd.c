@@ -343,7 +343,8 @@ static int cmd_help(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 	return ok(r, "%zu commands", n);
 }
 
-static const char *const listings[] = { "destinations", "queues", "topics", "pubsubs", "clients", "subscriptions" };
+static const char *const listings[] = { "destinations", "queues", "topics", "pubsubs", "clients",
+                                         "subscriptions", "durables" };
 
 static int cmd_list(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
 {
@@ -362,7 +363,32 @@ static int cmd_list(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 		}
 	if (!known)
 		return cmd_fail(r, CMD_BAD_ARG, "list: unknown listing '%s' (known: destinations, queues, topics, "
-		                "pubsubs, clients, subscriptions)", what);
+		                "pubsubs, clients, subscriptions, durables)", what);
+	if (strcmp(what, "durables") == 0) {
+		jw_arr_begin(&r->w);
+		while (strmap_next(&b->vhosts, &vit, NULL, &vv)) {
+			struct vhost *vh = vv;
+			size_t it = 0;
+			void *v;
+			while (strmap_next(&vh->dests, &it, NULL, &v)) {
+				const struct dest *d = v;
+				if (!d->durable_topic)
+					continue;
+				jw_obj_begin(&r->w);
+				jw_kstr(&r->w, "name", d->name + strlen("/durable/"));
+				jw_kstr(&r->w, "topic", d->durable_topic);
+				jw_kstr(&r->w, "vhost", vh->name);
+				jw_kuint(&r->w, "depth", d->count);
+				jw_kuint(&r->w, "unacked", d->unacked);
+				jw_kint(&r->w, "consumers", d->nsubs);
+				jw_kbool(&r->w, "active", d->nsubs > 0);
+				jw_obj_end(&r->w);
+				count++;
+			}
+		}
+		jw_arr_end(&r->w);
+		return ok(r, "%zu durable subscription%s", count, count == 1 ? "" : "s");
+	}
 	if (strcmp(what, "clients") == 0) {
 		struct conn *c;
 		jw_arr_begin(&r->w);
@@ -513,6 +539,8 @@ static int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_repl
 	jw_kuint(w, "messages_held", msg_live_count());
 	jw_kuint(w, "message_bytes", msg_live_bytes());
 	jw_kuint(w, "rss_bytes", rss_bytes());
+	jw_kuint(w, "memory_high_watermark", b->mem_high);
+	jw_kbool(w, "memory_alarm", b->mem_blocked);
 	jw_kint(w, "log_level", log_get_level());
 	jw_kbool(w, "persistent_server", b->cfg.persistent_server);
 	jw_obj_end(w);
@@ -684,6 +712,82 @@ static int cmd_disconnect(struct cmd_ctx *ctx, int argc, char **argv, struct cmd
 	conn_close(c, NULL, "disconnected by an administrator%s%s", reason.len ? ": " : "", sbuf_str(&reason));
 	sbuf_fini(&reason);
 	return ok(r, "client %s disconnected", argv[0]);
+}
+
+static int cmd_redrive(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	struct vhost *vh = take_vhost(ctx, &argc, argv, r);
+	struct dest *dlq, *target = NULL;
+	uint64_t moved = 0, kept = 0;
+	char err[256];
+	static const struct msg_edit strip[] = {
+		{ "original-destination", NULL },
+		{ "original-message-id", NULL },
+		{ "dead-letter-reason", NULL },
+		{ "original-delivery-count", NULL },
+	};
+	size_t n;
+
+	if (!vh || !(dlq = need_dest(vh, argv[0], DEST_QUEUE, r)))
+		return r->status;
+	if (argc == 2 && !(target = dest_get(vh, argv[1], err, sizeof err)))
+		return cmd_fail(r, CMD_BAD_ARG, "redrive: %s", err);
+	if (target == dlq)
+		return cmd_fail(r, CMD_BAD_ARG, "redrive: %s is the dead-letter queue itself", dlq->name);
+	/* Take the whole backlog first: sending may route back into dlq. */
+	n = dlq->count;
+	for (size_t i = 0; i < n; i++) {
+		struct qitem it = dlq->items[dlq->head];
+		struct dest *to = target;
+		char origin[1100];
+		dlq->head = (dlq->head + 1) & (dlq->cap - 1);
+		dlq->count--;
+		dlq->bytes -= it.m->body_len;
+		if (!to && msg_header(it.m, "original-destination", origin, sizeof origin))
+			to = dest_get(vh, origin, err, sizeof err);
+		if (!to || to == dlq) {
+			queue_push(dlq, it.m, it.deliveries);	/* back at the tail, unchanged */
+			msg_unref(it.m);
+			kept++;
+			continue;
+		}
+		{
+			struct msg *copy = msg_clone_for(it.m, to->name, strip, ARRAY_LEN(strip));
+			uint64_t seq = 0;
+			copy->id = broker_next_msg_id(ctx->b);
+			queue_acked(dlq, it.m);
+			if (dest_send(to, copy, &seq, err, sizeof err) == SEND_REJECTED) {
+				queue_push(dlq, it.m, it.deliveries);
+				kept++;
+			} else {
+				moved++;
+			}
+			msg_unref(copy);
+			msg_unref(it.m);
+		}
+	}
+	jw_obj_begin(&r->w);
+	jw_kstr(&r->w, "name", dlq->name);
+	jw_kuint(&r->w, "moved", moved);
+	jw_kuint(&r->w, "kept", kept);
+	jw_obj_end(&r->w);
+	return ok(r, "%s: %" PRIu64 " message%s moved back%s", dlq->name, moved, moved == 1 ? "" : "s",
+	          kept ? " (some kept: no origin known or the target refused them)" : "");
+}
+
+static int cmd_unsubscribe(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	struct vhost *vh = take_vhost(ctx, &argc, argv, r);
+	struct dest *d;
+	char err[256];
+	if (!vh)
+		return r->status;
+	d = durable_find(vh, argv[0]);
+	if (!d || !d->durable_topic)
+		return cmd_fail(r, CMD_NOT_FOUND, "no durable subscription named '%s' (see: list durables)", argv[0]);
+	if (dest_delete(d, true, err, sizeof err) < 0)
+		return cmd_fail(r, CMD_CONFLICT, "unsubscribe: %s", err);
+	return ok(r, "durable subscription %s removed", argv[0]);
 }
 
 static int cmd_loglevel(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)

@@ -17,8 +17,8 @@
 CMD("help", "help [COMMAND]",
     "List the commands, or show one command's usage and help.",
     0, 1, CMD_READ, "command", cmd_help)
-CMD("list", "list [destinations|queues|topics|pubsubs|clients|subscriptions]",
-    "List destinations (the default), one kind of them, clients or subscriptions.",
+CMD("list", "list [destinations|queues|topics|pubsubs|clients|subscriptions|durables]",
+    "List destinations (the default), one kind of them, clients, subscriptions or durable subscriptions.",
     0, 1, CMD_READ, "listing", cmd_list)
 CMD("show", "show NAME | show client ID",
     "Show one destination (depth, unacknowledged, consumers, rates, children) or one client.",
@@ -51,6 +51,12 @@ CMD("resume", "resume QUEUE [vhost=V]",
 CMD("disconnect", "disconnect CLIENT [REASON...]",
     "Close a client connection with an ERROR carrying the reason; its unacknowledged messages go back to their queues.",
     1, -1, CMD_WRITE, "client", cmd_disconnect)
+CMD("redrive", "redrive DEAD-LETTER-QUEUE [TARGET] [vhost=V]",
+    "Move every message of a dead-letter queue back to the queue it came from, or to TARGET.",
+    1, 3, CMD_WRITE, "queue dest", cmd_redrive)
+CMD("unsubscribe", "unsubscribe DURABLE [vhost=V]",
+    "Remove a durable topic subscription (as 'list durables' names it) and the messages it holds.",
+    1, 2, CMD_WRITE, "durable", cmd_unsubscribe)
 CMD("loglevel", "loglevel [0-4]",
     "Show or set the log level: 0 none, 1 errors, 2 warnings, 3 all, 4 debug.",
     0, 1, CMD_WRITE, "", cmd_loglevel)

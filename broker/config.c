@@ -474,7 +474,7 @@ enum dest_type config_dest_type(const struct config *c, const char *name, const 
 			return c->rules[i].type;
 		}
 	}
-	if (strncmp(name, "/queue/", 7) == 0)
+	if (strncmp(name, "/queue/", 7) == 0 || strncmp(name, "/temp-queue/", 12) == 0)
 		return DEST_QUEUE;
 	if (strncmp(name, "/pubsub/", 8) == 0)
 		return DEST_PUBSUB;

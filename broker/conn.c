@@ -312,7 +312,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			           pending, (unsigned long long)b->cfg.max_output_hard);
 		}
 	}
-	while (c->state == CONN_HANDSHAKE || c->state == CONN_OPEN) {
+	while ((c->state == CONN_HANDSHAKE || c->state == CONN_OPEN) && !c->read_paused) {
 		enum frame_status st;
 		if (budget-- == 0) {
 			/* Come back after the others had their turn. */
@@ -396,7 +396,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	case CONN_OPEN:
 		break;
 	}
-	if (c->hb_recv_ms) {
+	if (c->hb_recv_ms && !c->read_paused) {
 		uint64_t allowed = (uint64_t)c->hb_recv_ms * (100 + (uint64_t)c->b->cfg.heartbeat_grace_pct) / 100;
 		if (now - c->last_read_ms > allowed) {
 			c->b->stats.heartbeat_timeouts++;
@@ -442,10 +442,16 @@ void conn_pause_reading(struct conn *c, bool pause)
 	if (c->state != CONN_OPEN || c->read_paused == pause)
 		return;
 	c->read_paused = pause;
-	if (pause)
+	if (pause) {
 		bufferevent_disable(c->bev, EV_READ);
-	else
+	} else {
+		/* Its silence was ours: do not count it against heart-beats. */
+		c->last_read_ms = mono_ms();
 		bufferevent_enable(c->bev, EV_READ);
+		/* Frames that arrived while paused are already buffered. */
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+			bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	}
 }
 
 /* ---- receipts ---- */

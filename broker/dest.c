@@ -128,6 +128,8 @@ static void dest_free(struct dest *d)
 	broker_event(d->vhost->broker, "destination-deleted", fields);
 	log_info("vhost %s: %s %s deleted", d->vhost->name, dest_type_name(d->type), d->name);
 	strmap_del(&d->vhost->dests, d->name);
+	if (d->owner)
+		strmap_del(&d->owner->temp_queues, d->name);
 	if (d->type == DEST_QUEUE) {
 		queue_purge(d);
 		free(d->items);
@@ -136,6 +138,7 @@ static void dest_free(struct dest *d)
 	free(d->children);
 	strmap_fini(&d->groups);
 	queue_opts_fini(&d->opts);
+	free(d->durable_topic);
 	free(d->name);
 	free(d);
 }
@@ -162,9 +165,9 @@ int dest_delete(struct dest *d, bool force, char *err, size_t errlen)
 
 void dest_release_if_idle(struct dest *d)
 {
-	if (d->configured || d->nsubs)
+	if (d->configured || d->nsubs || d->nchildren)
 		return;
-	if (d->type == DEST_TOPIC || (d->owner && d->type == DEST_QUEUE))
+	if (d->type == DEST_TOPIC)
 		dest_free(d);
 }
 
@@ -190,6 +193,7 @@ void dest_free_all(struct vhost *vh)
 		free(d->children);
 		strmap_fini(&d->groups);
 		queue_opts_fini(&d->opts);
+		free(d->durable_topic);
 		free(d->name);
 		free(d);
 	}

@@ -42,6 +42,7 @@ struct dest {
 	bool paused;			/* queues: accept, but do not deliver */
 	bool dispatching;		/* queue_dispatch is on the stack: do not re-enter */
 	struct conn *owner;		/* temporary queues: the connection they die with */
+	char *durable_topic;		/* owned; durable subscription queues: the topic they collect */
 	struct queue_opts opts;		/* queues */
 
 	struct sub_list subs;		/* queues: by priority, highest first */
@@ -54,7 +55,8 @@ struct dest {
 	uint64_t unacked;		/* deliveries in flight */
 
 	struct strmap groups;		/* topics under -r: client-id -> struct rr_group *, owned */
-	struct dest **children;		/* pubsub: borrowed; owned by the vhost */
+	struct dest **children;		/* pubsub: child queues; topic: durable subscription
+					 * queues. Borrowed; owned by the vhost */
 	size_t nchildren;
 
 	/* counters; rates are derived by the stats tick from these */
@@ -88,7 +90,7 @@ struct dest *dest_create(struct vhost *vh, const char *name, enum dest_type type
 struct dest *dest_create_builtin(struct vhost *vh, const char *name, enum dest_type type);
 /* Deletes; refuses when it has subscribers unless force. */
 int dest_delete(struct dest *d, bool force, char *err, size_t errlen);
-/* Frees a topic or temporary queue that nobody uses any more. */
+/* Frees a topic that nobody subscribes to any more (unless configured). */
 void dest_release_if_idle(struct dest *d);
 /* Frees every destination of a vhost (shutdown). */
 void dest_free_all(struct vhost *vh);
@@ -112,6 +114,15 @@ uint64_t queue_purge(struct dest *q);
 void queue_return(struct dest *q, struct msg *m, uint32_t deliveries);
 /* An acknowledged delivery: the queue forgets it for good. */
 void queue_acked(struct dest *q, struct msg *m);
+/* Past its expiry (the message's expires header or the queue's ttl)? */
+bool queue_expired(const struct dest *q, const struct msg *m, uint64_t now);
+/* Drops expired messages from the head (the broker's tick calls it). */
+void queue_sweep(struct dest *q, uint64_t now);
+/* Moves m (off q) to q's dead-letter queue with headers saying where it
+ * came from and why; drops it when there is none. explicit_only: only
+ * when the queue names a dead-letter destination itself. */
+void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, const char *reason,
+                       bool explicit_only);
 
 /* ---- topic.c ---- */
 enum send_status topic_publish(struct dest *t, struct msg *m);
@@ -120,7 +131,14 @@ enum send_status topic_publish(struct dest *t, struct msg *m);
 enum send_status pubsub_publish(struct dest *p, struct msg *m, uint64_t *seq, char *err, size_t errlen);
 int pubsub_attach(struct dest *p, struct dest *child, char *err, size_t errlen);
 int pubsub_detach(struct dest *p, struct dest *child, char *err, size_t errlen);
-/* Removes child from every pubsub of its vhost (child deleted). */
+/* Removes child from every pubsub or topic of its vhost (child deleted). */
 void pubsub_forget_child(struct dest *child);
+
+/* ---- durable topic subscriptions (topic.c) ---- */
+/* The queue that collects `topic`'s messages for durable subscription
+ * `key` (client-id:name), created and attached as needed. A durable name
+ * reused for another topic moves there, its backlog purged. */
+struct dest *durable_get(struct dest *topic, const char *key, char *err, size_t errlen);
+struct dest *durable_find(struct vhost *vh, const char *key);
 
 #endif

@@ -93,7 +93,7 @@ void pubsub_forget_child(struct dest *child)
 	void *v;
 	while (strmap_next(&child->vhost->dests, &it, NULL, &v)) {
 		struct dest *p = v;
-		for (size_t i = 0; p->type == DEST_PUBSUB && i < p->nchildren; i++) {
+		for (size_t i = 0; i < p->nchildren; i++) {
 			if (p->children[i] == child) {
 				memmove(&p->children[i], &p->children[i + 1],
 				        (p->nchildren - i - 1) * sizeof *p->children);

@@ -6,6 +6,7 @@
  * subscriber with room, round-robin among equals. */
 #include "dest.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,24 +48,110 @@ static void maybe_shrink(struct dest *q)
 	}
 }
 
-static void drop_head_for_room(struct dest *q, size_t incoming)
+/* Where q's dead letters go, or NULL to drop them. Messages past their
+ * delivery limit go to the default /queue/DLQ.<name> unless told
+ * otherwise; expired and overflowing ones only when a dead-letter
+ * destination is set explicitly, so that a bounded queue does not grow an
+ * unbounded twin by default. */
+static const char *dlq_name(const struct dest *q, bool explicit_only, char *buf, size_t len)
+{
+	const char *dl = q->opts.dead_letter;
+	if (dl)
+		return *dl && strcmp(dl, q->name) != 0 ? dl : NULL;
+	if (explicit_only || strncmp(q->name, "/queue/DLQ.", 11) == 0)
+		return NULL;
+	snprintf(buf, len, "/queue/DLQ.%s",
+	         strncmp(q->name, "/queue/", 7) == 0 ? q->name + 7 : q->name + (q->name[0] == '/'));
+	return buf;
+}
+
+void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, const char *reason,
+                       bool explicit_only)
 {
 	struct broker *b = q->vhost->broker;
+	char buf[1200], err[256], idbuf[24], count[24];
+	const char *name = dlq_name(q, explicit_only, buf, sizeof buf);
+	struct dest *dlq;
+
+	queue_acked(q, m);	/* gone from this queue either way */
+	if (!name || !(dlq = dest_get(q->vhost, name, err, sizeof err)) || dlq == q) {
+		q->dropped++;
+		b->stats.dropped++;
+		return;
+	}
+	u64_to_dec(m->id, idbuf);
+	u64_to_dec(deliveries, count);
+	{
+		/* A copy with a new id: the original may still sit in other
+		 * queues (pubsub), and the headers say where it came from. */
+		const struct msg_edit edits[] = {
+			{ "original-destination", q->name },
+			{ "original-message-id", idbuf },
+			{ "dead-letter-reason", reason },
+			{ "original-delivery-count", count },
+		};
+		struct msg *copy = msg_clone_for(m, name, edits, ARRAY_LEN(edits));
+		uint64_t seq = 0;
+		copy->id = broker_next_msg_id(b);
+		if (dest_send(dlq, copy, &seq, err, sizeof err) == SEND_OK) {
+			q->dead_lettered++;
+			b->stats.dead_lettered++;
+		} else {
+			q->dropped++;
+			b->stats.dropped++;
+		}
+		msg_unref(copy);
+	}
+}
+
+bool queue_expired(const struct dest *q, const struct msg *m, uint64_t now)
+{
+	if (m->expires && m->expires <= now)
+		return true;
+	return q->opts.ttl_ms && m->timestamp + q->opts.ttl_ms <= now;
+}
+
+static void expire(struct dest *q, struct msg *m, uint32_t deliveries)
+{
+	q->expired++;
+	q->vhost->broker->stats.expired++;
+	queue_dead_letter(q, m, deliveries, "expired", true);
+}
+
+static void drop_head_for_room(struct dest *q, size_t incoming)
+{
 	while (q->count && ((q->opts.max_length && q->count >= q->opts.max_length) ||
 	                    (q->opts.max_bytes && q->bytes + incoming > q->opts.max_bytes))) {
 		struct qitem it = q->items[q->head];
 		q->head = (q->head + 1) & (q->cap - 1);
 		q->count--;
 		q->bytes -= it.m->body_len;
-		q->dropped++;
-		b->stats.dropped++;
-		queue_acked(q, it.m);
+		queue_dead_letter(q, it.m, it.deliveries, "overflow", true);
 		msg_unref(it.m);
 	}
 }
 
+void queue_sweep(struct dest *q, uint64_t now)
+{
+	/* Only the head: expiry costs nothing for messages at rest, and a
+	 * queue in order of arrival expires from the head in the common case. */
+	while (q->count && queue_expired(q, q->items[q->head].m, now)) {
+		struct qitem it = q->items[q->head];
+		q->head = (q->head + 1) & (q->cap - 1);
+		q->count--;
+		q->bytes -= it.m->body_len;
+		expire(q, it.m, it.deliveries);
+		msg_unref(it.m);
+	}
+	maybe_shrink(q);
+}
+
 void queue_push(struct dest *q, struct msg *m, uint32_t deliveries)
 {
+	if ((m->expires || q->opts.ttl_ms) && queue_expired(q, m, wall_ms())) {
+		expire(q, m, deliveries);
+		return;
+	}
 	if (q->opts.max_length || q->opts.max_bytes)
 		drop_head_for_room(q, m->body_len);
 	if (q->count == q->cap)
@@ -106,7 +193,6 @@ static struct sub *pick(struct dest *q)
 
 void queue_dispatch(struct dest *q)
 {
-	struct broker *b = q->vhost->broker;
 	uint64_t now = 0;
 
 	if (q->paused || q->dispatching || !q->count || !q->nsubs)
@@ -121,13 +207,11 @@ void queue_dispatch(struct dest *q)
 		q->head = (q->head + 1) & (q->cap - 1);
 		q->count--;
 		q->bytes -= it.m->body_len;
-		if (it.m->expires) {
+		if (it.m->expires || q->opts.ttl_ms) {
 			if (!now)
 				now = wall_ms();
-			if (it.m->expires <= now) {
-				q->expired++;
-				b->stats.expired++;
-				queue_acked(q, it.m);
+			if (queue_expired(q, it.m, now)) {
+				expire(q, it.m, it.deliveries);
 				msg_unref(it.m);
 				continue;
 			}
@@ -158,6 +242,13 @@ uint64_t queue_purge(struct dest *q)
 
 void queue_return(struct dest *q, struct msg *m, uint32_t deliveries)
 {
+	if (q->opts.max_deliveries && deliveries >= q->opts.max_deliveries) {
+		char reason[64];
+		snprintf(reason, sizeof reason, "delivered %u times (max-deliveries %u)", deliveries,
+		         q->opts.max_deliveries);
+		queue_dead_letter(q, m, deliveries, reason, false);
+		return;
+	}
 	q->redelivered++;
 	q->vhost->broker->stats.redelivered++;
 	queue_push_front(q, m, deliveries);

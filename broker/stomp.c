@@ -5,6 +5,7 @@
  * faulty frame asked for a receipt. */
 #include "stomp.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +50,8 @@ void stomp_write_message(struct conn *c, struct sub *s, struct msg *m, uint32_t 
 {
 	struct evbuffer *out = conn_output(c);
 	enum stomp_version v = c->version;
-	size_t sid_len = strlen(s->id), dname_len = strlen(s->dest->name);
+	const char *dname = s->shown ? s->shown : s->dest->name;
+	size_t sid_len = strlen(s->id), dname_len = strlen(dname);
 	size_t hlen, total;
 	const char *hdrs = msg_hdrs_for(m, v, &hlen);
 	char idbuf[24], numbuf[24];
@@ -67,7 +69,7 @@ void stomp_write_message(struct conn *c, struct sub *s, struct msg *m, uint32_t 
 	w += 8;
 	w = put_hdr(w, v, "subscription", 12, s->id, sid_len);
 	w = put_hdr(w, v, "message-id", 10, idbuf, idlen);
-	w = put_hdr(w, v, "destination", 11, s->dest->name, dname_len);
+	w = put_hdr(w, v, "destination", 11, dname, dname_len);
 	if (v >= STOMP_1_2 && s->opts.ack != ACK_AUTO)
 		w = put_hdr(w, v, "ack", 3, idbuf, idlen);
 	if (deliveries > 1 || (m->flags & MSG_RECOVERED)) {
@@ -401,6 +403,46 @@ static void handle_command_send(struct conn *c, struct frame *f, const char *nam
 	cmd_reply_fini(&r);
 }
 
+/* ---- temporary queues ----
+ * A connection names its temporary queues /temp-queue/NAME; the broker
+ * knows each as /temp-queue/c<connection id>.NAME, which is what a
+ * reply-to header is rewritten to, so that a responder anywhere can send
+ * there while the requester lives. */
+
+#define TEMP_PREFIX "/temp-queue/"
+
+static bool is_global_temp(const char *name)
+{
+	const char *p = name + strlen(TEMP_PREFIX);
+	if (strncmp(name, TEMP_PREFIX, strlen(TEMP_PREFIX)) != 0 || *p != 'c' || !isdigit((unsigned char)p[1]))
+		return false;
+	for (p++; isdigit((unsigned char)*p); p++)
+		;
+	return *p == '.';
+}
+
+static bool is_local_temp(const char *name)
+{
+	return strncmp(name, TEMP_PREFIX, strlen(TEMP_PREFIX)) == 0 && name[strlen(TEMP_PREFIX)] &&
+	       !is_global_temp(name);
+}
+
+/* The connection's own queue for a local temporary name, created as needed. */
+static struct dest *own_temp_queue(struct conn *c, const char *local, char *err, size_t errlen)
+{
+	char global[1200];
+	struct dest *d;
+	snprintf(global, sizeof global, TEMP_PREFIX "c%" PRIu64 ".%s", c->id, local + strlen(TEMP_PREFIX));
+	if ((d = strmap_get(&c->temp_queues, global)))
+		return d;
+	if (!(d = dest_create(c->vhost, global, DEST_QUEUE, NULL, err, errlen)))
+		return NULL;
+	d->owner = c;
+	d->configured = false;
+	strmap_put(&c->temp_queues, d->name, d);
+	return d;
+}
+
 static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 {
 	struct broker *b = c->b;
@@ -431,13 +473,36 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 		conn_close(c, receipt, "%s", err);
 		return;
 	}
-	d = dest_get(c->vhost, name, err, sizeof err);
+	if (is_local_temp(name)) {
+		d = own_temp_queue(c, name, err, sizeof err);
+	} else if (is_global_temp(name)) {
+		/* A reply to a requester that has gone: nobody will read it. */
+		if (!(d = dest_find(c->vhost, name))) {
+			b->stats.dropped++;
+			conn_receipt(c, receipt, 0);
+			return;
+		}
+	} else {
+		d = dest_get(c->vhost, name, err, sizeof err);
+	}
 	if (!d) {
 		conn_close(c, receipt, "cannot send to '%s': %s", name, err);
 		return;
 	}
 
-	m = msg_new(broker_next_msg_id(b), name, f, NULL, 0);
+	{
+		const char *reply_to = frame_get(f, "reply-to");
+		struct msg_edit edit = { "reply-to", NULL };
+		if (reply_to && is_local_temp(reply_to)) {
+			struct dest *tq = own_temp_queue(c, reply_to, err, sizeof err);
+			if (!tq) {
+				conn_close(c, receipt, "cannot create reply queue '%s': %s", reply_to, err);
+				return;
+			}
+			edit.value = tq->name;
+		}
+		m = msg_new(broker_next_msg_id(b), name, f, &edit, edit.value ? 1 : 0);
+	}
 	m->timestamp = wall_ms();
 	if ((v = frame_get(f, "expires")) && *v) {
 		uint64_t exp;
@@ -447,6 +512,18 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 			return;
 		}
 		m->expires = exp;
+	}
+	/* Relative time-to-live, RabbitMQ's way: expiration (or x-message-ttl)
+	 * in milliseconds from now. */
+	if (((v = frame_get(f, "expiration")) || (v = frame_get(f, "x-message-ttl"))) && *v) {
+		uint64_t ttl;
+		if (!parse_u64(v, 0, UINT32_MAX, &ttl)) {
+			msg_unref(m);
+			conn_close(c, receipt, "invalid time-to-live '%s' in SEND frame: expected milliseconds", v);
+			return;
+		}
+		if (!m->expires || m->timestamp + ttl < m->expires)
+			m->expires = m->timestamp + ttl;
 	}
 	if ((v = frame_get(f, "persistent")) && strcmp(v, "true") == 0)
 		m->flags |= MSG_PERSISTENT;
@@ -465,6 +542,9 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 	}
 	msg_unref(m);
 	conn_receipt(c, receipt, seq);
+	/* Over the memory high-watermark: this producer waits, consumers drain. */
+	if (broker_memory_blocked(b))
+		conn_pause_reading(c, true);
 }
 
 /* ---- SUBSCRIBE / UNSUBSCRIBE ---- */
@@ -548,6 +628,25 @@ static int parse_sub_opts(struct conn *c, const struct frame *f, struct sub_opts
 	return 0;
 }
 
+/* A durable topic subscription, by any broker's spelling: ActiveMQ's
+ * activemq.subscriptionName, Artemis's durable-subscription-name, or
+ * RabbitMQ's persistent:true (or durable:true) with the id as the name.
+ * The key scopes the name by client-id (else login). */
+static bool durable_name(struct conn *c, const struct frame *f, const char *id, char *key, size_t len)
+{
+	const char *name = frame_get(f, "activemq.subscriptionName");
+	const char *v;
+	if (!name)
+		name = frame_get(f, "durable-subscription-name");
+	if (!name && (((v = frame_get(f, "persistent")) && strcmp(v, "true") == 0) ||
+	              ((v = frame_get(f, "durable")) && strcmp(v, "true") == 0)))
+		name = id;
+	if (!name || !*name)
+		return false;
+	snprintf(key, len, "%s:%s", c->client_id ? c->client_id : c->login ? c->login : "", name);
+	return true;
+}
+
 static void handle_subscribe(struct conn *c, struct frame *f, const char *receipt)
 {
 	struct broker *b = c->b;
@@ -558,7 +657,7 @@ static void handle_subscribe(struct conn *c, struct frame *f, const char *receip
 	struct sub *s;
 	struct dest *d;
 	enum dest_type type;
-	char err[320];
+	char err[320], durable_key[600];
 
 	if (!name)
 		return;
@@ -587,8 +686,9 @@ static void handle_subscribe(struct conn *c, struct frame *f, const char *receip
 	if ((s = strmap_get(&c->subs, id))) {
 		/* The same id again on the same destination changes flow
 		 * control in place (the client library's configure). */
-		if (strcmp(s->dest->name, name) != 0 || s->opts.ack != o.ack) {
-			conn_close(c, receipt, "subscription id '%s' is already in use for %s", id, s->dest->name);
+		const char *was = s->shown ? s->shown : s->dest->name;
+		if (strcmp(was, name) != 0 || s->opts.ack != o.ack) {
+			conn_close(c, receipt, "subscription id '%s' is already in use for %s", id, was);
 			return;
 		}
 		sub_configure(s, &o);
@@ -602,6 +702,29 @@ static void handle_subscribe(struct conn *c, struct frame *f, const char *receip
 	}
 	d = dest_find(c->vhost, name);
 	type = d ? d->type : config_dest_type(&b->cfg, name, NULL);
+	if (type == DEST_TOPIC && durable_name(c, f, id, durable_key, sizeof durable_key)) {
+		if (!auth_allow(b, c, AUTHZ_SUBSCRIBE, name, err, sizeof err)) {
+			conn_close(c, receipt, "%s", err);
+			return;
+		}
+		if (!(d = dest_get(c->vhost, name, err, sizeof err)) ||
+		    !(d = durable_get(d, durable_key, err, sizeof err))) {
+			conn_close(c, receipt, "cannot subscribe durably to '%s': %s", name, err);
+			return;
+		}
+		conn_receipt(c, receipt, 0);
+		sub_new(c, d, id, &o, name);
+		return;
+	}
+	if (is_local_temp(name)) {
+		if (!(d = own_temp_queue(c, name, err, sizeof err))) {
+			conn_close(c, receipt, "cannot subscribe to '%s': %s", name, err);
+			return;
+		}
+		conn_receipt(c, receipt, 0);
+		sub_new(c, d, id, &o, name);
+		return;
+	}
 	if (type == DEST_PUBSUB) {
 		conn_close(c, receipt, "cannot subscribe to pubsub %s: subscribe to one of its child queues", name);
 		return;
@@ -617,7 +740,7 @@ static void handle_subscribe(struct conn *c, struct frame *f, const char *receip
 			return;
 		}
 		conn_receipt(c, receipt, 0);
-		sub_new(c, d, id, &o);
+		sub_new(c, d, id, &o, NULL);
 		return;
 	}
 	if (!auth_allow(b, c, AUTHZ_SUBSCRIBE, name, err, sizeof err)) {
@@ -630,7 +753,7 @@ static void handle_subscribe(struct conn *c, struct frame *f, const char *receip
 	}
 	/* Receipt first: messages already waiting follow it. */
 	conn_receipt(c, receipt, 0);
-	sub_new(c, d, id, &o);
+	sub_new(c, d, id, &o, NULL);
 }
 
 static void handle_unsubscribe(struct conn *c, struct frame *f, const char *receipt)
@@ -647,7 +770,17 @@ static void handle_unsubscribe(struct conn *c, struct frame *f, const char *rece
 		conn_close(c, receipt, "unknown subscription '%s' in UNSUBSCRIBE frame", id);
 		return;
 	}
-	sub_free(s);
+	{
+		/* UNSUBSCRIBE carrying the durable headers ends the durable
+		 * subscription itself; a plain one only detaches this consumer. */
+		struct dest *d = s->dest;
+		char key[600], err[256];
+		bool end_durable = d->durable_topic && durable_name(c, f, id, key, sizeof key) &&
+		                   durable_find(c->vhost, key) == d;
+		sub_free(s);
+		if (end_durable)
+			dest_delete(d, true, err, sizeof err);
+	}
 	conn_receipt(c, receipt, 0);
 }
 

@@ -68,12 +68,14 @@ static void leave_group(struct dest *d, struct sub *s)
 	}
 }
 
-struct sub *sub_new(struct conn *c, struct dest *d, const char *id, const struct sub_opts *o)
+struct sub *sub_new(struct conn *c, struct dest *d, const char *id, const struct sub_opts *o,
+                    const char *shown)
 {
 	struct sub *s = xcalloc(1, sizeof *s);
 	s->conn = c;
 	s->dest = d;
 	s->id = xstrdup(id);
+	s->shown = shown && strcmp(shown, d->name) != 0 ? xstrdup(shown) : NULL;
 	s->opts = *o;
 	TAILQ_INIT(&s->pending);
 	strmap_put(&c->subs, s->id, s);
@@ -135,6 +137,7 @@ void sub_free(struct sub *s)
 	d->nsubs--;
 	strmap_del(&s->conn->subs, s->id);
 	free(s->id);
+	free(s->shown);
 	free(s);
 	if (d->type == DEST_QUEUE)
 		queue_dispatch(d);

@@ -56,6 +56,9 @@ struct sub {
 	struct conn *conn;		/* borrowed: the connection owns the sub */
 	struct dest *dest;		/* borrowed */
 	char *id;			/* owned; the SUBSCRIBE id header */
+	char *shown;			/* owned; the destination MESSAGE frames name when it is not
+					 * dest->name (a durable subscription's topic, a temporary
+					 * queue's local name); NULL otherwise */
 	struct sub_opts opts;
 	uint32_t unacked;
 	uint64_t unacked_bytes;
@@ -63,8 +66,10 @@ struct sub {
 	uint64_t delivered;
 };
 
-/* Creates, attaches to the destination and delivers what is waiting. */
-struct sub *sub_new(struct conn *c, struct dest *d, const char *id, const struct sub_opts *o);
+/* Creates, attaches to the destination and delivers what is waiting.
+ * shown: the name MESSAGE frames carry, when not d->name (may be NULL). */
+struct sub *sub_new(struct conn *c, struct dest *d, const char *id, const struct sub_opts *o,
+                    const char *shown);
 /* Detaches and frees. Pending deliveries go back to their queue with
  * `requeue`, and are dropped otherwise (topics). */
 void sub_free(struct sub *s);
