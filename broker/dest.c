@@ -88,6 +88,22 @@ struct dest *dest_get(struct vhost *vh, const char *name, char *err, size_t errl
 	return d;
 }
 
+struct dest *dest_for_send(struct vhost *vh, const char *name, bool *absent_topic, char *err, size_t errlen)
+{
+	struct dest *d = strmap_get(&vh->dests, name);
+	*absent_topic = false;
+	if (d)
+		return d;
+	/* A topic exists only while someone subscribes: sending to one that
+	 * does not exist drops the message instead of leaving a destination
+	 * behind for every name ever used. */
+	if (dest_name_ok(name, err, errlen) && config_dest_type(&vh->broker->cfg, name, NULL) == DEST_TOPIC) {
+		*absent_topic = true;
+		return NULL;
+	}
+	return dest_get(vh, name, err, errlen);
+}
+
 struct dest *dest_create_builtin(struct vhost *vh, const char *name, enum dest_type type)
 {
 	struct dest *d = dest_alloc(vh, name, type, NULL);

@@ -81,6 +81,10 @@ struct dest *dest_find(struct vhost *vh, const char *name);
 /* Finds or creates (by the type rules). Never NULL for a valid name;
  * NULL with err for a name that is not acceptable. */
 struct dest *dest_get(struct vhost *vh, const char *name, char *err, size_t errlen);
+/* Where a SEND goes: found or created, except a topic nobody subscribes
+ * to, which is not created (*absent_topic is set and NULL returned: the
+ * message is dropped and counted). NULL with err for a bad name. */
+struct dest *dest_for_send(struct vhost *vh, const char *name, bool *absent_topic, char *err, size_t errlen);
 /* Creates explicitly (configuration, admin). -1 if it exists with another
  * type or the name is bad. An existing destination of the same type is
  * marked configured and its options updated. */

@@ -206,7 +206,23 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 		send_error(req, 403, "%s", err);
 		return;
 	}
-	if (!(d = dest_get(b->default_vhost, dest_name, err, sizeof err))) {
+	{
+		bool absent_topic;
+		d = dest_for_send(b->default_vhost, dest_name, &absent_topic, err, sizeof err);
+		if (absent_topic) {
+			struct sbuf out;
+			b->stats.messages_in++;
+			b->stats.dropped++;
+			sbuf_init(&out);
+			sbuf_printf(&out, "{\"destination\":");
+			json_quote(&out, dest_name, strlen(dest_name));
+			sbuf_adds(&out, ",\"status\":\"dropped\"}");
+			send_json(req, 201, &out);
+			sbuf_fini(&out);
+			return;
+		}
+	}
+	if (!d) {
 		send_error(req, 400, "cannot publish to '%s': %s", dest_name, err);
 		return;
 	}

@@ -483,7 +483,15 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 			return;
 		}
 	} else {
-		d = dest_get(c->vhost, name, err, sizeof err);
+		bool absent_topic;
+		d = dest_for_send(c->vhost, name, &absent_topic, err, sizeof err);
+		if (absent_topic) {
+			c->messages_in++;
+			b->stats.messages_in++;
+			b->stats.dropped++;
+			conn_receipt(c, receipt, 0);
+			return;
+		}
 	}
 	if (!d) {
 		conn_close(c, receipt, "cannot send to '%s': %s", name, err);

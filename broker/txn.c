@@ -129,13 +129,19 @@ int txn_commit(struct conn *c, struct txn *t, const char *receipt, uint64_t *seq
 			struct dest *dests[op->ndests ? op->ndests : 1];
 			char err[320];
 			size_t j;
+			size_t n = 0;
 			for (j = 0; j < op->ndests; j++) {
-				if (!(dests[j] = dest_get(c->vhost, op->dests[j], err, sizeof err))) {
+				bool absent_topic;
+				if ((dests[n] = dest_for_send(c->vhost, op->dests[j], &absent_topic, err, sizeof err))) {
+					n++;
+				} else if (absent_topic) {
+					c->b->stats.dropped++;
+				} else {
 					conn_close(c, receipt, "cannot send to '%s' in COMMIT: %s", op->dests[j], err);
 					break;
 				}
 			}
-			if (j < op->ndests || stomp_deliver(c, op->m, dests, op->ndests, receipt, seq) < 0) {
+			if (j < op->ndests || stomp_deliver(c, op->m, dests, n, receipt, seq) < 0) {
 				rc = -1;
 				break;
 			}

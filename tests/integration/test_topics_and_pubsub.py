@@ -93,3 +93,17 @@ def test_send_to_pubsub_without_children_is_dropped(broker):
     rec.wait_receipt("r")
     assert rec.errors == []
     p.disconnect()
+
+
+def test_sending_to_unused_topics_leaves_nothing_behind(broker):
+    # regression: every SEND to a new topic name used to create a
+    # destination that was never freed
+    from mqtest import Control
+    p, rec = client(broker)
+    for i in range(200):
+        p.send(f"/topic/unused-{i}", "x")
+    p.send("/topic/unused-last", "x", receipt="r")
+    rec.wait_receipt("r")
+    assert Control(broker).ok("list topics") == []
+    assert Control(broker).ok("stats")["dropped"] == 201
+    p.disconnect()
