@@ -180,7 +180,7 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 	struct evbuffer *body = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(body);
 	struct principal p;
-	char login[256], peer[128], err[512];
+	char login[520], peer[128], err[512];
 	struct sbuf hdrs, json;
 	struct jw w;
 	bool persistent = false;
@@ -267,7 +267,7 @@ static void api(struct http_server *hs, struct evhttp_request *req, const char *
 	const struct cmd_info *info;
 	char name[64];
 	size_t n = strcspn(rest, "/");
-	char login[256], peer[128], err[512];
+	char login[520], peer[128], err[512];
 	struct principal p;
 
 	if (n == 0 || n >= sizeof name) {
