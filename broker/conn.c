@@ -24,7 +24,7 @@
 #include "util.h"
 
 /* Frames handled per read callback before yielding to other connections. */
-#define FRAMES_PER_TURN 64
+#define FRAMES_PER_TURN 512
 /* How long a closing connection may take to read its ERROR. */
 #define CLOSE_GRACE_MS 2000
 /* How long a new connection may take to send CONNECT. */
