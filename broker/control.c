@@ -16,7 +16,12 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "auth.h"
 #include "broker.h"
+#include "cmdline.h"
 #include "cmd.h"
 #include "log.h"
 #include "util.h"
@@ -29,14 +34,20 @@ struct ctl_client {
 	TAILQ_ENTRY(ctl_client) link;
 	struct control *ctl;
 	struct bufferevent *bev;	/* owned */
+	bool tcp;			/* the admin port: must log in first */
+	bool authed;			/* logged in as an admin (always true on the Unix socket) */
+	char who[160];			/* for the log */
 	bool streaming;			/* ran `events` */
 	bool closing;			/* close once the output drained */
 	bool shutdown_after;		/* ran `shutdown`: stop the broker once the reply is out */
+	int failures;			/* failed logins on the admin port */
 };
 
 struct control {
 	struct broker *b;
 	struct evconnlistener *lev;	/* owned */
+	struct evconnlistener *tcp;	/* owned; the admin port, or NULL */
+	int tcp_port;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	TAILQ_HEAD(, ctl_client) clients;
 	int nstreaming;
@@ -84,6 +95,43 @@ static void reply(struct ctl_client *cc, struct cmd_reply *r)
 	sbuf_fini(&json);
 }
 
+/* The admin port's first line: login USER PASSCODE, for a user the
+ * security rules call admin. Three wrong tries close the connection. */
+static void login(struct ctl_client *cc, const char *line, struct cmd_reply *r)
+{
+	struct broker *b = cc->ctl->b;
+	char **argv, err[256];
+	int argc = cmdline_split(line, &argv, err, sizeof err);
+	bool admin = false;
+	if (argc < 0) {
+		cmd_fail(r, CMD_SYNTAX, "%s", err);
+		return;
+	}
+	if (argc != 3 || strcmp(argv[0], "login") != 0) {
+		cmd_fail(r, CMD_FORBIDDEN, "log in first: login USER PASSCODE");
+	} else if (auth_check_user(b, argv[1], argv[2], &admin, err, sizeof err) < 0) {
+		cmd_fail(r, CMD_FORBIDDEN, "%s", err);
+	} else {
+		struct principal p = { .login = argv[1], .peer = cc->who, .vhost = b->default_vhost->name,
+		                       .authenticated = true, .admin = admin };
+		if (!auth_allow_principal(b, &p, AUTHZ_ADMIN, NULL, err, sizeof err)) {
+			cmd_fail(r, CMD_FORBIDDEN, "%s", err);
+		} else {
+			char who[160];
+			snprintf(who, sizeof who, "admin port %.80s login=%.60s", cc->who, argv[1]);
+			snprintf(cc->who, sizeof cc->who, "%s", who);
+			cc->authed = true;
+			r->status = CMD_OK;
+			snprintf(r->message, sizeof r->message, "logged in as %s", argv[1]);
+		}
+	}
+	if (!cc->authed && ++cc->failures >= 3) {
+		cc->closing = true;
+		bufferevent_disable(cc->bev, EV_READ);
+	}
+	free(argv);
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct ctl_client *cc = arg;
@@ -92,14 +140,17 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	size_t n;
 
 	while (!cc->closing && (line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF))) {
-		struct cmd_ctx ctx = { cc->ctl->b, true, "control socket" };
+		struct cmd_ctx ctx = { cc->ctl->b, true, cc->who };
 		struct cmd_reply r;
 		if (cc->streaming) {
 			free(line);	/* an event stream takes no more commands */
 			continue;
 		}
 		cmd_reply_init(&r);
-		cmd_exec_line(&ctx, line, &r);
+		if (!cc->authed)
+			login(cc, line, &r);
+		else
+			cmd_exec_line(&ctx, line, &r);
 		free(line);
 		reply(cc, &r);
 		if (r.stream && r.status == CMD_OK) {
@@ -132,10 +183,18 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 {
 	struct control *ctl = arg;
 	struct ctl_client *cc = xcalloc(1, sizeof *cc);
-	(void)lev;
-	(void)sa;
 	(void)salen;
 	cc->ctl = ctl;
+	cc->tcp = lev == ctl->tcp;
+	cc->authed = !cc->tcp;
+	if (cc->tcp && sa->sa_family == AF_INET) {
+		char host[INET_ADDRSTRLEN];
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		snprintf(cc->who, sizeof cc->who, "%s:%d", host, ntohs(in->sin_port));
+	} else {
+		snprintf(cc->who, sizeof cc->who, "%s", cc->tcp ? "admin port" : "control socket");
+	}
 	cc->bev = bufferevent_socket_new(ctl->b->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(cc->bev, read_cb, write_cb, event_cb, cc);
 	bufferevent_enable(cc->bev, EV_READ | EV_WRITE);
@@ -155,6 +214,34 @@ static bool socket_alive(const char *path)
 	alive = connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0;
 	close(fd);
 	return alive;
+}
+
+/* The optional TCP admin port: the same protocol, after a login. It binds
+ * where the first plain STOMP listener does. */
+static int open_admin_port(struct broker *b, struct control *ctl, char *err, size_t errlen)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)b->cfg.admin_port) };
+	const char *addr = "0.0.0.0";
+	for (size_t i = 0; i < b->cfg.nlisteners; i++)
+		if (!b->cfg.listeners[i].tls && b->cfg.listeners[i].address && *b->cfg.listeners[i].address) {
+			addr = b->cfg.listeners[i].address;
+			break;
+		}
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+		snprintf(err, errlen, "admin port: '%s' is not an IPv4 address", addr);
+		return -1;
+	}
+	ctl->tcp = evconnlistener_new_bind(b->base, accept_cb, ctl,
+	                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 16,
+	                                   (struct sockaddr *)&sin, sizeof sin);
+	if (!ctl->tcp) {
+		snprintf(err, errlen, "cannot listen for admin commands on %s:%d: %s", addr, b->cfg.admin_port,
+		         strerror(errno));
+		return -1;
+	}
+	ctl->tcp_port = b->cfg.admin_port;
+	log_info("admin port %s:%d (login needed)", addr, b->cfg.admin_port);
+	return 0;
 }
 
 int control_open(struct broker *b, char *err, size_t errlen)
@@ -205,6 +292,8 @@ int control_open(struct broker *b, char *err, size_t errlen)
 	ctl->lev = evconnlistener_new(b->base, accept_cb, ctl, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	b->control = ctl;
 	log_info("control socket %s", path);
+	if (b->cfg.admin_port && open_admin_port(b, ctl, err, errlen) < 0)
+		return -1;
 	return 0;
 }
 
@@ -216,6 +305,10 @@ void control_close(struct broker *b)
 		return;
 	evconnlistener_free(ctl->lev);
 	ctl->lev = NULL;
+	if (ctl->tcp) {
+		evconnlistener_free(ctl->tcp);
+		ctl->tcp = NULL;
+	}
 	unlink(ctl->path);
 	/* Replies already queued still go out; event streams end. */
 	for (cc = TAILQ_FIRST(&ctl->clients); cc; cc = next) {

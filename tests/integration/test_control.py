@@ -291,3 +291,30 @@ def test_subscribe_other_command_destination_refused(broker):
     c.subscribe("/command/stats", id="1")
     e = rec.wait_error()
     assert "only /command/events" in e.headers["message"]
+
+
+def admin_port_call(sock_file, line):
+    import json as _json
+    sock_file.write(line.encode() + b"\n")
+    sock_file.flush()
+    status, length = sock_file.readline().split()
+    body = sock_file.read(int(length))
+    sock_file.read(1)
+    return _json.loads(body)
+
+
+def test_admin_port_requires_login(make_broker):
+    import socket
+    from mqtest import free_port
+    port = free_port()
+    b = make_broker("-o", f"admin_port={port}")
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    f = s.makefile("rwb")
+    r = admin_port_call(f, "stats")
+    assert r["status"] == 403 and "log in first" in r["message"]
+    r = admin_port_call(f, "login root secret")
+    assert r["status"] == 403 and "unknown login 'root'" in r["message"]
+    # the third failure closes the connection
+    admin_port_call(f, "stats")
+    assert f.readline() == b""
+    s.close()
