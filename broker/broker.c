@@ -126,6 +126,14 @@ uint64_t broker_next_msg_id(struct broker *b)
 	return b->next_msg_id++;
 }
 
+uint64_t broker_now_ms(struct broker *b)
+{
+	struct timeval tv;
+	if (event_base_gettimeofday_cached(b->base, &tv) < 0)
+		return wall_ms();
+	return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
 static struct vhost *vhost_new(struct broker *b, const char *name)
 {
 	struct vhost *vh = xcalloc(1, sizeof *vh);

@@ -92,6 +92,8 @@ void broker_free(struct broker *b);
 void broker_shutdown(struct broker *b, const char *reason);
 
 uint64_t broker_next_msg_id(struct broker *b);
+/* Wall clock in ms as of this loop turn: no system call per message. */
+uint64_t broker_now_ms(struct broker *b);
 /* Frame limits from cfg (after a reload too). */
 void broker_apply_limits(struct broker *b);
 /* Creates the destinations the configuration lists. */

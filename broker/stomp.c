@@ -46,37 +46,57 @@ static char *put_hdr(char *w, enum stomp_version v, const char *name, size_t nle
 	return w;
 }
 
+/* The part of every MESSAGE that only depends on the subscription:
+ * built once, escaped for the connection's version. */
+static void build_prefix(struct conn *c, struct sub *s)
+{
+	const char *dname = s->shown ? s->shown : s->dest->name;
+	size_t sid_len = strlen(s->id), dname_len = strlen(dname);
+	char *w = s->prefix = xmalloc(64 + 2 * (sid_len + dname_len));
+	memcpy(w, "MESSAGE\n", 8);
+	w += 8;
+	w = put_hdr(w, c->version, "subscription", 12, s->id, sid_len);
+	w = put_hdr(w, c->version, "destination", 11, dname, dname_len);
+	s->prefix_len = (uint32_t)(w - s->prefix);
+}
+
 void stomp_write_message(struct conn *c, struct sub *s, struct msg *m, uint32_t deliveries)
 {
 	struct evbuffer *out = conn_output(c);
 	enum stomp_version v = c->version;
-	const char *dname = s->shown ? s->shown : s->dest->name;
-	size_t sid_len = strlen(s->id), dname_len = strlen(dname);
-	size_t hlen, total;
+	size_t hlen, total, n;
 	const char *hdrs = msg_hdrs_for(m, v, &hlen);
-	char idbuf[24], numbuf[24];
+	char idbuf[24];
 	size_t idlen = u64_to_dec(m->id, idbuf);
-	/* Fixed part: command, our headers (escaping can double the names),
-	 * content-length, blank line. */
-	size_t head_max = 128 + 2 * (sid_len + dname_len) + 2 * idlen;
 	char stackbuf[2048], *buf, *w;
 	bool inline_body = m->body_len < BODY_BY_REFERENCE;
 
-	total = head_max + hlen + (inline_body ? m->body_len + 1 : 0);
+	if (!s->prefix)
+		build_prefix(c, s);
+	/* prefix, our headers (ids are digits: never escaped), content-length */
+	total = s->prefix_len + 160 + 2 * idlen + hlen + (inline_body ? m->body_len + 1 : 0);
 	buf = total <= sizeof stackbuf ? stackbuf : xmalloc(total);
 	w = buf;
-	memcpy(w, "MESSAGE\n", 8);
-	w += 8;
-	w = put_hdr(w, v, "subscription", 12, s->id, sid_len);
-	w = put_hdr(w, v, "message-id", 10, idbuf, idlen);
-	w = put_hdr(w, v, "destination", 11, dname, dname_len);
-	if (v >= STOMP_1_2 && s->opts.ack != ACK_AUTO)
-		w = put_hdr(w, v, "ack", 3, idbuf, idlen);
+	memcpy(w, s->prefix, s->prefix_len);
+	w += s->prefix_len;
+	memcpy(w, "message-id:", 11);
+	memcpy(w + 11, idbuf, idlen);
+	w += 11 + idlen;
+	*w++ = '\n';
+	if (v >= STOMP_1_2 && s->opts.ack != ACK_AUTO) {
+		memcpy(w, "ack:", 4);
+		memcpy(w + 4, idbuf, idlen);
+		w += 4 + idlen;
+		*w++ = '\n';
+	}
 	if (deliveries > 1 || (m->flags & MSG_RECOVERED)) {
 		memcpy(w, "redelivered:true\n", 17);
 		w += 17;
 	}
-	w = put_hdr(w, v, "delivery-count", 14, numbuf, u64_to_dec(deliveries, numbuf));
+	memcpy(w, "delivery-count:", 15);
+	w += 15;
+	w += u64_to_dec(deliveries, w);
+	*w++ = '\n';
 	memcpy(w, hdrs, hlen);
 	w += hlen;
 	memcpy(w, "content-length:", 15);
@@ -88,21 +108,25 @@ void stomp_write_message(struct conn *c, struct sub *s, struct msg *m, uint32_t 
 		memcpy(w, m->body, m->body_len);
 		w += m->body_len;
 		*w++ = 0;
-		evbuffer_add(out, buf, (size_t)(w - buf));
+		n = (size_t)(w - buf);
+		evbuffer_add(out, buf, n);
 	} else {
-		evbuffer_add(out, buf, (size_t)(w - buf));
+		n = (size_t)(w - buf);
+		evbuffer_add(out, buf, n);
 		/* The output buffer holds a reference until the socket took the
 		 * bytes: no copy of a large body, and no use after free. */
 		msg_ref(m);
 		if (evbuffer_add_reference(out, m->body, m->body_len, msg_unref_cb, m) < 0)
 			msg_unref(m);
 		evbuffer_add(out, "", 1);
+		n += m->body_len + 1;
 	}
 	if (buf != stackbuf)
 		free(buf);
 	c->frames_out++;
 	c->b->stats.frames_out++;
-	c->bytes_out += (size_t)(w - buf) + (inline_body ? 0 : m->body_len + 1);
+	c->bytes_out += n;
+	c->b->stats.bytes_out += n;
 	conn_wrote(c);
 }
 
@@ -511,7 +535,7 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 		}
 		m = msg_new(broker_next_msg_id(b), name, f, &edit, edit.value ? 1 : 0);
 	}
-	m->timestamp = wall_ms();
+	m->timestamp = broker_now_ms(b);
 	if ((v = frame_get(f, "expires")) && *v) {
 		uint64_t exp;
 		if (!parse_u64(v, 0, UINT64_MAX, &exp)) {

@@ -138,6 +138,7 @@ void sub_free(struct sub *s)
 	strmap_del(&s->conn->subs, s->id);
 	free(s->id);
 	free(s->shown);
+	free(s->prefix);
 	free(s);
 	if (d->type == DEST_QUEUE)
 		queue_dispatch(d);

@@ -60,6 +60,9 @@ struct sub {
 					 * dest->name (a durable subscription's topic, a temporary
 					 * queue's local name); NULL otherwise */
 	struct sub_opts opts;
+	char *prefix;			/* owned: "MESSAGE\nsubscription:..\ndestination:..\n", escaped
+					 * for the connection's version; built on first delivery */
+	uint32_t prefix_len;
 	uint32_t unacked;
 	uint64_t unacked_bytes;
 	struct delivery_list pending;
