@@ -50,13 +50,21 @@ struct journal_opts {
  * journal, and later appends fail fast with the same errno until a probe
  * write succeeds again (the journal retries by itself every second). */
 typedef void (*journal_durable_cb)(void *arg, uint64_t seq, uint64_t first_failed, int err);
+/* Each sequence number is reported exactly once, either durable or failed,
+ * and reports only move forward: a failure report comes after the durable
+ * report for everything before first_failed, and a later on_durable(seq)
+ * covers only the records after the failed range, never revives them.
+ * The journal appends records of its own (META snapshots at the head of a
+ * new segment, compaction copies), so reports also cover numbers that no
+ * append returned. on_durable may append; it must not close the journal. */
 
 /* Opens (creating if needed) the journal in opts->dir. The broker holds the
  * data directory's lock before it calls this; the journal takes none. */
 struct journal *journal_open(struct event_base *base, const struct journal_opts *opts,
                              journal_durable_cb on_durable, void *arg,
                              char *err, size_t errlen);
-/* Flushes, syncs, joins the worker. NULL is fine. */
+/* Flushes, syncs, joins the worker. NULL is fine. No callback runs from
+ * here on: records that become durable during close are not reported. */
 void journal_close(struct journal *j);
 
 /* ---- recovery ---- */
@@ -85,7 +93,18 @@ int journal_recover(struct journal *j, const struct journal_replay *cb, void *ar
                     struct journal_recovery *stats, char *err, size_t errlen);
 
 /* ---- appending ---- (each returns the record's sequence number, > 0;
- * 0 when the journal is failing, with errno set to the cause) */
+ * 0 when the journal is failing, with errno set to the cause)
+ *
+ * An append that cannot mean anything is refused the same way, with its
+ * own errno, and nothing is written:
+ *   put_message  EEXIST  the id is already stored (use journal_enqueue)
+ *                EMSGSIZE  the payload is larger than a record holds (1 GiB)
+ *   enqueue      ENOENT  the id is not a live message
+ *   remove       ENOENT  the message is not on that queue
+ *   meta_put     EINVAL  empty key, or a key over 65535 bytes
+ *   meta_del     ENOENT  the key is not set
+ * A message's queues are a set: enqueuing it on a queue it is already on
+ * changes nothing. */
 
 uint64_t journal_put_message(struct journal *j, uint32_t qid, uint64_t msg_id,
                              const void *payload, size_t len);
