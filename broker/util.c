@@ -205,7 +205,13 @@ static void sbuf_reserve(struct sbuf *b, size_t extra)
 
 void sbuf_add(struct sbuf *b, const void *p, size_t n)
 {
+	if (!n && b->buf)
+		return;	/* memcpy from NULL is undefined even for 0 bytes */
 	sbuf_reserve(b, n);
+	if (!n) {
+		b->buf[b->len] = 0;
+		return;
+	}
 	memcpy(b->buf + b->len, p, n);
 	b->len += n;
 	b->buf[b->len] = 0;
