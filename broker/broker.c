@@ -24,6 +24,7 @@
 #include "listener.h"
 #include "log.h"
 #include "msg.h"
+#include "store.h"
 #include "tls.h"
 #include "util.h"
 
@@ -146,6 +147,12 @@ static struct vhost *vhost_new(struct broker *b, const char *name)
 struct vhost *broker_vhost_find(struct broker *b, const char *name)
 {
 	return strmap_get(&b->vhosts, name);
+}
+
+struct vhost *broker_vhost_ensure(struct broker *b, const char *name)
+{
+	struct vhost *vh = strmap_get(&b->vhosts, name);
+	return vh ? vh : vhost_new(b, name);
 }
 
 struct vhost *broker_vhost(struct broker *b, const char *host)
@@ -421,7 +428,9 @@ struct broker *broker_new(struct config *cfg, struct router *router, char *err, 
 	for (size_t i = 0; i < b->cfg.nvhosts; i++)
 		if (!strmap_get(&b->vhosts, b->cfg.vhosts[i].name))
 			vhost_new(b, b->cfg.vhosts[i].name);
-	if (broker_create_configured(b, err, errlen) < 0)
+	/* The journal first, the configuration after: what the file says
+	 * about a destination wins over what was recorded. */
+	if (store_open(b, err, errlen) < 0 || broker_create_configured(b, err, errlen) < 0)
 		goto fail;
 	return b;
 fail:
@@ -498,6 +507,9 @@ void broker_free(struct broker *b)
 	http_free(b);
 	control_free(b);
 	tls_ctx_free(b->tls);
+	/* Closed before the destinations go: freeing them must not write
+	 * removals of messages that are meant to survive the restart. */
+	store_close(b);
 	while (strmap_next(&b->vhosts, &it, NULL, &v)) {
 		struct vhost *vh = v;
 		dest_free_all(vh);

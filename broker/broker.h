@@ -17,7 +17,7 @@
 struct event_base;
 struct event;
 struct router;
-struct journal;
+struct store;
 struct conn;
 struct dest;
 struct listener;
@@ -38,7 +38,7 @@ struct broker {
 	struct event_base *base;
 	struct config cfg;		/* owned; replaced wholesale on reload */
 	struct router *router;		/* owned; NULL without a configuration file */
-	struct journal *journal;	/* owned; NULL until the data directory is open */
+	struct store *store;		/* owned; persistence (store.h) */
 	struct frame_limits limits;	/* derived from cfg */
 
 	struct strmap vhosts;		/* name -> struct vhost *, owned */
@@ -106,6 +106,8 @@ int broker_write_connection_file(struct broker *b, char *err, size_t errlen);
 
 struct vhost *broker_vhost(struct broker *b, const char *host);	/* never NULL */
 struct vhost *broker_vhost_find(struct broker *b, const char *name);	/* NULL if not configured */
+/* Finds or creates (recovery: a virtual host the journal knows). */
+struct vhost *broker_vhost_ensure(struct broker *b, const char *name);
 
 /* Broadcast an event to admin subscribers and the Lua on_event hook.
  * fields: NULL-terminated key, value list. */

@@ -14,6 +14,7 @@
 #include "dest.h"
 #include "log.h"
 #include "msg.h"
+#include "store.h"
 #include "sub.h"
 #include "util.h"
 
@@ -677,6 +678,7 @@ static int pause_resume(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_r
 	if (d->paused == pause)
 		return ok(r, "%s was already %s", d->name, pause ? "paused" : "delivering");
 	d->paused = pause;
+	store_dest_changed(d);
 	{
 		const char *fields[] = { "name", d->name, "vhost", vh->name, NULL };
 		broker_event(ctx->b, pause ? "queue-paused" : "queue-resumed", fields);
@@ -746,7 +748,7 @@ static int cmd_redrive(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_re
 		if (!to && msg_header(it.m, "original-destination", origin, sizeof origin))
 			to = dest_get(vh, origin, err, sizeof err);
 		if (!to || to == dlq) {
-			queue_push(dlq, it.m, it.deliveries);	/* back at the tail, unchanged */
+			queue_push(dlq, it.m, it.deliveries, it.journaled);	/* back at the tail, unchanged */
 			msg_unref(it.m);
 			kept++;
 			continue;
@@ -755,11 +757,11 @@ static int cmd_redrive(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_re
 			struct msg *copy = msg_clone_for(it.m, to->name, strip, ARRAY_LEN(strip));
 			uint64_t seq = 0;
 			copy->id = broker_next_msg_id(ctx->b);
-			queue_acked(dlq, it.m);
 			if (dest_send(to, copy, &seq, err, sizeof err) == SEND_REJECTED) {
-				queue_push(dlq, it.m, it.deliveries);
+				queue_push(dlq, it.m, it.deliveries, it.journaled);
 				kept++;
 			} else {
+				queue_acked(dlq, it.m, it.journaled);
 				moved++;
 			}
 			msg_unref(copy);

@@ -19,6 +19,7 @@
 #include "dest.h"
 #include "msg.h"
 #include "stomp.h"
+#include "store.h"
 #include "sub.h"
 #include "txn.h"
 #include "util.h"
@@ -461,7 +462,7 @@ void conn_receipt(struct conn *c, const char *receipt_id, uint64_t durable_seq)
 	struct pending_receipt *r;
 	if (!receipt_id)
 		return;
-	if (!durable_seq && TAILQ_EMPTY(&c->receipts)) {
+	if (durable_seq <= store_durable_seq(c->b) && TAILQ_EMPTY(&c->receipts)) {
 		stomp_write_receipt(c, receipt_id);
 		return;
 	}

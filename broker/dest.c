@@ -8,6 +8,7 @@
 #include "conn.h"
 #include "log.h"
 #include "msg.h"
+#include "store.h"
 #include "sub.h"
 #include "util.h"
 
@@ -49,6 +50,7 @@ static struct dest *dest_alloc(struct vhost *vh, const char *name, enum dest_typ
 	queue_opts_copy(&d->opts, opts ? opts : &vh->broker->cfg.queue_defaults);
 	strmap_put(&vh->dests, d->name, d);
 	log_info("vhost %s: %s %s created", vh->name, dest_type_name(type), name);
+	store_dest_changed(d);
 	{
 		const char *fields[] = { "name", d->name, "type", dest_type_name(type), "vhost", vh->name, NULL };
 		broker_event(vh->broker, "destination-created", fields);
@@ -131,10 +133,12 @@ struct dest *dest_create(struct vhost *vh, const char *name, enum dest_type type
 			queue_opts_copy(&d->opts, opts);
 		}
 		d->configured = true;
+		store_dest_changed(d);
 		return d;
 	}
 	d = dest_alloc(vh, name, type, opts);
 	d->configured = true;
+	store_dest_changed(d);
 	return d;
 }
 
@@ -150,6 +154,7 @@ static void dest_free(struct dest *d)
 		queue_purge(d);
 		free(d->items);
 	}
+	store_dest_deleted(d);
 	pubsub_forget_child(d);
 	free(d->children);
 	strmap_fini(&d->groups);
@@ -234,8 +239,19 @@ enum send_status dest_send(struct dest *d, struct msg *m, uint64_t *seq, char *e
 			         (unsigned long long)d->bytes, (unsigned long long)d->opts.max_bytes);
 			return SEND_REJECTED;
 		}
-		d->messages_in++;
-		queue_push(d, m, 0);
+		{
+			bool journaled = store_wants(d, m);
+			if (journaled) {
+				uint64_t s = store_enqueue(d, m, err, errlen);
+				if (!s)
+					return SEND_REJECTED;
+				if (s > *seq)
+					*seq = s;
+			}
+			d->messages_in++;
+			if (!queue_push(d, m, 0, journaled) && journaled)
+				store_remove(d, m);	/* expired on arrival */
+		}
 		queue_dispatch(d);
 		return SEND_OK;
 	case DEST_TOPIC:

@@ -30,7 +30,7 @@ TAILQ_HEAD(sub_list, sub);
 struct qitem {
 	struct msg *m;			/* ref held */
 	uint32_t deliveries;		/* times delivered so far */
-	uint32_t pad;
+	uint32_t journaled;		/* this queue's copy has a journal record to remove */
 };
 
 struct dest {
@@ -107,17 +107,19 @@ bool dest_name_ok(const char *name, char *err, size_t errlen);
 enum send_status dest_send(struct dest *d, struct msg *m, uint64_t *seq, char *err, size_t errlen);
 
 /* ---- queue.c ---- */
-/* Appends (or, for returned deliveries, prepends) a message. */
-void queue_push(struct dest *q, struct msg *m, uint32_t deliveries);
-void queue_push_front(struct dest *q, struct msg *m, uint32_t deliveries);
+/* Appends a message; false when it was not kept (already expired).
+ * journaled: the journal holds this queue's copy (see store.h). */
+bool queue_push(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled);
+/* Prepends: a delivery that came back. */
+void queue_push_front(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled);
 /* Delivers as much as subscribers have room for. */
 void queue_dispatch(struct dest *q);
 /* Removes every held message; returns how many. */
 uint64_t queue_purge(struct dest *q);
 /* A delivery that came back unacknowledged (NACK, disconnect, unsubscribe). */
-void queue_return(struct dest *q, struct msg *m, uint32_t deliveries);
+void queue_return(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled);
 /* An acknowledged delivery: the queue forgets it for good. */
-void queue_acked(struct dest *q, struct msg *m);
+void queue_acked(struct dest *q, struct msg *m, bool journaled);
 /* Past its expiry (the message's expires header or the queue's ttl)? */
 bool queue_expired(const struct dest *q, const struct msg *m, uint64_t now);
 /* Drops expired messages from the head (the broker's tick calls it). */
@@ -125,8 +127,8 @@ void queue_sweep(struct dest *q, uint64_t now);
 /* Moves m (off q) to q's dead-letter queue with headers saying where it
  * came from and why; drops it when there is none. explicit_only: only
  * when the queue names a dead-letter destination itself. */
-void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, const char *reason,
-                       bool explicit_only);
+void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled,
+                       const char *reason, bool explicit_only);
 
 /* ---- topic.c ---- */
 enum send_status topic_publish(struct dest *t, struct msg *m);

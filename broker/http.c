@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -38,13 +39,24 @@
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "store.h"
 #include "util.h"
+
+/* A reply to a persistent POST, held until the journal has the message. */
+struct held_reply {
+	TAILQ_ENTRY(held_reply) link;
+	struct evhttp_request *req;		/* borrowed: dropped if its connection closes */
+	struct evhttp_connection *hc;
+	uint64_t seq;
+	char *json;				/* owned */
+};
 
 struct http_server {
 	struct broker *b;
 	struct evhttp *http;		/* owned */
 	struct u64map conns;		/* evhttp_connection pointer -> itself: connections seen */
 	char *path;			/* owned; URLPATH without slashes */
+	TAILQ_HEAD(, held_reply) held;
 };
 
 static void send_text(struct evhttp_request *req, int code, const char *reason, const char *ctype,
@@ -85,7 +97,35 @@ static void send_json(struct evhttp_request *req, int code, const struct sbuf *j
 static void conn_closed(struct evhttp_connection *hc, void *arg)
 {
 	struct http_server *hs = arg;
+	struct held_reply *h, *next;
 	u64map_del(&hs->conns, (uint64_t)(uintptr_t)hc);
+	for (h = TAILQ_FIRST(&hs->held); h; h = next) {
+		next = TAILQ_NEXT(h, link);
+		if (h->hc == hc) {
+			TAILQ_REMOVE(&hs->held, h, link);
+			free(h->json);
+			free(h);
+		}
+	}
+}
+
+void http_journal_progress(struct broker *b, uint64_t seq, uint64_t first_failed, int err)
+{
+	struct http_server *hs = b->http;
+	struct held_reply *h;
+	if (!hs)
+		return;
+	while ((h = TAILQ_FIRST(&hs->held)) && h->seq <= seq) {
+		TAILQ_REMOVE(&hs->held, h, link);
+		if (err && h->seq >= first_failed) {
+			send_error(h->req, 503, "message not stored: journal write failed: %s", strerror(err));
+		} else {
+			struct sbuf json = { h->json, strlen(h->json), strlen(h->json) + 1 };
+			send_json(h->req, 201, &json);
+		}
+		free(h->json);
+		free(h);
+	}
 }
 
 /* Who sent the request: the peer address and, with HTTP Basic, a user. */
@@ -251,6 +291,14 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 	if (st == SEND_REJECTED) {
 		b->stats.rejected++;
 		send_error(req, 503, "%s", err);
+	} else if (seq > store_durable_seq(b)) {
+		/* 201 means stored: a persistent message waits for the journal. */
+		struct held_reply *h = xcalloc(1, sizeof *h);
+		h->req = req;
+		h->hc = evhttp_request_get_connection(req);
+		h->seq = seq;
+		h->json = sbuf_take(&json);
+		TAILQ_INSERT_TAIL(&hs->held, h, link);
 	} else {
 		send_json(req, 201, &json);
 	}
@@ -450,6 +498,7 @@ int http_open(struct broker *b, char *err, size_t errlen)
 	while (len && p[len - 1] == '/')
 		len--;
 	hs->path = xstrndup(p, len);
+	TAILQ_INIT(&hs->held);
 	hs->http = evhttp_new(b->base);
 	evhttp_set_max_body_size(hs->http, (ev_ssize_t)b->cfg.max_frame);
 	evhttp_set_max_headers_size(hs->http, 64 * 1024);
@@ -494,6 +543,12 @@ void http_free(struct broker *b)
 			evhttp_connection_set_closecb(v, NULL, NULL);
 	}
 	evhttp_free(hs->http);
+	while (!TAILQ_EMPTY(&hs->held)) {
+		struct held_reply *h = TAILQ_FIRST(&hs->held);
+		TAILQ_REMOVE(&hs->held, h, link);
+		free(h->json);
+		free(h);
+	}
 	u64map_fini(&hs->conns);
 	free(hs->path);
 	free(hs);

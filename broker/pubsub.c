@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "store.h"
 #include "util.h"
 
 enum send_status pubsub_publish(struct dest *p, struct msg *m, uint64_t *seq, char *err, size_t errlen)
@@ -59,8 +60,11 @@ int pubsub_attach(struct dest *p, struct dest *child, char *err, size_t errlen)
 	}
 	p->children = xrealloc(p->children, (p->nchildren + 1) * sizeof *p->children);
 	p->children[p->nchildren++] = child;
-	/* A child must outlive idleness: it is part of the topology now. */
+	/* Both are part of the topology now: kept when idle, and recorded. */
 	child->configured = true;
+	p->configured = true;
+	store_dest_changed(child);
+	store_dest_changed(p);
 	log_info("vhost %s: %s attached to pubsub %s", p->vhost->name, child->name, p->name);
 	{
 		const char *fields[] = { "pubsub", p->name, "child", child->name, "vhost", p->vhost->name, NULL };
@@ -75,6 +79,7 @@ int pubsub_detach(struct dest *p, struct dest *child, char *err, size_t errlen)
 		if (p->children[i] == child) {
 			memmove(&p->children[i], &p->children[i + 1], (p->nchildren - i - 1) * sizeof *p->children);
 			p->nchildren--;
+			store_dest_changed(p);
 			log_info("vhost %s: %s detached from pubsub %s", p->vhost->name, child->name, p->name);
 			{
 				const char *fields[] = { "pubsub", p->name, "child", child->name, "vhost", p->vhost->name, NULL };
@@ -99,6 +104,8 @@ void pubsub_forget_child(struct dest *child)
 				        (p->nchildren - i - 1) * sizeof *p->children);
 				p->nchildren--;
 				i--;
+				if (p->type == DEST_PUBSUB)
+					store_dest_changed(p);
 			}
 		}
 	}

@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "log.h"
 #include "msg.h"
+#include "store.h"
 #include "sub.h"
 #include "util.h"
 
@@ -65,15 +66,15 @@ static const char *dlq_name(const struct dest *q, bool explicit_only, char *buf,
 	return buf;
 }
 
-void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, const char *reason,
-                       bool explicit_only)
+void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled,
+                       const char *reason, bool explicit_only)
 {
 	struct broker *b = q->vhost->broker;
 	char buf[1200], err[256], idbuf[24], count[24];
 	const char *name = dlq_name(q, explicit_only, buf, sizeof buf);
 	struct dest *dlq;
 
-	queue_acked(q, m);	/* gone from this queue either way */
+	queue_acked(q, m, journaled);	/* gone from this queue either way */
 	if (!name || !(dlq = dest_get(q->vhost, name, err, sizeof err)) || dlq == q) {
 		q->dropped++;
 		b->stats.dropped++;
@@ -111,11 +112,11 @@ bool queue_expired(const struct dest *q, const struct msg *m, uint64_t now)
 	return q->opts.ttl_ms && m->timestamp + q->opts.ttl_ms <= now;
 }
 
-static void expire(struct dest *q, struct msg *m, uint32_t deliveries)
+static void expire(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled)
 {
 	q->expired++;
 	q->vhost->broker->stats.expired++;
-	queue_dead_letter(q, m, deliveries, "expired", true);
+	queue_dead_letter(q, m, deliveries, journaled, "expired", true);
 }
 
 static void drop_head_for_room(struct dest *q, size_t incoming)
@@ -126,7 +127,7 @@ static void drop_head_for_room(struct dest *q, size_t incoming)
 		q->head = (q->head + 1) & (q->cap - 1);
 		q->count--;
 		q->bytes -= it.m->body_len;
-		queue_dead_letter(q, it.m, it.deliveries, "overflow", true);
+		queue_dead_letter(q, it.m, it.deliveries, it.journaled, "overflow", true);
 		msg_unref(it.m);
 	}
 }
@@ -140,33 +141,34 @@ void queue_sweep(struct dest *q, uint64_t now)
 		q->head = (q->head + 1) & (q->cap - 1);
 		q->count--;
 		q->bytes -= it.m->body_len;
-		expire(q, it.m, it.deliveries);
+		expire(q, it.m, it.deliveries, it.journaled);
 		msg_unref(it.m);
 	}
 	maybe_shrink(q);
 }
 
-void queue_push(struct dest *q, struct msg *m, uint32_t deliveries)
+bool queue_push(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled)
 {
 	if ((m->expires || q->opts.ttl_ms) && queue_expired(q, m, wall_ms())) {
-		expire(q, m, deliveries);
-		return;
+		expire(q, m, deliveries, journaled);
+		return false;
 	}
 	if (q->opts.max_length || q->opts.max_bytes)
 		drop_head_for_room(q, m->body_len);
 	if (q->count == q->cap)
 		grow(q);
-	q->items[(q->head + q->count) & (q->cap - 1)] = (struct qitem){ msg_ref(m), deliveries, 0 };
+	q->items[(q->head + q->count) & (q->cap - 1)] = (struct qitem){ msg_ref(m), deliveries, journaled };
 	q->count++;
 	q->bytes += m->body_len;
+	return true;
 }
 
-void queue_push_front(struct dest *q, struct msg *m, uint32_t deliveries)
+void queue_push_front(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled)
 {
 	if (q->count == q->cap)
 		grow(q);
 	q->head = (q->head - 1) & (q->cap - 1);
-	q->items[q->head] = (struct qitem){ msg_ref(m), deliveries, 0 };
+	q->items[q->head] = (struct qitem){ msg_ref(m), deliveries, journaled };
 	q->count++;
 	q->bytes += m->body_len;
 }
@@ -211,14 +213,14 @@ void queue_dispatch(struct dest *q)
 			if (!now)
 				now = wall_ms();
 			if (queue_expired(q, it.m, now)) {
-				expire(q, it.m, it.deliveries);
+				expire(q, it.m, it.deliveries, it.journaled);
 				msg_unref(it.m);
 				continue;
 			}
 		}
 		q->rr = s;
 		q->messages_out++;
-		sub_deliver(s, it.m, it.deliveries + 1);
+		sub_deliver(s, it.m, it.deliveries + 1, it.journaled);
 		msg_unref(it.m);	/* the queue's reference; the delivery holds its own */
 	}
 	q->dispatching = false;
@@ -232,7 +234,7 @@ uint64_t queue_purge(struct dest *q)
 		struct qitem it = q->items[q->head];
 		q->head = (q->head + 1) & (q->cap - 1);
 		q->count--;
-		queue_acked(q, it.m);
+		queue_acked(q, it.m, it.journaled);
 		msg_unref(it.m);
 	}
 	q->bytes = 0;
@@ -240,23 +242,22 @@ uint64_t queue_purge(struct dest *q)
 	return n;
 }
 
-void queue_return(struct dest *q, struct msg *m, uint32_t deliveries)
+void queue_return(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled)
 {
 	if (q->opts.max_deliveries && deliveries >= q->opts.max_deliveries) {
 		char reason[64];
 		snprintf(reason, sizeof reason, "delivered %u times (max-deliveries %u)", deliveries,
 		         q->opts.max_deliveries);
-		queue_dead_letter(q, m, deliveries, reason, false);
+		queue_dead_letter(q, m, deliveries, journaled, reason, false);
 		return;
 	}
 	q->redelivered++;
 	q->vhost->broker->stats.redelivered++;
-	queue_push_front(q, m, deliveries);
+	queue_push_front(q, m, deliveries, journaled);
 }
 
-void queue_acked(struct dest *q, struct msg *m)
+void queue_acked(struct dest *q, struct msg *m, bool journaled)
 {
-	/* The journal's removal record goes here once persistence lands. */
-	(void)q;
-	(void)m;
+	if (journaled)
+		store_remove(q, m);
 }

@@ -126,7 +126,7 @@ void sub_free(struct sub *s)
 	while ((dl = TAILQ_LAST(&s->pending, delivery_list))) {
 		forget(dl);
 		if (d->type == DEST_QUEUE)
-			queue_return(d, dl->m, dl->deliveries);
+			queue_return(d, dl->m, dl->deliveries, dl->journaled);
 		msg_unref(dl->m);
 		free(dl);
 	}
@@ -158,7 +158,7 @@ bool sub_has_room(const struct sub *s)
 	return true;
 }
 
-void sub_deliver(struct sub *s, struct msg *m, uint32_t deliveries)
+void sub_deliver(struct sub *s, struct msg *m, uint32_t deliveries, bool journaled)
 {
 	struct conn *c = s->conn;
 	struct dest *d = s->dest;
@@ -169,13 +169,14 @@ void sub_deliver(struct sub *s, struct msg *m, uint32_t deliveries)
 	c->b->stats.messages_out++;
 	if (s->opts.ack == ACK_AUTO) {
 		if (d->type == DEST_QUEUE)
-			queue_acked(d, m);
+			queue_acked(d, m, journaled);
 		return;
 	}
 	struct delivery *dl = xmalloc(sizeof *dl);
 	dl->m = msg_ref(m);
 	dl->sub = s;
 	dl->deliveries = deliveries;
+	dl->journaled = journaled;
 	dl->same_id = NULL;
 	TAILQ_INSERT_TAIL(&s->pending, dl, link);
 	conn_track_delivery(c, dl);
@@ -196,7 +197,7 @@ void sub_ack(struct delivery *target, bool cumulative)
 		done = dl == target;
 		forget(dl);
 		if (d->type == DEST_QUEUE)
-			queue_acked(d, dl->m);
+			queue_acked(d, dl->m, dl->journaled);
 		s->conn->b->stats.acks++;
 		msg_unref(dl->m);
 		free(dl);
@@ -218,7 +219,7 @@ void sub_nack(struct delivery *target, bool cumulative)
 		forget(dl);
 		s->conn->b->stats.nacks++;
 		if (d->type == DEST_QUEUE)
-			queue_return(d, dl->m, dl->deliveries);
+			queue_return(d, dl->m, dl->deliveries, dl->journaled);
 		msg_unref(dl->m);
 		free(dl);
 		if (!prev)

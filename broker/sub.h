@@ -25,6 +25,7 @@ enum ack_mode {
 
 struct delivery {
 	TAILQ_ENTRY(delivery) link;	/* sub->pending, oldest first */
+	bool journaled;			/* the queue's copy is in the journal */
 	struct delivery *same_id;	/* next pending delivery with this message id on the connection */
 	struct msg *m;			/* ref held */
 	struct sub *sub;		/* borrowed */
@@ -82,7 +83,7 @@ void sub_configure(struct sub *s, const struct sub_opts *o);
 /* Room for one more delivery of `bytes`? (flow control and the output buffer) */
 bool sub_has_room(const struct sub *s);
 /* Writes the MESSAGE; keeps it pending unless auto ack. */
-void sub_deliver(struct sub *s, struct msg *m, uint32_t deliveries);
+void sub_deliver(struct sub *s, struct msg *m, uint32_t deliveries, bool journaled);
 
 /* Acknowledges d (and, cumulative, every earlier delivery on its sub). */
 void sub_ack(struct delivery *d, bool cumulative);

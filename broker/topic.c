@@ -7,6 +7,7 @@
 
 #include "conn.h"
 #include "msg.h"
+#include "store.h"
 #include "sub.h"
 #include "util.h"
 
@@ -38,7 +39,7 @@ static void publish_to_groups(struct dest *t, struct msg *m)
 		}
 		g->last = pick;
 		t->messages_out++;
-		sub_deliver(pick, m, 1);
+		sub_deliver(pick, m, 1, false);
 	}
 }
 
@@ -92,6 +93,7 @@ struct dest *durable_get(struct dest *topic, const char *key, char *err, size_t 
 	}
 	free(q->durable_topic);
 	q->durable_topic = xstrdup(topic->name);
+	store_dest_changed(q);
 	topic->children = xrealloc(topic->children, (topic->nchildren + 1) * sizeof *topic->children);
 	topic->children[topic->nchildren++] = q;
 	return q;
@@ -124,7 +126,7 @@ enum send_status topic_publish(struct dest *t, struct msg *m)
 			continue;
 		}
 		t->messages_out++;
-		sub_deliver(s, m, 1);
+		sub_deliver(s, m, 1, false);
 	}
 	if (t->groups.count)
 		publish_to_groups(t, m);

@@ -261,7 +261,7 @@ static void test_ring_buffer_keeps_order_across_growth_and_returns(void **state)
 	frame_init(&f);
 	for (int i = 0; i < 5000; i++) {
 		struct msg *m = msg_from_parts((uint64_t)i, q->name, "", 0, "", 0);
-		queue_push(q, m, 0);
+		queue_push(q, m, 0, false);
 		msg_unref(m);
 	}
 	/* take the first 10 out and put them back at the head, newest first */
@@ -273,7 +273,7 @@ static void test_ring_buffer_keeps_order_across_growth_and_returns(void **state)
 		q->count--;
 	}
 	for (int i = 9; i >= 0; i--) {
-		queue_push_front(q, taken[i], 1);
+		queue_push_front(q, taken[i], 1, false);
 		msg_unref(taken[i]);
 	}
 	for (size_t i = 0; i < q->count; i++)
