@@ -1044,6 +1044,118 @@ static void test_reload_with_broken_file_keeps_old(void **state)
 	assert_string_equal(f->res.dests[0], "/queue/v2");
 }
 
+/* ---- shipped files ---- */
+
+static struct router *load_source_file(struct fx *f, const char *rel)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/%s", MQ_SOURCE_DIR, rel);
+	router_free(f->r);
+	config_fini(&f->cfg);
+	config_init(&f->cfg);
+	f->r = router_load(path, &f->cfg, f->err, sizeof f->err);
+	if (!f->r)
+		fail_msg("%s: %s", rel, f->err);
+	return f->r;
+}
+
+static void test_broker_lua_is_the_defaults(void **state)
+{
+	/* lua/broker.lua loads as is, and what it sets is exactly the built-in
+	 * default of every option: the example cannot drift from config.c. */
+	struct fx *f = *state;
+	struct config def;
+	size_t n;
+	const struct config_option *opts = config_options(&n);
+	load_source_file(f, "lua/broker.lua");
+	config_init(&def);
+	for (size_t i = 0; i < n; i++) {
+		char a[256], b[256];
+		config_get(&f->cfg, &opts[i], a, sizeof a);
+		config_get(&def, &opts[i], b, sizeof b);
+		if (strcmp(a, b) != 0)
+			fail_msg("lua/broker.lua sets %s = %s, the default is %s", opts[i].name, a, b);
+	}
+	assert_int_equal(f->cfg.nlisteners, def.nlisteners);
+	assert_null(f->cfg.listeners[0].address);
+	assert_int_equal(f->cfg.listeners[0].port, def.listeners[0].port);
+	assert_int_equal(f->cfg.listeners[0].tls, def.listeners[0].tls);
+	assert_int_equal(memcmp(&f->cfg.queue_defaults, &def.queue_defaults, offsetof(struct queue_opts, dead_letter)), 0);
+	assert_null(f->cfg.queue_defaults.dead_letter);
+	assert_int_equal(f->cfg.nvhosts + f->cfg.nusers + f->cfg.ndests + f->cfg.nrules + f->cfg.nca_chains, 0);
+	assert_false(router_has_route(f->r));
+	config_fini(&def);
+}
+
+static void test_example_content_routing(void **state)
+{
+	struct fx *f = *state;
+	const char *const high[] = { "priority", "high", NULL };
+	const char *const weird[] = { "priority", "whenever", NULL };
+	const char *const site[] = { "priority", "low", "site", "cern", NULL };
+	load_source_file(f, "lua/examples/content_routing.lua");
+	assert_int_equal(route_msg(f, "/queue/jobs", NULL, high), ROUTE_REWRITE);
+	assert_string_equal(f->res.dests[0], "/queue/jobs.high");
+	assert_string_equal(f->res.edits[0].value, "priority");
+	assert_int_equal(route_msg(f, "/queue/jobs", NULL, weird), ROUTE_REWRITE);
+	assert_string_equal(f->res.dests[0], "/queue/jobs.normal");
+	assert_int_equal(route_msg(f, "/queue/jobs", NULL, site), ROUTE_REWRITE);
+	assert_string_equal(f->res.dests[0], "/queue/jobs.site.cern");
+	assert_int_equal(route_msg(f, "/queue/other", NULL, high), ROUTE_DELIVER);
+	assert_int_equal(f->cfg.ndests, 3);
+}
+
+static void test_example_fanout(void **state)
+{
+	struct fx *f = *state;
+	const char *const big[] = { "amount", "25000", NULL };
+	load_source_file(f, "lua/examples/fanout.lua");
+	assert_int_equal(route_msg(f, "/queue/orders", NULL, big), ROUTE_FANOUT);
+	assert_int_equal(f->res.ndests, 3);
+	assert_string_equal(f->res.dests[2], "/queue/billing.review");
+	assert_int_equal(route_msg(f, "/queue/orders", NULL, NULL), ROUTE_FANOUT);
+	assert_int_equal(f->res.ndests, 2);
+	assert_int_equal(config_dest_type(&f->cfg, "/events/login", NULL), DEST_PUBSUB);
+	assert_int_equal(f->cfg.dests[4].nchildren, 2);
+}
+
+static void test_example_dead_letter(void **state)
+{
+	struct fx *f = *state;
+	const char *const json[] = { "order-id", "7", "content-type", "application/json", NULL };
+	const char *const xml[] = { "order-id", "7", "content-type", "text/xml", NULL };
+	load_source_file(f, "lua/examples/dead_letter.lua");
+	assert_int_equal(route_msg(f, "/queue/orders", "{ \"qty\": 1 }", json), ROUTE_DELIVER);
+	assert_int_equal(route_msg(f, "/queue/orders", "<order/>", xml), ROUTE_REWRITE);
+	assert_string_equal(f->res.dests[0], "/queue/DLQ.orders.invalid");
+	assert_string_equal(f->res.edits[0].name, "x-dead-letter-reason");
+	assert_string_equal(f->res.edits[0].value, "content-type is text/xml, expected application/json");
+	assert_int_equal(route_msg(f, "/queue/orders", "not json", json), ROUTE_REWRITE);
+	assert_string_equal(f->res.edits[0].value, "body is not a JSON object");
+	assert_int_equal(stats(f).body_reads, 2);
+	assert_int_equal(route_msg(f, "/queue/elsewhere", "x", NULL), ROUTE_DELIVER);
+	assert_int_equal(stats(f).body_reads, 2);
+	assert_string_equal(f->cfg.dests[0].opts.dead_letter, "/queue/DLQ.orders");
+}
+
+static void test_example_authorize(void **state)
+{
+	struct fx *f = *state;
+	char reason[256];
+	load_source_file(f, "lua/examples/authorize.lua");
+	assert_int_equal(authz(f, AUTHZ_ADMIN, NULL, NULL, true, reason, sizeof reason), AUTHZ_ALLOW);
+	assert_int_equal(authz(f, AUTHZ_CONNECT, NULL, NULL, false, reason, sizeof reason), AUTHZ_DENY);
+	assert_non_null(strstr(reason, "log in first"));
+	assert_int_equal(authz(f, AUTHZ_SEND, "pilot", "/queue/jobs.x", false, reason, sizeof reason), AUTHZ_ALLOW);
+	assert_int_equal(authz(f, AUTHZ_SEND, "pilot", "/queue/secret", false, reason, sizeof reason), AUTHZ_DENY);
+	assert_string_equal(reason, "pilot may not send /queue/secret");
+	assert_int_equal(authz(f, AUTHZ_ADMIN, "pilot", NULL, false, reason, sizeof reason), AUTHZ_DENY);
+	assert_int_equal(authz(f, AUTHZ_ADMIN, "operator", NULL, false, reason, sizeof reason), AUTHZ_ALLOW);
+	assert_int_equal(f->cfg.nusers, 2);
+	router_event(f->r, "connect", (const char *const[]){ "login", "pilot", NULL });
+	assert_int_equal(stats(f).errors, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1082,6 +1194,11 @@ int main(void)
 		T(test_on_event),
 		T(test_errors_are_logged_with_file_line),
 		T(test_reload_with_broken_file_keeps_old),
+		T(test_broker_lua_is_the_defaults),
+		T(test_example_content_routing),
+		T(test_example_fanout),
+		T(test_example_dead_letter),
+		T(test_example_authorize),
 #undef T
 	};
 	/* Scripts fail on purpose here; their log lines would only be noise. */
