@@ -1059,6 +1059,25 @@ static struct router *load_source_file(struct fx *f, const char *rel)
 	return f->r;
 }
 
+static char *slurp(const char *rel)
+{
+	char path[1024];
+	FILE *fp;
+	long n;
+	char *s;
+	snprintf(path, sizeof path, "%s/%s", MQ_SOURCE_DIR, rel);
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	rewind(fp);
+	s = malloc((size_t)n + 1);
+	assert_int_equal(fread(s, 1, (size_t)n, fp), (size_t)n);
+	s[n] = 0;
+	fclose(fp);
+	return s;
+}
+
 static void test_broker_lua_is_the_defaults(void **state)
 {
 	/* lua/broker.lua loads as is, and what it sets is exactly the built-in
@@ -1085,6 +1104,41 @@ static void test_broker_lua_is_the_defaults(void **state)
 	assert_int_equal(f->cfg.nvhosts + f->cfg.nusers + f->cfg.ndests + f->cfg.nrules + f->cfg.nca_chains, 0);
 	assert_false(router_has_route(f->r));
 	config_fini(&def);
+}
+
+static void test_every_option_is_documented(void **state)
+{
+	/* Each option of config.c's table appears in lua/broker.lua (as
+	 * "name =", maybe commented out) and in docs/configuration.md. */
+	size_t n;
+	const struct config_option *opts = config_options(&n);
+	char *lua = slurp("lua/broker.lua"), *doc = slurp("docs/configuration.md");
+	static const char *const structured[] = {
+		"listeners", "tls", "vhosts", "users", "queue_defaults", "types", "destinations",
+		"route", "authorize", "on_event", "persistent", "max_length", "max_bytes", "overflow",
+		"ttl", "max_deliveries", "dead_letter", "cert_key", "ca_chains",
+	};
+	const char *missing = NULL, *where = NULL;
+	for (size_t i = 0; i < n + ARRAY_LEN(structured) && !missing; i++) {
+		const char *name = i < n ? opts[i].name : structured[i - n];
+		char want[128], fn[128];
+		snprintf(want, sizeof want, "%s =", name);
+		snprintf(fn, sizeof fn, "function %s(", name);
+		if (!strstr(lua, want) && !strstr(lua, fn)) {
+			missing = name;
+			where = "lua/broker.lua";
+		}
+		snprintf(want, sizeof want, "`%s`", name);
+		if (!strstr(doc, want)) {
+			missing = name;
+			where = "docs/configuration.md";
+		}
+	}
+	free(lua);
+	free(doc);
+	if (missing)
+		fail_msg("%s does not show %s", where, missing);
+	(void)state;
 }
 
 static void test_example_content_routing(void **state)
@@ -1195,6 +1249,7 @@ int main(void)
 		T(test_errors_are_logged_with_file_line),
 		T(test_reload_with_broken_file_keeps_old),
 		T(test_broker_lua_is_the_defaults),
+		T(test_every_option_is_documented),
 		T(test_example_content_routing),
 		T(test_example_fanout),
 		T(test_example_dead_letter),
