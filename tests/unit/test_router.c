@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,17 +90,35 @@ static void load_fails(struct fx *f, const char *text, int line, const char *wan
 		fail_msg("error text\n  got:  %s\n  want: %s", f->err, expect);
 }
 
+/* A sandbox that fails to stop a script shows up as a hang, and cmocka
+ * has no timeouts: a watchdog turns it into a failure naming the test. */
+#define WATCHDOG_S 30
+static const char *running = "?";
+
+static void watchdog(int sig)
+{
+	static const char msg[] = "test_router: timed out (a script was not stopped) in ";
+	(void)sig;
+	if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0 || write(STDERR_FILENO, running, strlen(running)) < 0 ||
+	    write(STDERR_FILENO, "\n", 1) < 0)
+		_exit(2);
+	_exit(1);
+}
+
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof *f);
+	running = *state ? *state : "?";	/* the test's name, from T() */
 	config_init(&f->cfg);
 	*state = f;
+	alarm(WATCHDOG_S);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	struct fx *f = *state;
+	alarm(0);
 	route_result_fini(&f->res);
 	router_free(f->r);
 	config_fini(&f->cfg);
@@ -1213,7 +1232,7 @@ static void test_example_authorize(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) { #name, name, setup, teardown, (void *)#name }
 		T(test_rules_first_match_wins_prefixes_last),
 		T(test_rules_are_posix_extended),
 		T(test_rules_pubsub_children),
@@ -1258,5 +1277,6 @@ int main(void)
 	};
 	/* Scripts fail on purpose here; their log lines would only be noise. */
 	log_set_level(LOG_NONE);
+	signal(SIGALRM, watchdog);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
