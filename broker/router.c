@@ -117,7 +117,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		return NULL;
 	p = realloc(ptr, nsize);
 	if (!p)
-		return NULL;
+		return nsize < old ? ptr : NULL;	/* a shrink may keep the bigger block */
 	r->mem_used = r->mem_used - old + nsize;
 	return p;
 }
