@@ -28,6 +28,13 @@ struct router;
 struct router *router_load(const char *path, struct config *cfg, char *err, size_t errlen);
 void router_free(struct router *r);
 
+/* Instruction budget per call and memory ceiling of the Lua state, for
+ * settings made after the load (the command line overrides the file;
+ * `config set lua_budget`). router_load() applies the values the file
+ * left in cfg itself. 0 leaves a limit as it is. A ceiling below what the
+ * state holds makes calls fail with ROUTE_NOMEM until it is raised. */
+void router_set_limits(struct router *r, uint64_t budget, uint64_t memory);
+
 /* ---- route(msg) ---- */
 
 enum route_outcome {
@@ -68,7 +75,9 @@ struct route_result {
 };
 
 bool router_has_route(const struct router *r);
-/* Calls route(msg). Never fails the broker: every outcome is in res. */
+/* Calls route(msg). Never fails the broker: every outcome is in res,
+ * which is overwritten (pass it through route_result_fini() between
+ * calls). Header edits are kept only for DELIVER, REWRITE and FANOUT. */
 enum route_outcome router_route(struct router *r, const struct route_msg *m, struct route_result *res);
 void route_result_fini(struct route_result *res);
 
@@ -113,6 +122,7 @@ struct router_stats {
 	uint64_t drops;
 	uint64_t rejects;
 	uint64_t memory_bytes;		/* the Lua state's current allocation */
+	uint64_t body_reads;		/* route() calls that read msg.body (copied it into Lua) */
 };
 void router_get_stats(const struct router *r, struct router_stats *st);
 
