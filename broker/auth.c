@@ -101,7 +101,33 @@ bool auth_allow_principal(struct broker *b, const struct principal *c, enum auth
 {
 	const char *who = c->login ? c->login : "(anonymous)";
 
-	/* ROUTER_AUTHORIZE: the Lua authorize() rule is consulted here once it lands. */
+	if (router_has_authorize(b->router)) {
+		struct authz_req req = {
+			.login = c->login,
+			.action = action,
+			.destination = dest,
+			.vhost = c->vhost,
+			.peer = c->peer,
+			.loopback = c->loopback,
+			.authenticated = c->authenticated,
+			.admin_user = c->admin,
+		};
+		char reason[256] = "";
+		switch (router_authorize(b->router, &req, reason, sizeof reason)) {
+		case AUTHZ_ALLOW:
+			return true;
+		case AUTHZ_DENY:
+			if (dest)
+				snprintf(err, errlen, "%s is not allowed to %s %s%s%s", who, authz_action_name(action),
+				         dest, reason[0] ? ": " : "", reason);
+			else
+				snprintf(err, errlen, "%s is not allowed to %s%s%s", who, authz_action_name(action),
+				         reason[0] ? ": " : "", reason);
+			return false;
+		case AUTHZ_NO_RULE:
+			break;
+		}
+	}
 	if (c->loopback)
 		return true;
 	if (action == AUTHZ_ADMIN) {

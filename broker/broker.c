@@ -24,6 +24,7 @@
 #include "listener.h"
 #include "log.h"
 #include "msg.h"
+#include "router.h"
 #include "store.h"
 #include "tls.h"
 #include "util.h"
@@ -298,10 +299,14 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		log_info("%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		broker_shutdown(b, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;
-	case SIGHUP:
-		log_info("SIGHUP received: reopening the log file");
+	case SIGHUP: {
+		char err[1024];
+		log_info("SIGHUP received: reopening the log file and reloading the configuration");
 		log_reopen();
+		if (broker_reload(b, err, sizeof err) < 0)
+			log_error("reload failed, the running configuration stays: %s", err);
 		break;
+	}
 	}
 }
 
@@ -330,6 +335,94 @@ void broker_shutdown(struct broker *b, const char *reason)
 	}
 	event_base_once(b->base, -1, EV_TIMEOUT, stop_timer_cb, b, &grace);
 	event_active(b->reap_ev, EV_TIMEOUT, 0);
+}
+
+/* Settings a running broker cannot change: the new configuration takes the
+ * running values, and a change is reported once. */
+static void keep_running(struct config *nw, struct config *old)
+{
+	static const char *const restart_only[] = {
+		"data_dir", "control_socket", "connection_file", "log_file", "tls_cert_key", "tls_port",
+		"http_port", "http_max_connections", "http_path", "admin_port", "fsync", "fsync_interval_ms",
+		"segment_size", "max_events",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(restart_only); i++) {
+		const struct config_option *o = config_option_find(restart_only[i]);
+		char a[512], b[512], err[256];
+		config_get(old, o, a, sizeof a);
+		config_get(nw, o, b, sizeof b);
+		if (strcmp(a, b) != 0) {
+			log_warn("reload: %s changed from '%s' to '%s': takes effect at the next restart", o->name, a, b);
+			if (o->type == CONFIG_STRING && !*(char **)((char *)old + o->offset)) {
+				free(*(char **)((char *)nw + o->offset));
+				*(char **)((char *)nw + o->offset) = NULL;
+			} else {
+				config_set(nw, o->name, a, err, sizeof err);
+			}
+		}
+	}
+	{
+		bool same = nw->nlisteners == old->nlisteners;
+		for (size_t i = 0; same && i < nw->nlisteners; i++)
+			same = nw->listeners[i].port == old->listeners[i].port && nw->listeners[i].tls == old->listeners[i].tls &&
+			       !strcmp(nw->listeners[i].address ? nw->listeners[i].address : "*",
+			               old->listeners[i].address ? old->listeners[i].address : "*");
+		if (!same)
+			log_warn("reload: listeners changed: take effect at the next restart");
+		/* swap: the running listeners' description stays with the broker */
+		struct listener_cfg *l = nw->listeners;
+		size_t n = nw->nlisteners;
+		nw->listeners = old->listeners;
+		nw->nlisteners = old->nlisteners;
+		nw->port_given = old->port_given;
+		old->listeners = l;
+		old->nlisteners = n;
+	}
+	{
+		char **ca = nw->ca_chains;
+		size_t n = nw->nca_chains;
+		nw->ca_chains = old->ca_chains;
+		nw->nca_chains = old->nca_chains;
+		old->ca_chains = ca;
+		old->nca_chains = n;
+	}
+}
+
+int broker_reload(struct broker *b, char *err, size_t errlen)
+{
+	struct config nw, old;
+	struct router *router = NULL;
+	if (!b->load_config) {
+		snprintf(err, errlen, "this broker cannot reload its configuration");
+		return -1;
+	}
+	if (b->load_config(&nw, &router, err, errlen) < 0) {
+		b->reload_failures++;
+		return -1;
+	}
+	keep_running(&nw, &b->cfg);
+	old = b->cfg;
+	b->cfg = nw;
+	config_fini(&old);
+	router_free(b->router);
+	b->router = router;
+	broker_apply_limits(b);
+	log_set_level(b->cfg.log_level);
+	if (b->cfg.memory_high_watermark)
+		b->mem_high = b->cfg.memory_high_watermark;
+	for (size_t i = 0; i < b->cfg.nvhosts; i++)
+		broker_vhost_ensure(b, b->cfg.vhosts[i].name);
+	b->reloads++;
+	if (broker_create_configured(b, err, errlen) < 0) {
+		log_error("reload: %s", err);
+		return -1;
+	}
+	log_info("configuration reloaded%s%s", b->cfg.path ? " from " : "", b->cfg.path ? b->cfg.path : "");
+	{
+		const char *fields[] = { "file", b->cfg.path ? b->cfg.path : "", NULL };
+		broker_event(b, "config-reloaded", fields);
+	}
+	return 0;
 }
 
 int broker_write_connection_file(struct broker *b, char *err, size_t errlen)
@@ -537,5 +630,6 @@ void broker_free(struct broker *b)
 		close(b->lock_fd);
 	frame_fini(&b->frame);
 	config_fini(&b->cfg);
+	router_free(b->router);
 	free(b);
 }

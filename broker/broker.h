@@ -76,6 +76,11 @@ struct broker {
 	char shutdown_reason[128];
 	struct dest *events_dest;	/* /command/events, in the default vhost */
 
+	/* Builds the configuration afresh (file, then command line), for
+	 * reloads; set by main, which owns the command line. */
+	int (*load_config)(struct config *cfg, struct router **router, char *err, size_t errlen);
+	uint64_t reloads, reload_failures;
+
 	/* Memory high-watermark: above it, publishing connections are not
 	 * read until message memory falls back under 90% of it. */
 	uint64_t mem_high;		/* bytes of message memory */
@@ -101,6 +106,12 @@ int broker_create_configured(struct broker *b, char *err, size_t errlen);
 /* After a SEND: starts blocking producers when over the watermark, and
  * says whether this connection should stop being read. */
 bool broker_memory_blocked(struct broker *b);
+/* SIGHUP and the reload command: loads the configuration and its rules
+ * again and swaps them in only if they load; -1 with the reason otherwise,
+ * the running configuration untouched. Settings that need a restart
+ * (listeners, TLS, HTTP, files, journal) keep their running values, with
+ * a warning when the file changed them. */
+int broker_reload(struct broker *b, char *err, size_t errlen);
 /* -c: JSON with the addresses, written once the broker listens. */
 int broker_write_connection_file(struct broker *b, char *err, size_t errlen);
 

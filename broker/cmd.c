@@ -792,6 +792,21 @@ static int cmd_unsubscribe(struct cmd_ctx *ctx, int argc, char **argv, struct cm
 	return ok(r, "durable subscription %s removed", argv[0]);
 }
 
+static int cmd_reload(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	char err[1024];
+	(void)argc;
+	(void)argv;
+	if (broker_reload(ctx->b, err, sizeof err) < 0)
+		return cmd_fail(r, CMD_BAD_ARG, "reload failed, the running configuration stays: %s", err);
+	jw_obj_begin(&r->w);
+	jw_kstr(&r->w, "file", ctx->b->cfg.path ? ctx->b->cfg.path : "");
+	jw_kuint(&r->w, "reloads", ctx->b->reloads);
+	jw_obj_end(&r->w);
+	return ok(r, "configuration reloaded%s%s", ctx->b->cfg.path ? " from " : "",
+	          ctx->b->cfg.path ? ctx->b->cfg.path : "");
+}
+
 static int cmd_loglevel(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
 {
 	uint64_t n;

@@ -57,6 +57,9 @@ CMD("redrive", "redrive DEAD-LETTER-QUEUE [TARGET] [vhost=V]",
 CMD("unsubscribe", "unsubscribe DURABLE [vhost=V]",
     "Remove a durable topic subscription (as 'list durables' names it) and the messages it holds.",
     1, 2, CMD_WRITE, "durable", cmd_unsubscribe)
+CMD("reload", "reload",
+    "Reload the configuration file and its Lua rules; a file that does not load leaves the running configuration in force.",
+    0, 0, CMD_WRITE, "", cmd_reload)
 CMD("loglevel", "loglevel [0-4]",
     "Show or set the log level: 0 none, 1 errors, 2 warnings, 3 all, 4 debug.",
     0, 1, CMD_WRITE, "", cmd_loglevel)

@@ -99,7 +99,10 @@ struct dest *dest_for_send(struct vhost *vh, const char *name, bool *absent_topi
 	/* A topic exists only while someone subscribes: sending to one that
 	 * does not exist drops the message instead of leaving a destination
 	 * behind for every name ever used. */
-	if (dest_name_ok(name, err, errlen) && config_dest_type(&vh->broker->cfg, name, NULL) == DEST_TOPIC) {
+	if (dest_name_ok(name, err, errlen) &&
+	    (config_dest_type(&vh->broker->cfg, name, NULL) == DEST_TOPIC ||
+	     strncmp(name, "/temp-queue/", 12) == 0)) {
+		/* Likewise a temporary queue whose connection has gone. */
 		*absent_topic = true;
 		return NULL;
 	}

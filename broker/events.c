@@ -8,6 +8,7 @@
 #include "dest.h"
 #include "json.h"
 #include "msg.h"
+#include "router.h"
 #include "util.h"
 
 #define EVENTS_DEST "/command/events"
@@ -23,6 +24,7 @@ void events_publish(struct broker *b, const char *name, const char *const *field
 	struct jw w;
 	bool stomp_listeners = b->events_dest && b->events_dest->nsubs;
 
+	router_event(b->router, name, fields);
 	if (!stomp_listeners && !control_has_listeners(b))
 		return;	/* nobody listens: build nothing */
 	sbuf_init(&line);

@@ -17,6 +17,7 @@
 #include "http.h"
 #include "listener.h"
 #include "log.h"
+#include "router.h"
 #include "tls.h"
 #include "util.h"
 
@@ -146,7 +147,34 @@ static int apply_cli(struct config *c, const struct cli *cli, char *err, size_t 
 	return 0;
 }
 
-static int parse_args(int argc, char **argv, struct cli *cli, struct config *c)
+static struct cli cli;	/* kept for reloads */
+
+/* The configuration from scratch: built-in defaults, the file (and its
+ * rules, in a new router), then the command line on top. */
+static int load_config(struct config *cfg, struct router **router, char *err, size_t errlen)
+{
+	config_init(cfg);
+	*router = NULL;
+	if (cli.config_path) {
+		*router = router_load(cli.config_path, cfg, err, errlen);
+		if (!*router) {
+			config_fini(cfg);
+			return -1;
+		}
+		free(cfg->path);
+		cfg->path = xstrdup(cli.config_path);
+	}
+	if (apply_cli(cfg, &cli, err, errlen) < 0) {
+		router_free(*router);
+		*router = NULL;
+		config_fini(cfg);
+		return -1;
+	}
+	router_set_limits(*router, cfg->lua_budget, cfg->lua_memory);
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct cli *out, struct config *unused)
 {
 	enum { OPT_DATA_DIR = 256, OPT_CONTROL_SOCKET };
 	static const struct option longopts[] = {
@@ -162,18 +190,18 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct config *c)
 
 #define SET(N, V)                                                           \
 	do {                                                                        \
-		if (cli->nset == (int)ARRAY_LEN(cli->set)) {                        \
+		if (out->nset == (int)ARRAY_LEN(out->set)) {                        \
 			fprintf(stderr, "mqbroker: too many options\n");            \
 			return -1;                                                  \
 		}                                                                   \
-		cli->set[cli->nset].name = (N);                                     \
-		cli->set[cli->nset++].value = (V);                                  \
+		out->set[out->nset].name = (N);                                     \
+		out->set[out->nset++].value = (V);                                  \
 	} while (0)
 
 	while ((ch = getopt_long(argc, argv, "i:p:n:l:c:g:w:t:m:k:a:rsf:o:Vh", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'i': cli->address = optarg; break;
-		case 'p': cli->port = optarg; break;
+		case 'i': out->address = optarg; break;
+		case 'p': out->port = optarg; break;
 		case 'n': SET("max_connections", optarg); break;
 		case 'l': SET("log_level", optarg); break;
 		case 'c': SET("connection_file", optarg); break;
@@ -193,12 +221,12 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct config *c)
 		case 'm': SET("max_events", optarg); break;
 		case 'k': SET("tls_cert_key", optarg); break;
 		case 'a':
-			cli->ca_list = optarg;
-			cli->ca_sep = ',';
+			out->ca_list = optarg;
+			out->ca_sep = ',';
 			break;
 		case 'r': SET("round_robin", "true"); break;
 		case 's': SET("persistent_server", "true"); break;
-		case 'f': cli->config_path = optarg; break;
+		case 'f': out->config_path = optarg; break;
 		case OPT_DATA_DIR: SET("data_dir", optarg); break;
 		case OPT_CONTROL_SOCKET: SET("control_socket", optarg); break;
 		case 'o':
@@ -226,33 +254,23 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct config *c)
 		fprintf(stderr, "mqbroker: unexpected argument '%s'\nTry 'mqbroker --help'.\n", argv[optind]);
 		return -1;
 	}
-	(void)c;
+	(void)unused;
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	struct cli cli = { 0 };
 	struct config cfg;
+	struct router *router;
 	struct broker *b;
 	char err[1024];
 	int rc;
 
 	log_set_ident("mqbroker");
-	config_init(&cfg);
-	if (parse_args(argc, argv, &cli, &cfg) < 0) {
-		config_fini(&cfg);
+	if (parse_args(argc, argv, &cli, NULL) < 0)
 		return 2;
-	}
-	if (cli.config_path) {
-		fprintf(stderr, "mqbroker: %s: configuration files need the Lua module, which this build lacks\n",
-		        cli.config_path);
-		config_fini(&cfg);
-		return 2;
-	}
-	if (apply_cli(&cfg, &cli, err, sizeof err) < 0) {
+	if (load_config(&cfg, &router, err, sizeof err) < 0) {
 		fprintf(stderr, "mqbroker: %s\n", err);
-		config_fini(&cfg);
 		return 2;
 	}
 	log_set_level(cfg.log_level);
@@ -262,13 +280,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	b = broker_new(&cfg, NULL, err, sizeof err);
+	b = broker_new(&cfg, router, err, sizeof err);
 	if (!b) {
 		log_error("cannot start: %s", err);
 		fprintf(stderr, "mqbroker: %s\n", err);
-		config_fini(&cfg);
 		return 1;
 	}
+	b->load_config = load_config;
 	if (b->cfg.tls_cert_key && *b->cfg.tls_cert_key) {
 		b->tls = tls_ctx_new(&b->cfg, err, sizeof err);
 		if (!b->tls)

@@ -47,9 +47,9 @@ struct rd {
 	const char *path;		/* the file loaded */
 	/* the global being read, for error messages */
 	const char *name;
-	char src[256];
+	char src[4096];
 	int line;
-	char err[1024];
+	char err[5120];
 };
 
 /* __newindex of _ENV while the file runs: (t, k, v). Records where the
@@ -62,7 +62,9 @@ int router_config_newindex(lua_State *L)
 		int line = 0;
 		/* Level 1: the function doing the assignment. */
 		if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar)) {
-			src = ar.short_src;
+			/* The whole path, not Lua's shortened one: errors name the
+			 * file, and statement_start() has to open it. */
+			src = ar.source[0] == '@' ? ar.source + 1 : ar.short_src;
 			line = ar.currentline;
 		}
 		lua_pushvalue(L, 2);

@@ -23,6 +23,7 @@
 #include "dest.h"
 #include "log.h"
 #include "msg.h"
+#include "router.h"
 #include "sub.h"
 #include "tls.h"
 #include "txn.h"
@@ -218,19 +219,22 @@ static void handle_connect(struct conn *c, struct frame *f, const char *receipt)
 	uint32_t send_ms = 0, recv_ms = 0;
 	char err[320];
 	struct evbuffer *out;
+	/* Until CONNECTED goes out the client cannot know the version, so an
+	 * ERROR before it is written unescaped, as 1.0. */
+	enum stomp_version version;
 
 	if (c->state != CONN_HANDSHAKE) {
 		conn_close(c, receipt, "%s frame on a connection that is already connected", cmd(f));
 		return;
 	}
 	if (!accept || !*accept) {
-		c->version = STOMP_1_0;	/* no accept-version: a 1.0 client */
+		version = STOMP_1_0;	/* no accept-version: a 1.0 client */
 	} else if (version_offered(accept, "1.2")) {
-		c->version = STOMP_1_2;
+		version = STOMP_1_2;
 	} else if (version_offered(accept, "1.1")) {
-		c->version = STOMP_1_1;
+		version = STOMP_1_1;
 	} else if (version_offered(accept, "1.0")) {
-		c->version = STOMP_1_0;
+		version = STOMP_1_0;
 	} else {
 		out = conn_output(c);
 		/* The ERROR lists what we speak, as the 1.1 and 1.2 specs ask. */
@@ -278,7 +282,7 @@ static void handle_connect(struct conn *c, struct frame *f, const char *receipt)
 
 	/* Heart-beats: we agree to what the client asks, no faster than our
 	 * minimum. We send every max(cy, min) and expect every max(cx, min). */
-	if (c->version >= STOMP_1_1) {
+	if (version >= STOMP_1_1) {
 		uint32_t min = (uint32_t)b->cfg.heartbeat_min_ms;
 		if (cy)
 			send_ms = (uint32_t)MAX(cy, min);
@@ -286,6 +290,7 @@ static void handle_connect(struct conn *c, struct frame *f, const char *receipt)
 			recv_ms = (uint32_t)MAX(cx, min);
 	}
 
+	c->version = version;
 	out = conn_output(c);
 	frame_put_cmd(out, CMD_CONNECTED);
 	if (c->version >= STOMP_1_1) {
@@ -467,6 +472,69 @@ static struct dest *own_temp_queue(struct conn *c, const char *local, char *err,
 	return d;
 }
 
+/* Where a SEND to `name` goes: temporary queue names are mapped to the
+ * broker's, a topic nobody subscribes to is *dropped, and a bad name is
+ * NULL with err. */
+static struct dest *send_target(struct conn *c, const char *name, bool *dropped, char *err, size_t errlen)
+{
+	struct dest *d;
+	*dropped = false;
+	if (is_local_temp(name))
+		return own_temp_queue(c, name, err, errlen);
+	if (is_global_temp(name)) {
+		/* A reply to a requester that has gone: nobody will read it. */
+		if (!(d = dest_find(c->vhost, name)))
+			*dropped = true;
+		return d;
+	}
+	return dest_for_send(c->vhost, name, dropped, err, errlen);
+}
+
+/* Runs route(msg). Returns false when the message goes no further
+ * (dropped: receipt sent; refused: connection closed). */
+static bool apply_route(struct conn *c, struct frame *f, const char *name, const char *receipt,
+                        struct route_result *rr)
+{
+	struct broker *b = c->b;
+	struct route_msg rm = {
+		.destination = name,
+		.hdrs = f->hdrs,
+		.nhdrs = f->nhdrs,
+		.body = f->body,
+		.body_len = f->body_len,
+		.login = c->login,
+		.vhost = c->vhost->name,
+		.conn_id = c->id,
+	};
+	switch (router_route(b->router, &rm, rr)) {
+	case ROUTE_DELIVER:
+	case ROUTE_REWRITE:
+	case ROUTE_FANOUT:
+		return true;
+	case ROUTE_DROP:
+		c->messages_in++;
+		b->stats.messages_in++;
+		b->stats.dropped++;
+		conn_receipt(c, receipt, 0);
+		return false;
+	case ROUTE_REJECT:
+		b->stats.rejected++;
+		conn_close(c, receipt, "message to %s rejected: %s", name, rr->error);
+		return false;
+	case ROUTE_BUDGET:
+	case ROUTE_NOMEM:
+	case ROUTE_ERROR:
+		/* The detail (file:line) is for the operator's log. */
+		log_error(CONN_FMT ": route() failed for a message to %s: %s", CONN_ARGS(c), name, rr->error);
+		b->stats.rejected++;
+		conn_close(c, receipt, "message to %s rejected: the routing rule failed (%s)", name,
+		           rr->outcome == ROUTE_BUDGET ? "out of instructions"
+		           : rr->outcome == ROUTE_NOMEM ? "out of memory" : "script error");
+		return false;
+	}
+	return false;
+}
+
 static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 {
 	struct broker *b = c->b;
@@ -474,8 +542,16 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 	const char *txname = frame_get(f, "transaction");
 	const char *v;
 	struct txn *t = NULL;
-	struct dest *d;
-	struct msg *m;
+	struct route_result rr;
+	bool routed = false;
+	const char *const *targets;
+	size_t ntargets;
+	struct dest *stack_dests[4], **dests = stack_dests;
+	const char *stack_names[4], **names = stack_names;
+	size_t ndests = 0;
+	struct msg_edit stack_edits[8], *edits = stack_edits;
+	size_t nedits = 0;
+	struct msg *m = NULL;
 	char err[320];
 	uint64_t seq = 0;
 
@@ -497,51 +573,58 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 		conn_close(c, receipt, "%s", err);
 		return;
 	}
-	if (is_local_temp(name)) {
-		d = own_temp_queue(c, name, err, sizeof err);
-	} else if (is_global_temp(name)) {
-		/* A reply to a requester that has gone: nobody will read it. */
-		if (!(d = dest_find(c->vhost, name))) {
-			b->stats.dropped++;
-			conn_receipt(c, receipt, 0);
-			return;
-		}
-	} else {
-		bool absent_topic;
-		d = dest_for_send(c->vhost, name, &absent_topic, err, sizeof err);
-		if (absent_topic) {
-			c->messages_in++;
-			b->stats.messages_in++;
-			b->stats.dropped++;
-			conn_receipt(c, receipt, 0);
-			return;
+	targets = &name;
+	ntargets = 1;
+	if (router_has_route(b->router)) {
+		routed = true;
+		if (!apply_route(c, f, name, receipt, &rr))
+			goto out;
+		if (rr.ndests) {
+			targets = (const char *const *)rr.dests;
+			ntargets = rr.ndests;
 		}
 	}
-	if (!d) {
-		conn_close(c, receipt, "cannot send to '%s': %s", name, err);
-		return;
+	if (ntargets > ARRAY_LEN(stack_dests)) {
+		dests = xmalloc(ntargets * sizeof *dests);
+		names = xmalloc(ntargets * sizeof *names);
+	}
+	for (size_t i = 0; i < ntargets; i++) {
+		bool dropped;
+		struct dest *d = send_target(c, targets[i], &dropped, err, sizeof err);
+		if (d) {
+			dests[ndests] = d;
+			names[ndests++] = d->name;
+		} else if (dropped) {
+			b->stats.dropped++;
+		} else {
+			conn_close(c, receipt, "cannot send to '%s': %s", targets[i], err);
+			goto out;
+		}
 	}
 
+	/* Header edits: the route's, then a local reply-to queue's real name. */
+	if (routed && rr.nedits + 1 > ARRAY_LEN(stack_edits))
+		edits = xmalloc((rr.nedits + 1) * sizeof *edits);
+	for (size_t i = 0; routed && i < rr.nedits; i++)
+		edits[nedits++] = (struct msg_edit){ rr.edits[i].name, rr.edits[i].value };
 	{
 		const char *reply_to = frame_get(f, "reply-to");
-		struct msg_edit edit = { "reply-to", NULL };
 		if (reply_to && is_local_temp(reply_to)) {
 			struct dest *tq = own_temp_queue(c, reply_to, err, sizeof err);
 			if (!tq) {
 				conn_close(c, receipt, "cannot create reply queue '%s': %s", reply_to, err);
-				return;
+				goto out;
 			}
-			edit.value = tq->name;
+			edits[nedits++] = (struct msg_edit){ "reply-to", tq->name };
 		}
-		m = msg_new(broker_next_msg_id(b), name, f, &edit, edit.value ? 1 : 0);
 	}
+	m = msg_new(broker_next_msg_id(b), name, f, edits, nedits);
 	m->timestamp = broker_now_ms(b);
 	if ((v = frame_get(f, "expires")) && *v) {
 		uint64_t exp;
 		if (!parse_u64(v, 0, UINT64_MAX, &exp)) {
-			msg_unref(m);
 			conn_close(c, receipt, "invalid expires '%s' in SEND frame: expected milliseconds since the epoch", v);
-			return;
+			goto out;
 		}
 		m->expires = exp;
 	}
@@ -550,9 +633,8 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 	if (((v = frame_get(f, "expiration")) || (v = frame_get(f, "x-message-ttl"))) && *v) {
 		uint64_t ttl;
 		if (!parse_u64(v, 0, UINT32_MAX, &ttl)) {
-			msg_unref(m);
 			conn_close(c, receipt, "invalid time-to-live '%s' in SEND frame: expected milliseconds", v);
-			return;
+			goto out;
 		}
 		if (!m->expires || m->timestamp + ttl < m->expires)
 			m->expires = m->timestamp + ttl;
@@ -563,20 +645,27 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 	b->stats.messages_in++;
 
 	if (t) {
-		if (txn_add_send(c, t, m, &name, 1, err, sizeof err) < 0) {
-			msg_unref(m);
+		if (txn_add_send(c, t, m, names, ndests, err, sizeof err) < 0) {
 			conn_close(c, receipt, "%s", err);
-			return;
+			goto out;
 		}
-	} else if (stomp_deliver(c, m, &d, 1, receipt, &seq) < 0) {
-		msg_unref(m);
-		return;
+	} else if (stomp_deliver(c, m, dests, ndests, receipt, &seq) < 0) {
+		goto out;
 	}
-	msg_unref(m);
 	conn_receipt(c, receipt, seq);
 	/* Over the memory high-watermark: this producer waits, consumers drain. */
 	if (broker_memory_blocked(b))
 		conn_pause_reading(c, true);
+out:
+	msg_unref(m);
+	if (dests != stack_dests) {
+		free(dests);
+		free(names);
+	}
+	if (edits != stack_edits)
+		free(edits);
+	if (routed)
+		route_result_fini(&rr);
 }
 
 /* ---- SUBSCRIBE / UNSUBSCRIBE ---- */

@@ -132,6 +132,8 @@ int txn_commit(struct conn *c, struct txn *t, const char *receipt, uint64_t *seq
 			size_t n = 0;
 			for (j = 0; j < op->ndests; j++) {
 				bool absent_topic;
+				/* Names were resolved at SEND time (temporary queues
+				 * mapped): only a destination deleted since is missing. */
 				if ((dests[n] = dest_for_send(c->vhost, op->dests[j], &absent_topic, err, sizeof err))) {
 					n++;
 				} else if (absent_topic) {

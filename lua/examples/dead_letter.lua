@@ -4,7 +4,7 @@
 -- refusing a bad one (error("...") would send the producer an ERROR and
 -- lose the message), route() sends it to /queue/DLQ.orders.invalid with
 -- headers saying where it was going and why, so that an operator can
--- look at it, fix it and move it back (see `move` in docs/control.md).
+-- look at it, fix it and send it on again.
 --
 -- The body is only read for /queue/orders: other messages never have
 -- theirs copied into Lua.
