@@ -12,6 +12,7 @@
 #include "cmdline.h"
 #include "conn.h"
 #include "dest.h"
+#include "listener.h"
 #include "log.h"
 #include "msg.h"
 #include "store.h"
@@ -223,6 +224,8 @@ static void dest_row(struct jw *w, const struct dest *d, bool detail)
 		jw_kuint(w, "children", d->nchildren);
 	if (detail) {
 		jw_kuint(w, "bytes", d->bytes);
+		jw_kuint(w, "paged", d->paged);
+		jw_kuint(w, "paged_bytes", d->paged_bytes);
 		jw_kuint(w, "dropped", d->dropped);
 		jw_kuint(w, "expired", d->expired);
 		jw_kuint(w, "dead_lettered", d->dead_lettered);
@@ -325,7 +328,7 @@ static int cmd_help(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 	if (argc == 1) {
 		const struct cmd_info *i = cmd_lookup(argv[0]);
 		if (!i)
-			return cmd_fail(r, CMD_NOT_FOUND, "unknown command '%s' (try: help)", argv[0]);
+			return cmd_fail(r, CMD_NO_COMMAND, "unknown command '%s' (try: help)", argv[0]);
 		jw_obj_begin(&r->w);
 		jw_kstr(&r->w, "command", i->name);
 		jw_kstr(&r->w, "usage", i->usage);
@@ -342,6 +345,13 @@ static int cmd_help(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 	}
 	jw_arr_end(&r->w);
 	return ok(r, "%zu commands", n);
+}
+
+static int by_vhost_and_name(const void *a, const void *b)
+{
+	const struct dest *x = *(const struct dest *const *)a, *y = *(const struct dest *const *)b;
+	int c = strcmp(x->vhost->name, y->vhost->name);
+	return c ? c : strcmp(x->name, y->name);
 }
 
 static const char *const listings[] = { "destinations", "queues", "topics", "pubsubs", "clients",
@@ -433,21 +443,39 @@ static int cmd_list(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 		type = DEST_TOPIC;
 	else if (strcmp(what, "pubsubs") == 0)
 		type = DEST_PUBSUB;
-	jw_arr_begin(&r->w);
-	while (strmap_next(&b->vhosts, &vit, NULL, &vv)) {
-		struct vhost *vh = vv;
-		size_t it = 0;
-		void *v;
-		while (strmap_next(&vh->dests, &it, NULL, &v)) {
-			const struct dest *d = v;
-			if (d->type == DEST_COMMAND || (type >= 0 && d->type != (enum dest_type)type))
-				continue;
-			dest_row(&r->w, d, false);
-			count++;
+	{
+		/* Sorted by virtual host and name, so that listings read (and
+		 * diff) the same way every time. */
+		const struct dest **rows = NULL;
+		size_t n = 0, cap = 0;
+		while (strmap_next(&b->vhosts, &vit, NULL, &vv)) {
+			struct vhost *vh = vv;
+			size_t it = 0;
+			void *v;
+			while (strmap_next(&vh->dests, &it, NULL, &v)) {
+				const struct dest *d = v;
+				if (d->type == DEST_COMMAND || (type >= 0 && d->type != (enum dest_type)type))
+					continue;
+				if (n == cap) {
+					cap = cap ? cap * 2 : 64;
+					rows = xrealloc(rows, cap * sizeof *rows);
+				}
+				rows[n++] = d;
+			}
 		}
+		qsort(rows, n, sizeof *rows, by_vhost_and_name);
+		jw_arr_begin(&r->w);
+		for (size_t i = 0; i < n; i++)
+			dest_row(&r->w, rows[i], false);
+		jw_arr_end(&r->w);
+		count = n;
+		free(rows);
 	}
-	jw_arr_end(&r->w);
-	return ok(r, "%zu %s", count, count == 1 && what[strlen(what) - 1] == 's' ? "destination" : what);
+	{
+		/* "1 queue", "2 queues": the listing's name without its plural s */
+		int len = (int)strlen(what) - (count == 1);
+		return ok(r, "%zu %.*s", count, len, what);
+	}
 }
 
 static int cmd_show(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
@@ -510,6 +538,10 @@ static int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_repl
 	jw_obj_begin(w);
 	jw_kstr(w, "version", MQ_VERSION);
 	jw_kint(w, "pid", (int64_t)getpid());
+	jw_kstr(w, "host", listeners_host(b));
+	jw_kint(w, "port", listeners_port(b, false));
+	jw_kint(w, "tls_port", listeners_port(b, true));
+	jw_kint(w, "http_port", b->http ? b->http_port_bound : 0);
 	jw_kuint(w, "uptime_s", (mono_ms() - b->started_mono_ms) / 1000);
 	jw_kint(w, "connections", b->nconns);
 	jw_kuint(w, "connections_total", s->connections_total);
@@ -739,33 +771,34 @@ static int cmd_redrive(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_re
 	/* Take the whole backlog first: sending may route back into dlq. */
 	n = dlq->count;
 	for (size_t i = 0; i < n; i++) {
-		struct qitem it = dlq->items[dlq->head];
+		uint32_t deliveries;
+		bool journaled;
+		struct msg *m = queue_take_head(dlq, &deliveries, &journaled);
 		struct dest *to = target;
 		char origin[1100];
-		dlq->head = (dlq->head + 1) & (dlq->cap - 1);
-		dlq->count--;
-		dlq->bytes -= it.m->body_len;
-		if (!to && msg_header(it.m, "original-destination", origin, sizeof origin))
+		if (!m)
+			break;
+		if (!to && msg_header(m, "original-destination", origin, sizeof origin))
 			to = dest_get(vh, origin, err, sizeof err);
 		if (!to || to == dlq) {
-			queue_push(dlq, it.m, it.deliveries, it.journaled);	/* back at the tail, unchanged */
-			msg_unref(it.m);
+			queue_push(dlq, m, deliveries, journaled);	/* back at the tail, unchanged */
+			msg_unref(m);
 			kept++;
 			continue;
 		}
 		{
-			struct msg *copy = msg_clone_for(it.m, to->name, strip, ARRAY_LEN(strip));
+			struct msg *copy = msg_clone_for(m, to->name, strip, ARRAY_LEN(strip));
 			uint64_t seq = 0;
 			copy->id = broker_next_msg_id(ctx->b);
 			if (dest_send(to, copy, &seq, err, sizeof err) == SEND_REJECTED) {
-				queue_push(dlq, it.m, it.deliveries, it.journaled);
+				queue_push(dlq, m, deliveries, journaled);
 				kept++;
 			} else {
-				queue_acked(dlq, it.m, it.journaled);
+				queue_acked(dlq, m->id, journaled);
 				moved++;
 			}
 			msg_unref(copy);
-			msg_unref(it.m);
+			msg_unref(m);
 		}
 	}
 	jw_obj_begin(&r->w);

@@ -231,8 +231,8 @@ enum send_status dest_send(struct dest *d, struct msg *m, uint64_t *seq, char *e
 	case DEST_QUEUE:
 		if (d->opts.max_length && d->count >= d->opts.max_length) {
 			if (d->opts.overflow == OVERFLOW_REJECT) {
-				snprintf(err, errlen, "queue %s is full: %zu messages (max-length %llu)", d->name,
-				         d->count, (unsigned long long)d->opts.max_length);
+				snprintf(err, errlen, "queue %s is full: %zu message%s (max-length %llu)", d->name,
+				         d->count, d->count == 1 ? "" : "s", (unsigned long long)d->opts.max_length);
 				return SEND_REJECTED;
 			}
 		}
@@ -253,7 +253,7 @@ enum send_status dest_send(struct dest *d, struct msg *m, uint64_t *seq, char *e
 			}
 			d->messages_in++;
 			if (!queue_push(d, m, 0, journaled) && journaled)
-				store_remove(d, m);	/* expired on arrival */
+				store_remove(d, m->id);	/* expired on arrival */
 		}
 		queue_dispatch(d);
 		return SEND_OK;

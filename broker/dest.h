@@ -28,9 +28,15 @@ TAILQ_HEAD(sub_list, sub);
  * count) lives here, not in the message, since a message may sit in
  * several queues at once. */
 struct qitem {
-	struct msg *m;			/* ref held */
+	union {
+		struct msg *m;		/* ref held, while in memory */
+		uint64_t id;		/* while paged out: read back from the journal */
+	};
 	uint32_t deliveries;		/* times delivered so far */
-	uint32_t journaled;		/* this queue's copy has a journal record to remove */
+	uint32_t len : 29;		/* body bytes (record bytes while paged out after a restart) */
+	uint32_t journaled : 1;		/* this queue's copy has a journal record to remove */
+	uint32_t paged : 1;		/* only the id is in memory */
+	uint32_t recovered : 1;		/* came back after a restart: delivered as redelivered */
 };
 
 struct dest {
@@ -52,6 +58,8 @@ struct dest {
 	struct qitem *items;		/* queues: ring buffer, owned */
 	size_t head, count, cap;
 	uint64_t bytes;			/* body bytes held */
+	uint64_t paged;			/* messages paged out to the journal */
+	uint64_t paged_bytes;
 	uint64_t unacked;		/* deliveries in flight */
 
 	struct strmap groups;		/* topics under -r: client-id -> struct rr_group *, owned */
@@ -108,8 +116,15 @@ enum send_status dest_send(struct dest *d, struct msg *m, uint64_t *seq, char *e
 
 /* ---- queue.c ---- */
 /* Appends a message; false when it was not kept (already expired).
- * journaled: the journal holds this queue's copy (see store.h). */
+ * journaled: the journal holds this queue's copy (see store.h); such a
+ * message is paged out when the queue is over its memory budget. */
 bool queue_push(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled);
+/* Appends a journaled message by id only (recovery beyond the budget). */
+void queue_push_paged(struct dest *q, uint64_t id, size_t len, bool recovered);
+bool queue_over_budget(const struct dest *q);
+/* Pops the head, read back if paged out; NULL when empty. Reference is the caller's. */
+struct msg *queue_take_head(struct dest *q, uint32_t *deliveries, bool *journaled);
+uint64_t qitem_id(const struct qitem *it);
 /* Prepends: a delivery that came back. */
 void queue_push_front(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled);
 /* Delivers as much as subscribers have room for. */
@@ -119,7 +134,7 @@ uint64_t queue_purge(struct dest *q);
 /* A delivery that came back unacknowledged (NACK, disconnect, unsubscribe). */
 void queue_return(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled);
 /* An acknowledged delivery: the queue forgets it for good. */
-void queue_acked(struct dest *q, struct msg *m, bool journaled);
+void queue_acked(struct dest *q, uint64_t id, bool journaled);
 /* Past its expiry (the message's expires header or the queue's ttl)? */
 bool queue_expired(const struct dest *q, const struct msg *m, uint64_t now);
 /* Drops expired messages from the head (the broker's tick calls it). */

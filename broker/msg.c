@@ -391,7 +391,7 @@ struct msg *msg_decode(uint64_t id, const void *payload, size_t len)
 	m = msg_from_parts(id, dest, hdrs, hlen, p, (size_t)(end - p));
 	m->timestamp = ts;
 	m->expires = exp;
-	m->flags |= (flags & MSG_PERSISTENT) | MSG_JOURNALED | MSG_RECOVERED;
+	m->flags |= (flags & MSG_PERSISTENT) | MSG_JOURNALED;
 	return m;
 }
 

@@ -76,7 +76,8 @@ const char *msg_hdrs_for(struct msg *m, enum stomp_version version, size_t *len)
 const char *msg_header(const struct msg *m, const char *name, char *buf, size_t buflen);
 
 /* Journal payload: [u32 dest_len][dest][u32 hdrs_len][hdrs][u64 timestamp]
- * [u64 expires][u32 flags][body]. msg_decode is its inverse. */
+ * [u64 expires][u32 flags][body]. msg_decode is its inverse (the message
+ * comes back flagged journaled; recovery adds MSG_RECOVERED). */
 void *msg_encode(const struct msg *m, size_t *len);
 struct msg *msg_decode(uint64_t id, const void *payload, size_t len);
 

@@ -1,11 +1,17 @@
 /* queue.c: a queue holds messages until one consumer takes each.
  *
- * Storage is a ring buffer of (message, delivery count) slots, so pushing
- * at the tail, popping at the head and putting a returned delivery back at
- * the head are all O(1). Dispatch hands the head to the highest-priority
- * subscriber with room, round-robin among equals. */
+ * Storage is a ring buffer of 16-byte slots (message, delivery count,
+ * flags), so pushing at the tail, popping at the head and putting a
+ * returned delivery back at the head are all O(1). Dispatch hands the head
+ * to the highest-priority subscriber with room, round-robin among equals.
+ *
+ * Queues larger than memory: beyond queue_memory_budget bytes of bodies,
+ * a slot whose message is in the journal keeps only the message id (it is
+ * "paged out"); the message is read back when its turn comes. The newest
+ * messages page out first, so the head, which goes next, stays in memory. */
 #include "dest.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +55,55 @@ static void maybe_shrink(struct dest *q)
 	}
 }
 
+static struct qitem pop_head(struct dest *q)
+{
+	struct qitem it = q->items[q->head];
+	q->head = (q->head + 1) & (q->cap - 1);
+	q->count--;
+	q->bytes -= it.len;
+	if (it.paged) {
+		q->paged--;
+		q->paged_bytes -= it.len;
+	}
+	return it;
+}
+
+uint64_t qitem_id(const struct qitem *it)
+{
+	return it->paged ? it->id : it->m->id;
+}
+
+/* The slot's message, read back from the journal if it was paged out (the
+ * slot then holds it in memory again). NULL when it cannot be read: the
+ * slot is then useless and the caller drops it. */
+static struct msg *item_msg(struct dest *q, struct qitem *it)
+{
+	struct msg *m;
+	if (!it->paged)
+		return it->m;
+	m = store_load(q, it->id);
+	if (!m)
+		return NULL;
+	if (it->recovered)
+		m->flags |= MSG_RECOVERED;
+	q->paged--;
+	q->paged_bytes -= it->len;
+	q->bytes -= it->len;
+	it->len = m->body_len;
+	q->bytes += it->len;
+	it->m = m;
+	it->paged = 0;
+	return m;
+}
+
+/* A slot that went away: its journal record too, and its reference. */
+static void discard(struct dest *q, struct qitem *it)
+{
+	queue_acked(q, qitem_id(it), it->journaled);
+	if (!it->paged)
+		msg_unref(it->m);
+}
+
 /* Where q's dead letters go, or NULL to drop them. Messages past their
  * delivery limit go to the default /queue/DLQ.<name> unless told
  * otherwise; expired and overflowing ones only when a dead-letter
@@ -74,7 +129,7 @@ void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool 
 	const char *name = dlq_name(q, explicit_only, buf, sizeof buf);
 	struct dest *dlq;
 
-	queue_acked(q, m, journaled);	/* gone from this queue either way */
+	queue_acked(q, m->id, journaled);	/* gone from this queue either way */
 	if (!name || !(dlq = dest_get(q->vhost, name, err, sizeof err)) || dlq == q) {
 		q->dropped++;
 		b->stats.dropped++;
@@ -119,16 +174,24 @@ static void expire(struct dest *q, struct msg *m, uint32_t deliveries, bool jour
 	queue_dead_letter(q, m, deliveries, journaled, "expired", true);
 }
 
+/* Makes room at the head for `incoming` more bytes (overflow drop-oldest). */
 static void drop_head_for_room(struct dest *q, size_t incoming)
 {
+	char buf[1200];
+	bool to_dlq = dlq_name(q, true, buf, sizeof buf) != NULL;
 	while (q->count && ((q->opts.max_length && q->count >= q->opts.max_length) ||
 	                    (q->opts.max_bytes && q->bytes + incoming > q->opts.max_bytes))) {
-		struct qitem it = q->items[q->head];
-		q->head = (q->head + 1) & (q->cap - 1);
-		q->count--;
-		q->bytes -= it.m->body_len;
-		queue_dead_letter(q, it.m, it.deliveries, it.journaled, "overflow", true);
-		msg_unref(it.m);
+		struct qitem it = pop_head(q);
+		struct msg *m = to_dlq ? item_msg(q, &it) : (it.paged ? NULL : it.m);
+		if (m) {
+			queue_dead_letter(q, m, it.deliveries, it.journaled, "overflow", true);
+			msg_unref(m);
+		} else {
+			/* paged out and nowhere to go: its id is all we need */
+			queue_acked(q, it.id, it.journaled);
+			q->dropped++;
+			q->vhost->broker->stats.dropped++;
+		}
 	}
 }
 
@@ -136,19 +199,41 @@ void queue_sweep(struct dest *q, uint64_t now)
 {
 	/* Only the head: expiry costs nothing for messages at rest, and a
 	 * queue in order of arrival expires from the head in the common case. */
-	while (q->count && queue_expired(q, q->items[q->head].m, now)) {
-		struct qitem it = q->items[q->head];
-		q->head = (q->head + 1) & (q->cap - 1);
-		q->count--;
-		q->bytes -= it.m->body_len;
-		expire(q, it.m, it.deliveries, it.journaled);
-		msg_unref(it.m);
+	while (q->count) {
+		struct qitem *head = &q->items[q->head];
+		struct msg *m = item_msg(q, head);
+		struct qitem it;
+		if (m && !queue_expired(q, m, now))
+			break;
+		it = pop_head(q);
+		if (m) {
+			expire(q, m, it.deliveries, it.journaled);
+			msg_unref(m);
+		} else {
+			discard(q, &it);	/* unreadable */
+		}
 	}
 	maybe_shrink(q);
 }
 
+static void page_out_tail(struct dest *q)
+{
+	struct qitem *it = &q->items[(q->head + q->count - 1) & (q->cap - 1)];
+	uint64_t id;
+	if (!it->journaled || it->paged)
+		return;
+	id = it->m->id;
+	it->recovered = (it->m->flags & MSG_RECOVERED) != 0;
+	msg_unref(it->m);
+	it->id = id;
+	it->paged = 1;
+	q->paged++;
+	q->paged_bytes += it->len;
+}
+
 bool queue_push(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled)
 {
+	uint64_t budget = q->vhost->broker->cfg.queue_memory_budget;
 	if ((m->expires || q->opts.ttl_ms) && queue_expired(q, m, wall_ms())) {
 		expire(q, m, deliveries, journaled);
 		return false;
@@ -157,10 +242,34 @@ bool queue_push(struct dest *q, struct msg *m, uint32_t deliveries, bool journal
 		drop_head_for_room(q, m->body_len);
 	if (q->count == q->cap)
 		grow(q);
-	q->items[(q->head + q->count) & (q->cap - 1)] = (struct qitem){ msg_ref(m), deliveries, journaled };
+	q->items[(q->head + q->count) & (q->cap - 1)] = (struct qitem){
+		.m = msg_ref(m), .deliveries = deliveries, .len = m->body_len, .journaled = journaled,
+	};
 	q->count++;
 	q->bytes += m->body_len;
+	/* Over the memory budget, and the journal has it: keep the id only. */
+	if (journaled && budget && q->bytes - q->paged_bytes > budget)
+		page_out_tail(q);
 	return true;
+}
+
+void queue_push_paged(struct dest *q, uint64_t id, size_t len, bool recovered)
+{
+	if (q->count == q->cap)
+		grow(q);
+	q->items[(q->head + q->count) & (q->cap - 1)] = (struct qitem){
+		.id = id, .len = (uint32_t)len, .journaled = 1, .paged = 1, .recovered = recovered,
+	};
+	q->count++;
+	q->bytes += len;
+	q->paged++;
+	q->paged_bytes += len;
+}
+
+bool queue_over_budget(const struct dest *q)
+{
+	uint64_t budget = q->vhost->broker->cfg.queue_memory_budget;
+	return budget && q->bytes - q->paged_bytes > budget;
 }
 
 void queue_push_front(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled)
@@ -168,7 +277,9 @@ void queue_push_front(struct dest *q, struct msg *m, uint32_t deliveries, bool j
 	if (q->count == q->cap)
 		grow(q);
 	q->head = (q->head - 1) & (q->cap - 1);
-	q->items[q->head] = (struct qitem){ msg_ref(m), deliveries, journaled };
+	q->items[q->head] = (struct qitem){
+		.m = msg_ref(m), .deliveries = deliveries, .len = m->body_len, .journaled = journaled,
+	};
 	q->count++;
 	q->bytes += m->body_len;
 }
@@ -203,25 +314,29 @@ void queue_dispatch(struct dest *q)
 	while (q->count) {
 		struct sub *s = pick(q);
 		struct qitem it;
+		struct msg *m;
 		if (!s)
 			break;
-		it = q->items[q->head];
-		q->head = (q->head + 1) & (q->cap - 1);
-		q->count--;
-		q->bytes -= it.m->body_len;
-		if (it.m->expires || q->opts.ttl_ms) {
+		m = item_msg(q, &q->items[q->head]);
+		it = pop_head(q);
+		if (!m) {
+			discard(q, &it);
+			q->dropped++;
+			continue;
+		}
+		if (m->expires || q->opts.ttl_ms) {
 			if (!now)
 				now = wall_ms();
-			if (queue_expired(q, it.m, now)) {
-				expire(q, it.m, it.deliveries, it.journaled);
-				msg_unref(it.m);
+			if (queue_expired(q, m, now)) {
+				expire(q, m, it.deliveries, it.journaled);
+				msg_unref(m);
 				continue;
 			}
 		}
 		q->rr = s;
 		q->messages_out++;
-		sub_deliver(s, it.m, it.deliveries + 1, it.journaled);
-		msg_unref(it.m);	/* the queue's reference; the delivery holds its own */
+		sub_deliver(s, m, it.deliveries + 1, it.journaled);
+		msg_unref(m);	/* the queue's reference; the delivery holds its own */
 	}
 	q->dispatching = false;
 	maybe_shrink(q);
@@ -231,15 +346,28 @@ uint64_t queue_purge(struct dest *q)
 {
 	uint64_t n = q->count;
 	while (q->count) {
-		struct qitem it = q->items[q->head];
-		q->head = (q->head + 1) & (q->cap - 1);
-		q->count--;
-		queue_acked(q, it.m, it.journaled);
-		msg_unref(it.m);
+		struct qitem it = pop_head(q);
+		discard(q, &it);
 	}
 	q->bytes = 0;
 	maybe_shrink(q);
 	return n;
+}
+
+struct msg *queue_take_head(struct dest *q, uint32_t *deliveries, bool *journaled)
+{
+	while (q->count) {
+		struct msg *m = item_msg(q, &q->items[q->head]);
+		struct qitem it = pop_head(q);
+		if (!m) {
+			discard(q, &it);
+			continue;
+		}
+		*deliveries = it.deliveries;
+		*journaled = it.journaled;
+		return m;
+	}
+	return NULL;
 }
 
 void queue_return(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled)
@@ -256,8 +384,8 @@ void queue_return(struct dest *q, struct msg *m, uint32_t deliveries, bool journ
 	queue_push_front(q, m, deliveries, journaled);
 }
 
-void queue_acked(struct dest *q, struct msg *m, bool journaled)
+void queue_acked(struct dest *q, uint64_t id, bool journaled)
 {
 	if (journaled)
-		store_remove(q, m);
+		store_remove(q, id);
 }

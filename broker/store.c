@@ -157,14 +157,31 @@ uint64_t store_enqueue(struct dest *q, struct msg *m, char *err, size_t errlen)
 	return seq;
 }
 
-void store_remove(struct dest *q, struct msg *m)
+void store_remove(struct dest *q, uint64_t id)
 {
 	struct store *st = store_of(q->vhost->broker);
 	if (!st || !q->qid || st->recovering)
 		return;
 	/* ENOENT (never stored, or stored before the queue turned persistent)
 	 * writes nothing: nothing to undo. */
-	journal_remove(st->j, q->qid, m->id);
+	journal_remove(st->j, q->qid, id);
+}
+
+struct msg *store_load(struct dest *q, uint64_t id)
+{
+	struct store *st = store_of(q->vhost->broker);
+	void *payload;
+	size_t len;
+	struct msg *m;
+	if (!st || journal_read_message(st->j, id, &payload, &len) < 0) {
+		log_error("%s: message %" PRIu64 " cannot be read back from the journal: dropped", q->name, id);
+		return NULL;
+	}
+	m = msg_decode(id, payload, len);
+	free(payload);
+	if (!m)
+		log_error("%s: message %" PRIu64 " in the journal is unreadable: dropped", q->name, id);
+	return m;
 }
 
 uint64_t store_durable_seq(const struct broker *b)
@@ -287,12 +304,20 @@ static void recover_message(void *arg, uint32_t qid, uint64_t msg_id, const void
 		st->skipped_msgs++;
 		return;
 	}
+	if (queue_over_budget(q)) {
+		/* Beyond the queue's memory budget: the id is enough until
+		 * its turn comes. */
+		queue_push_paged(q, msg_id, len, true);
+		st->recovered_msgs++;
+		return;
+	}
 	m = msg_decode(msg_id, payload, len);
 	if (!m) {
 		log_error("journal: message %" PRIu64 " of %s is unreadable: skipped", msg_id, q->name);
 		st->skipped_msgs++;
 		return;
 	}
+	m->flags |= MSG_RECOVERED;	/* it may have been delivered before the restart */
 	if (queue_push(q, m, 0, true))
 		st->recovered_msgs++;
 	msg_unref(m);

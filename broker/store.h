@@ -33,8 +33,10 @@ bool store_wants(const struct dest *q, const struct msg *m);
  * with the reason in err (disk full, I/O error): the message must then be
  * refused. */
 uint64_t store_enqueue(struct dest *q, struct msg *m, char *err, size_t errlen);
-/* q's copy of m is gone (acknowledged, expired, dropped, purged). */
-void store_remove(struct dest *q, struct msg *m);
+/* q's copy of message `id` is gone (acknowledged, expired, dropped, purged). */
+void store_remove(struct dest *q, uint64_t id);
+/* Reads a paged-out message back; NULL (logged) when it cannot be read. */
+struct msg *store_load(struct dest *q, uint64_t id);
 
 /* Topology: a destination was created or changed (options, paused,
  * children), or deleted. */

@@ -169,7 +169,7 @@ void sub_deliver(struct sub *s, struct msg *m, uint32_t deliveries, bool journal
 	c->b->stats.messages_out++;
 	if (s->opts.ack == ACK_AUTO) {
 		if (d->type == DEST_QUEUE)
-			queue_acked(d, m, journaled);
+			queue_acked(d, m->id, journaled);
 		return;
 	}
 	struct delivery *dl = xmalloc(sizeof *dl);
@@ -197,7 +197,7 @@ void sub_ack(struct delivery *target, bool cumulative)
 		done = dl == target;
 		forget(dl);
 		if (d->type == DEST_QUEUE)
-			queue_acked(d, dl->m, dl->journaled);
+			queue_acked(d, dl->m->id, dl->journaled);
 		s->conn->b->stats.acks++;
 		msg_unref(dl->m);
 		free(dl);

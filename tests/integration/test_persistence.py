@@ -294,3 +294,39 @@ def test_disk_full_refuses_persistent_sends_and_recovers(make_broker, tmp_path):
         b.stop()
     finally:
         subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+
+def test_queue_larger_than_its_memory_budget(make_broker):
+    b = make_broker("-o", "queue_memory_budget=64KiB")
+    ctl = Control(b)
+    ctl.ok("create queue /queue/backlog persistent")
+    p, prec = client(b)
+    for i in range(1000):
+        p.send("/queue/backlog", f"{i:04d}" + "b" * 1020)
+    p.send("/queue/backlog", "last", receipt="r")
+    prec.wait_receipt("r")
+    d = ctl.ok("show /queue/backlog")
+    assert d["depth"] == 1001
+    # bodies beyond the budget stay in the journal only
+    assert d["paged"] > 900 and d["bytes"] - d["paged_bytes"] <= 64 * 1024 + 1024
+    got = drain(b, "/queue/backlog")
+    assert [m.body[:4] for m in got[:-1]] == [f"{i:04d}" for i in range(1000)]
+    assert all(len(m.body) == 1024 for m in got[:-1]) and got[-1].body == "last"
+    assert ctl.ok("show /queue/backlog")["paged"] == 0
+
+
+def test_recovery_beyond_the_budget_pages(make_broker):
+    b = make_broker("-o", "queue_memory_budget=32KiB")
+    p, prec = client(b)
+    for i in range(500):
+        p.send("/queue/rb", f"{i:04d}" + "r" * 500, headers={"persistent": "true"})
+    p.send("/queue/rb", "end", headers={"persistent": "true"}, receipt="r")
+    prec.wait_receipt("r")
+    p.disconnect()
+    b.kill()
+    b.start()
+    d = Control(b).ok("show /queue/rb")
+    assert d["depth"] == 501 and d["paged"] > 400
+    got = drain(b, "/queue/rb")
+    assert [m.body[:4] for m in got[:-1]] == [f"{i:04d}" for i in range(500)]
+    assert all(m.headers["redelivered"] == "true" for m in got)
