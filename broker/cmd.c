@@ -463,7 +463,8 @@ static int cmd_list(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 				rows[n++] = d;
 			}
 		}
-		qsort(rows, n, sizeof *rows, by_vhost_and_name);
+		if (n)
+			qsort(rows, n, sizeof *rows, by_vhost_and_name);
 		jw_arr_begin(&r->w);
 		for (size_t i = 0; i < n; i++)
 			dest_row(&r->w, rows[i], false);
