@@ -1,0 +1,38 @@
+/* dispatch.h: running one command, whichever way it came in.
+ *
+ * A command line names a broker command (sent over the control socket
+ * and its reply rendered), or one mqsh runs itself: help, quit/exit,
+ * and events (on a connection of its own). The same
+ * path serves the prompt, -c and scripts read from stdin, so that a
+ * command behaves the same in all three. */
+#ifndef MQSH_DISPATCH_H
+#define MQSH_DISPATCH_H
+
+#include <stdbool.h>
+
+#include "ctl.h"
+
+/* Exit statuses a command stands for, beyond 0. */
+#define DISPATCH_FAILED 1
+#define DISPATCH_INTERRUPTED 130	/* 128 + SIGINT, as shells report it */
+
+struct mqsh {
+	const char *socket_path;	/* borrowed: the broker's control socket */
+	struct ctl *ctl;		/* borrowed: connected to socket_path */
+	bool json;			/* --json: replies printed as the broker sent them */
+	bool color;			/* stdout is a terminal that takes colours */
+	bool err_color;			/* the same for stderr */
+	bool interactive;		/* a person at the prompt: "error:" lines, summaries */
+	const char *where;		/* names the command in script errors ("line 3"); may be NULL */
+	bool fresh_line;		/* a line break already followed this command's "^C" */
+};
+
+/* Runs one command (no ';' inside: see script.h). Returns 0 when it
+ * succeeded; otherwise its error is printed (stderr, and stdout as JSON
+ * with --json) and the return value is the exit status it stands for:
+ * DISPATCH_FAILED, or DISPATCH_INTERRUPTED when Ctrl-C stopped a
+ * command for which that is not the normal end (events ends with Ctrl-C
+ * and returns 0). quit/exit set *quit. */
+int dispatch_command(struct mqsh *sh, const char *cmd, bool *quit);
+
+#endif
