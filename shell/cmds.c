@@ -7,6 +7,16 @@
 #include "util.h"
 
 static const struct cmd_info local[] = {
+	{ "publish", "publish DEST BODY [NAME=VALUE ...]",
+	  "Send BODY to DEST over STOMP, with the given headers, and wait for the broker's receipt.",
+	  2, -1, CMD_WRITE | CMDS_LOCAL, "dest" },
+	{ "tail", "tail DEST [COUNT]",
+	  "Subscribe to DEST and print each message as it arrives, until Ctrl-C or COUNT messages. "
+	  "On a queue the messages printed are consumed.",
+	  1, 2, CMD_READ | CMDS_LOCAL, "dest" },
+	{ "run", "run FILE.lua",
+	  "Run a scenario script and report its checks.",
+	  1, 1, CMD_WRITE | CMDS_LOCAL, "file" },
 	{ "quit", "quit", "Leave mqsh (so do 'exit' and Ctrl-D).", 0, 0, CMDS_LOCAL, "" },
 	{ "exit", "exit", "Leave mqsh (so do 'quit' and Ctrl-D).", 0, 0, CMDS_LOCAL, "" },
 };

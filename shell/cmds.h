@@ -2,7 +2,7 @@
  *
  * The broker's commands come from its table (broker/cmd_table.h through
  * cmd_table()), never from a list of our own; mqsh adds the few it runs
- * itself (quit, exit), described with the same
+ * itself (publish, tail, run, quit, exit), described with the same
  * struct cmd_info so that help and completion treat both alike. `help`
  * and `events` are in the broker's table; mqsh runs them locally (help
  * also lists mqsh's own commands; events needs a connection of its own). */
@@ -25,7 +25,7 @@ const struct cmd_info *cmds_at(size_t i);
 /* The command named `word`, or the only one it is a prefix of (relayctl's
  * manners). NULL otherwise, with one line for people in err:
  * "unknown command 'lst' (try: list, help)" or
- * "ambiguous command 'p' (could be: pause, purge)". */
+ * "ambiguous command 'p' (could be: pause, purge, publish)". */
 const struct cmd_info *cmds_resolve(const char *word, char *err, size_t errlen);
 
 #endif

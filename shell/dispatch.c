@@ -12,7 +12,13 @@
 #include "cmds.h"
 #include "render.h"
 #include "repl.h"
+#include "scenario.h"
 #include "util.h"
+
+/* The scenario runner is another part of mqsh, built from
+ * shell/scenario*.c. Weak, so that mqsh links (and says so at run time)
+ * in a build that does not have it yet. */
+int scenario_run(const char *, const struct scenario_opts *) __attribute__((weak));
 
 #define RED "\033[31m"
 #define PLAIN "\033[0m"
@@ -293,6 +299,96 @@ static int run_events(struct mqsh *sh, const struct cmd_info *c)
 	return fail(sh, CMD_INTERNAL, "events: %s", err);
 }
 
+static int run_publish(struct mqsh *sh, const struct cmd_info *c, int argc, char **argv)
+{
+	struct sbuf b;
+	struct jw w;
+	char err[1024];
+	int rc;
+
+	if (stomp_cmds_publish(&sh->stomp, argv[1], argv[2], argv + 3, argc - 3, repl_interrupt_flag(),
+	                       err, sizeof err) < 0)
+		return fail(sh, strncmp(err, "publish: header", 15) == 0 ? CMD_BAD_ARG : CMD_INTERNAL, "%s", err);
+	sbuf_init(&b);
+	reply_begin(&w, &b, "published %zu byte%s to %s", strlen(argv[2]), strlen(argv[2]) == 1 ? "" : "s", argv[1]);
+	jw_key(&w, "data");
+	jw_obj_begin(&w);
+	jw_kstr(&w, "destination", argv[1]);
+	jw_kuint(&w, "bytes", strlen(argv[2]));
+	jw_obj_end(&w);
+	jw_obj_end(&w);
+	rc = show_local(sh, c, &b);
+	sbuf_fini(&b);
+	return rc;
+}
+
+/* A topic keeps nothing for a subscriber that is not ready, so tail reads
+ * it differently (stomp_cmds.h): ask the broker what dest is. */
+static bool is_topic(struct mqsh *sh, const char *dest)
+{
+	struct sbuf line;
+	struct ctl_reply r;
+	char err[256];
+	bool topic = strncmp(dest, "/topic/", 7) == 0;
+
+	sbuf_init(&line);
+	sbuf_adds(&line, "show ");
+	cmdline_quote(&line, dest);
+	if (ctl_call(sh->ctl, line.buf, &r, repl_interrupt_flag(), err, sizeof err) == 0) {
+		const char *type = r.status == CMD_OK ? json_get_str(r.data, "type") : NULL;
+		if (type)
+			topic = strcmp(type, "topic") == 0;
+		ctl_reply_fini(&r);
+	}
+	sbuf_fini(&line);
+	return topic;
+}
+
+static int run_tail(struct mqsh *sh, int argc, char **argv)
+{
+	struct stomp_tail_opts o = { .json = sh->json, .out = stdout, .stop = repl_interrupt_flag() };
+	uint64_t got;
+	char err[1024];
+
+	if (argc == 3 && !parse_u64(argv[2], 1, UINT64_MAX, &o.count))
+		return fail(sh, CMD_BAD_ARG, "tail: COUNT: expected a number of messages (1 or more), got '%s'", argv[2]);
+	o.topic = is_topic(sh, argv[1]);
+	if (interrupted())
+		return 0;
+	if (stomp_cmds_tail(&sh->stomp, argv[1], &o, &got, err, sizeof err) < 0)
+		return interrupted() ? 0 : fail(sh, CMD_INTERNAL, "%s", err);
+	if (sh->interactive) {
+		fresh_line(sh);
+		fprintf(stderr, "tail: %llu message%s from %s\n", (unsigned long long)got, got == 1 ? "" : "s", argv[1]);
+	}
+	return 0;
+}
+
+static int run_scenario(struct mqsh *sh, char **argv)
+{
+	struct scenario_opts o = {
+		.mqbroker = NULL,
+		.control_socket = sh->socket_path,
+		.json = sh->json,
+		.progress = isatty(STDERR_FILENO),
+		.interrupted = repl_interrupt_flag(),
+	};
+	int rc;
+
+	if (!scenario_run)
+		return fail(sh, CMD_INTERNAL, "run: this build has no scenario runner");
+	rc = scenario_run(argv[1], &o);
+	if (rc == 0)
+		return 0;
+	if (interrupted())
+		fail(sh, CMD_INTERNAL, "run %s: interrupted", argv[1]);
+	else
+		fail(sh, CMD_INTERNAL, "run %s: %s", argv[1], rc == 1 ? "a check failed" : "the scenario could not run");
+	/* The runner's own statuses are worth keeping: 2 means the script
+	 * is wrong, not the broker. */
+	return rc == 1 || rc == 2 ? rc : DISPATCH_FAILED;
+}
+
 /* ---- commands the broker runs ---- */
 
 static int run_remote(struct mqsh *sh, const struct cmd_info *c, int argc, char **argv)
@@ -302,8 +398,8 @@ static int run_remote(struct mqsh *sh, const struct cmd_info *c, int argc, char 
 	char err[1024];
 	int rc;
 
-	/* The full name, so that a prefix means what mqsh resolved it to,
-	 * whatever the broker would make of it. */
+	/* The full name, so that a prefix means what mqsh resolved it to
+	 * ("pu" is not the broker's "purge" when mqsh also has "publish"). */
 	sbuf_init(&line);
 	sbuf_adds(&line, c->name);
 	for (int i = 1; i < argc; i++) {
@@ -359,10 +455,17 @@ int dispatch_command(struct mqsh *sh, const char *cmd, bool *quit)
 		*quit = true, rc = 0;
 	else if ((c->flags & CMD_STREAM) && nargs == 0)
 		rc = run_events(sh, c);
+	else if (strcmp(c->name, "publish") == 0)
+		rc = run_publish(sh, c, argc, argv);
+	else if (strcmp(c->name, "tail") == 0)
+		rc = run_tail(sh, argc, argv);
+	else if (strcmp(c->name, "run") == 0)
+		rc = run_scenario(sh, argv);
 	else
 		rc = run_remote(sh, c, argc, argv);
-	/* Ctrl-C is how events ends; anything else it cut short. */
-	if (interrupted() && !(c->flags & CMD_STREAM))
+	/* Ctrl-C is how tail and events end, and the scenario runner reports
+	 * what it saw before stopping; anything else it cut short. */
+	if (interrupted() && strcmp(c->name, "tail") != 0 && strcmp(c->name, "run") != 0 && !(c->flags & CMD_STREAM))
 		rc = DISPATCH_INTERRUPTED;
 	fresh_line(sh);
 	free(argv);

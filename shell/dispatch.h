@@ -2,7 +2,7 @@
  *
  * A command line names a broker command (sent over the control socket
  * and its reply rendered), or one mqsh runs itself: help, quit/exit,
- * and events (on a connection of its own). The same
+ * events (on a connection of its own), publish, tail and run. The same
  * path serves the prompt, -c and scripts read from stdin, so that a
  * command behaves the same in all three. */
 #ifndef MQSH_DISPATCH_H
@@ -11,14 +11,16 @@
 #include <stdbool.h>
 
 #include "ctl.h"
+#include "stomp_cmds.h"
 
-/* Exit statuses a command stands for, beyond 0. */
+/* Exit statuses a command stands for, beyond 0 and a scenario's 1 and 2. */
 #define DISPATCH_FAILED 1
 #define DISPATCH_INTERRUPTED 130	/* 128 + SIGINT, as shells report it */
 
 struct mqsh {
 	const char *socket_path;	/* borrowed: the broker's control socket */
 	struct ctl *ctl;		/* borrowed: connected to socket_path */
+	struct stomp_target stomp;	/* for publish and tail */
 	bool json;			/* --json: replies printed as the broker sent them */
 	bool color;			/* stdout is a terminal that takes colours */
 	bool err_color;			/* the same for stderr */
@@ -30,9 +32,9 @@ struct mqsh {
 /* Runs one command (no ';' inside: see script.h). Returns 0 when it
  * succeeded; otherwise its error is printed (stderr, and stdout as JSON
  * with --json) and the return value is the exit status it stands for:
- * DISPATCH_FAILED, or DISPATCH_INTERRUPTED when Ctrl-C stopped a
- * command for which that is not the normal end (events ends with Ctrl-C
- * and returns 0). quit/exit set *quit. */
+ * DISPATCH_FAILED, a scenario's 1 or 2, or DISPATCH_INTERRUPTED when
+ * Ctrl-C stopped a command for which that is not the normal end (tail
+ * and events end with Ctrl-C and return 0). quit/exit set *quit. */
 int dispatch_command(struct mqsh *sh, const char *cmd, bool *quit);
 
 #endif

@@ -16,10 +16,12 @@
 #include "log.h"
 #include "repl.h"
 #include "script.h"
+#include "stomp_cmds.h"
 #include "util.h"
 
 #define EXIT_USAGE 2
-/* How long a broker may take to answer one command. */
+/* How long a broker may take to answer one command, and the STOMP side
+ * to connect, subscribe or confirm a post. */
 #define MQSH_TIMEOUT_MS 10000
 /* A connection file is a few hundred bytes; this is more than plenty. */
 #define CONN_FILE_MAX (64 * 1024)
@@ -35,18 +37,26 @@ static void usage(FILE *out)
 	        "  -S, --socket PATH    the broker's control socket\n"
 	        "  -C, --connection-file FILE\n"
 	        "                       the connection file the broker wrote (mqbroker -c FILE):\n"
-	        "                       its control socket, STOMP host and port\n"
+	        "                       its control socket, STOMP host and ports\n"
 	        "      --data-dir DIR   the broker's data directory: its socket is DIR/mqbroker.sock\n"
 	        "                       (default: the broker's default data directory)\n"
 	        "  -c COMMANDS          run COMMANDS, separated by ';', and exit; stops at the\n"
 	        "                       first that fails\n"
 	        "  -j, --json           print each reply as the broker's JSON\n"
+	        "      --host HOST      STOMP host for publish and tail (default: from the\n"
+	        "                       connection file, else 127.0.0.1)\n"
+	        "      --port PORT      STOMP port (default: from the connection file, else 61613,\n"
+	        "                       or 61614 with TLS)\n"
+	        "      --tls            STOMP over TLS (also turned on by MQ_CLIENT_CERT_KEY,\n"
+	        "                       MQ_CLIENT_CA_CHAIN, MQ_CLIENT_SERVER_NAME)\n"
+	        "      --login USER, --passcode PASS\n"
+	        "                       STOMP credentials for publish and tail\n"
 	        "  -V, --version        print the version and exit\n"
 	        "  -h, --help           print this help and exit\n"
 	        "\n"
 	        "Exit status: 0 when every command succeeded, 1 when one failed or no\n"
-	        "broker answered, 2 for bad options, 130 when Ctrl-C interrupted a\n"
-	        "command. See docs/mqsh.md.\n");
+	        "broker answered, 2 for bad options (or a scenario that could not run),\n"
+	        "130 when Ctrl-C interrupted a command. See docs/mqsh.md.\n");
 }
 
 /* What a connection file tells us. */
@@ -130,7 +140,7 @@ static int run_text(struct mqsh *sh, const char *text, bool *quit)
 		if (rc != 0)
 			break;
 		if (*repl_interrupt_flag()) {
-			/* Ctrl-C ended events normally; it still ends the script. */
+			/* Ctrl-C ended a tail or events normally; it still ends the script. */
 			break;
 		}
 	}
@@ -212,7 +222,7 @@ static int run_interactive(struct mqsh *sh, const char *name)
 	return 0;
 }
 
-enum { OPT_DATA_DIR = 256 };
+enum { OPT_DATA_DIR = 256, OPT_HOST, OPT_PORT, OPT_TLS, OPT_LOGIN, OPT_PASSCODE };
 
 int main(int argc, char **argv)
 {
@@ -221,11 +231,18 @@ int main(int argc, char **argv)
 		{ "connection-file", required_argument, NULL, 'C' },
 		{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
 		{ "json", no_argument, NULL, 'j' },
+		{ "host", required_argument, NULL, OPT_HOST },
+		{ "port", required_argument, NULL, OPT_PORT },
+		{ "tls", no_argument, NULL, OPT_TLS },
+		{ "login", required_argument, NULL, OPT_LOGIN },
+		{ "passcode", required_argument, NULL, OPT_PASSCODE },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *socket_opt = NULL, *conn_file = NULL, *data_dir = NULL, *commands = NULL;
+	const char *host = NULL;
+	uint64_t port = 0;
 	struct conn_info ci = { 0 };
 	struct mqsh sh;
 	char path[PATH_MAX + 32], name[PATH_MAX + 64], err[PATH_MAX + 256];
@@ -243,6 +260,16 @@ int main(int argc, char **argv)
 		case 'c': commands = optarg; break;
 		case 'j': sh.json = true; break;
 		case OPT_DATA_DIR: data_dir = optarg; break;
+		case OPT_HOST: host = optarg; break;
+		case OPT_PORT:
+			if (!parse_u64(optarg, 1, 65535, &port)) {
+				fprintf(stderr, "mqsh: --port: expected a port number 1..65535, got '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_TLS: sh.stomp.tls = true; break;
+		case OPT_LOGIN: sh.stomp.login = optarg; break;
+		case OPT_PASSCODE: sh.stomp.passcode = optarg; break;
 		case 'V': printf("mqsh %s\n", MQ_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
@@ -271,6 +298,10 @@ int main(int argc, char **argv)
 		snprintf(path, sizeof path, "%s/mqbroker.sock", dir);
 	}
 	sh.socket_path = path;
+	sh.stomp.tls = sh.stomp.tls || stomp_cmds_tls_from_env();
+	sh.stomp.host = host ? host : ci.host;
+	sh.stomp.port = (uint16_t)(port ? port : (uint64_t)(sh.stomp.tls ? ci.tls_port : ci.port));
+	sh.stomp.timeout_ms = MQSH_TIMEOUT_MS;
 	sh.color = color_ok(STDOUT_FILENO);
 	sh.err_color = color_ok(STDERR_FILENO);
 
@@ -281,8 +312,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* The prompt names the broker: where its clients connect when we know it. */
-	if (ci.host && ci.port)
-		snprintf(name, sizeof name, "%s:%d", ci.host, ci.port);
+	if (sh.stomp.host && sh.stomp.port)
+		snprintf(name, sizeof name, "%s:%u", sh.stomp.host, (unsigned)sh.stomp.port);
 	else
 		snprintf(name, sizeof name, "%s", path);
 
