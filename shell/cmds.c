@@ -6,6 +6,8 @@
 
 #include "util.h"
 
+/* Usage words in capitals are placeholders; lower case ones are typed as
+ * is (completion reads them), so NAME=VALUE rather than header=value. */
 static const struct cmd_info local[] = {
 	{ "publish", "publish DEST BODY [NAME=VALUE ...]",
 	  "Send BODY to DEST over STOMP, with the given headers, and wait for the broker's receipt.",
@@ -99,4 +101,25 @@ const struct cmd_info *cmds_resolve(const char *word, char *err, size_t errlen)
 	snprintf(err, errlen, "unknown command '%s' (try: %shelp)", word, sbuf_str(&list));
 	sbuf_fini(&list);
 	return NULL;
+}
+
+const char *cmds_hint(const struct cmd_info *c, int pos, char *buf, size_t len)
+{
+	const char *p = c->complete ? c->complete : "";
+	buf[0] = 0;
+	for (int i = 1; *p; i++) {
+		size_t n;
+		while (*p == ' ')
+			p++;
+		n = strcspn(p, " ");
+		if (i == pos) {
+			if (n >= len)
+				n = len - 1;
+			memcpy(buf, p, n);
+			buf[n] = 0;
+			return strcmp(buf, "-") == 0 ? (buf[0] = 0, buf) : buf;
+		}
+		p += n;
+	}
+	return buf;
 }

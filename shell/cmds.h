@@ -28,4 +28,9 @@ const struct cmd_info *cmds_at(size_t i);
  * "ambiguous command 'p' (could be: pause, purge, publish)". */
 const struct cmd_info *cmds_resolve(const char *word, char *err, size_t errlen);
 
+/* The completion hint of argument `pos` (1 = first argument) from the
+ * command's `complete` string, copied into buf: "dest", "client", ...;
+ * "" when there is none. */
+const char *cmds_hint(const struct cmd_info *c, int pos, char *buf, size_t len);
+
 #endif

@@ -23,6 +23,9 @@ int scenario_run(const char *, const struct scenario_opts *) __attribute__((weak
 #define RED "\033[31m"
 #define PLAIN "\033[0m"
 
+/* "try: a, b, c" lists at most this many names after a missing argument. */
+#define FITS_MAX 8
+
 static void print_sbuf(const struct sbuf *b)
 {
 	if (b->len)
@@ -87,11 +90,31 @@ static bool interrupted(void)
 	return *repl_interrupt_flag() != 0;
 }
 
+/* After "missing argument", what would fit there (relayctl lists them). */
+static void add_fits(struct mqsh *sh, struct sbuf *msg, char **argv, int argc)
+{
+	struct complete_result res;
+	struct sbuf before;
+
+	sbuf_init(&before);
+	for (int i = 0; i < argc; i++) {
+		cmdline_quote(&before, argv[i]);
+		sbuf_addc(&before, ' ');
+	}
+	dispatch_complete(sh, sbuf_str(&before), "", &res);
+	for (size_t i = 0; i < res.n && i < FITS_MAX; i++)
+		sbuf_printf(msg, "%s%s", i ? ", " : "; try: ", res.words[i]);
+	if (res.n > FITS_MAX)
+		sbuf_adds(msg, ", ...");
+	complete_result_fini(&res);
+	sbuf_fini(&before);
+}
+
 /* Shows a reply, the broker's or one of ours in its shape. Tables come
  * before their message line ("3 destinations", like psql's row count),
  * objects after it (it is their title); commands that change something
  * show only the message, the rest is in --json. */
-static int show_reply(struct mqsh *sh, const struct cmd_info *c, const struct ctl_reply *r)
+static int show_reply(struct mqsh *sh, const struct cmd_info *c, const struct ctl_reply *r, char **argv, int argc)
 {
 	struct sbuf out;
 
@@ -104,6 +127,8 @@ static int show_reply(struct mqsh *sh, const struct cmd_info *c, const struct ct
 		struct sbuf msg;
 		sbuf_init(&msg);
 		sbuf_adds(&msg, r->message[0] ? r->message : cmd_status_name(r->status));
+		if (r->status == CMD_SYNTAX && argc > 0 && strstr(r->message, "missing argument"))
+			add_fits(sh, &msg, argv, argc);
 		error_line(sh, msg.buf);
 		sbuf_fini(&msg);
 		return DISPATCH_FAILED;
@@ -143,7 +168,7 @@ static int show_local(struct mqsh *sh, const struct cmd_info *c, struct sbuf *js
 	if (!r.message)
 		r.message = "";
 	r.data = json_get(r.doc, "data");
-	rc = show_reply(sh, c, &r);
+	rc = show_reply(sh, c, &r, NULL, 0);
 	json_free(r.doc);
 	return rc;
 }
@@ -267,7 +292,7 @@ static int run_events(struct mqsh *sh, const struct cmd_info *c)
 	/* For people the broker's "one JSON object per line" is not what
 	 * they will see: say what they will. */
 	if (sh->json || r.status != CMD_OK) {
-		rc = show_reply(sh, c, &r);
+		rc = show_reply(sh, c, &r, NULL, 0);
 	} else {
 		fprintf(stderr, "streaming broker events until Ctrl-C\n");
 		rc = 0;
@@ -412,9 +437,18 @@ static int run_remote(struct mqsh *sh, const struct cmd_info *c, int argc, char 
 		return fail(sh, CMD_INTERNAL, "%s: interrupted", c->name);
 	if (rc < 0)
 		return fail(sh, CMD_INTERNAL, "%s", err);
-	rc = show_reply(sh, c, &r);
+	argv[0] = (char *)c->name;
+	rc = show_reply(sh, c, &r, argv, argc);
 	ctl_reply_fini(&r);
 	return rc;
+}
+
+static void cache_clear(struct mqsh *sh)
+{
+	for (size_t i = 0; i < ARRAY_LEN(sh->cache); i++) {
+		ctl_reply_fini(&sh->cache[i].reply);
+		sh->cache[i].listing[0] = 0;
+	}
 }
 
 int dispatch_command(struct mqsh *sh, const char *cmd, bool *quit)
@@ -425,6 +459,7 @@ int dispatch_command(struct mqsh *sh, const char *cmd, bool *quit)
 
 	*repl_interrupt_flag() = 0;
 	sh->fresh_line = false;
+	cache_clear(sh);
 	argc = cmdline_split(cmd, &argv, err, sizeof err);
 	if (argc < 0)
 		return fail(sh, CMD_SYNTAX, "%s", err);
@@ -444,6 +479,9 @@ int dispatch_command(struct mqsh *sh, const char *cmd, bool *quit)
 		sbuf_init(&msg);
 		sbuf_printf(&msg, "%s: %s (usage: %s)", c->name,
 		            nargs < c->min_args ? "missing argument" : "too many arguments", c->usage);
+		argv[0] = (char *)c->name;
+		if (nargs < c->min_args)
+			add_fits(sh, &msg, argv, argc);
 		rc = fail(sh, CMD_SYNTAX, "%s", msg.buf);
 		sbuf_fini(&msg);
 		free(argv);
@@ -470,4 +508,39 @@ int dispatch_command(struct mqsh *sh, const char *cmd, bool *quit)
 	fresh_line(sh);
 	free(argv);
 	return rc;
+}
+
+/* ---- completion ---- */
+
+static const struct json *fetch(void *arg, const char *listing)
+{
+	struct mqsh *sh = arg;
+	struct mqsh_cache *slot = NULL;
+	char line[64], err[256];
+
+	for (size_t i = 0; i < ARRAY_LEN(sh->cache); i++) {
+		if (strcmp(sh->cache[i].listing, listing) == 0)
+			return sh->cache[i].reply.data;
+		if (!slot && !sh->cache[i].listing[0])
+			slot = &sh->cache[i];
+	}
+	if (!slot)
+		return NULL;
+	snprintf(line, sizeof line, "list %s", listing);
+	/* Failing quietly is right here: Tab simply offers nothing. */
+	if (ctl_call(sh->ctl, line, &slot->reply, NULL, err, sizeof err) < 0)
+		return NULL;
+	snprintf(slot->listing, sizeof slot->listing, "%s", listing);
+	return slot->reply.status == CMD_OK ? slot->reply.data : NULL;
+}
+
+void dispatch_complete(void *arg, const char *before, const char *text, struct complete_result *res)
+{
+	struct complete_src src = { fetch, arg };
+	complete_words(before, text, &src, res);
+}
+
+void dispatch_fini(struct mqsh *sh)
+{
+	cache_clear(sh);
 }

@@ -10,12 +10,18 @@
 
 #include <stdbool.h>
 
+#include "complete.h"
 #include "ctl.h"
 #include "stomp_cmds.h"
 
 /* Exit statuses a command stands for, beyond 0 and a scenario's 1 and 2. */
 #define DISPATCH_FAILED 1
 #define DISPATCH_INTERRUPTED 130	/* 128 + SIGINT, as shells report it */
+
+struct mqsh_cache {
+	char listing[16];		/* "destinations", "clients"; "" unused */
+	struct ctl_reply reply;		/* owned */
+};
 
 struct mqsh {
 	const char *socket_path;	/* borrowed: the broker's control socket */
@@ -27,6 +33,10 @@ struct mqsh {
 	bool interactive;		/* a person at the prompt: "error:" lines, summaries */
 	const char *where;		/* names the command in script errors ("line 3"); may be NULL */
 	bool fresh_line;		/* a line break already followed this command's "^C" */
+	/* Live names for completion, fetched once per command line: readline
+	 * asks twice for one double Tab, and a table of names does not
+	 * change between two key presses. Emptied after every command. */
+	struct mqsh_cache cache[2];
 };
 
 /* Runs one command (no ';' inside: see script.h). Returns 0 when it
@@ -36,5 +46,12 @@ struct mqsh {
  * Ctrl-C stopped a command for which that is not the normal end (tail
  * and events end with Ctrl-C and return 0). quit/exit set *quit. */
 int dispatch_command(struct mqsh *sh, const char *cmd, bool *quit);
+
+/* repl_complete_fn for readline: candidates from the table and the live
+ * names of the broker (arg is the struct mqsh). */
+void dispatch_complete(void *arg, const char *before, const char *text, struct complete_result *res);
+
+/* Frees the completion cache. */
+void dispatch_fini(struct mqsh *sh);
 
 #endif

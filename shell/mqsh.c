@@ -203,7 +203,7 @@ static int run_interactive(struct mqsh *sh, const char *name)
 	int rc = 0;
 
 	snprintf(prompt, sizeof prompt, "mqsh %s> ", name);
-	repl_init(hist);
+	repl_init(hist, dispatch_complete, sh);
 	banner(sh, name);
 	while (!quit) {
 		char *line = repl_readline(prompt);
@@ -337,6 +337,7 @@ int main(int argc, char **argv)
 	} else {
 		rc = run_stdin(&sh);
 	}
+	dispatch_fini(&sh);
 	ctl_free(sh.ctl);
 	conn_info_fini(&ci);
 	return rc;

@@ -1,4 +1,4 @@
-/* repl.c: readline's callback interface in a poll loop, and history. */
+/* repl.c: readline's callback interface in a poll loop, history, completion. */
 #include "repl.h"
 
 #include <errno.h>
@@ -10,6 +10,7 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
+#include "script.h"
 #include "util.h"
 
 /* History files keep this many lines. */
@@ -20,8 +21,12 @@ static volatile sig_atomic_t got_sigwinch;
 
 static struct {
 	char *history_path;		/* owned; NULL: no history file */
+	repl_complete_fn complete;
+	void *arg;
 	char *line;			/* the line the handler received */
 	bool done;			/* the handler ran: line is set (NULL at EOF) */
+	struct complete_result cands;	/* the completion being offered */
+	size_t next;			/* the generator's position in cands */
 } r;
 
 static void on_sigint(int sig)
@@ -56,12 +61,57 @@ volatile sig_atomic_t *repl_interrupt_flag(void)
 	return &got_sigint;
 }
 
-void repl_init(const char *history_path)
+static char *generator(const char *text, int state)
+{
+	(void)text;	/* complete_words() already kept only what fits */
+	if (state == 0)
+		r.next = 0;
+	if (r.next < r.cands.n)
+		return xstrdup(r.cands.words[r.next++]);
+	return NULL;
+}
+
+static char **attempt(const char *text, int start, int end)
+{
+	char *before;
+	size_t off;
+	char **matches = NULL;
+
+	(void)end;
+	/* A word that opens with a quote starts after it; the quote is not
+	 * part of what came before. */
+	if (start > 0 && strchr(rl_completer_quote_characters, rl_line_buffer[start - 1]))
+		start--;
+	before = xstrndup(rl_line_buffer, (size_t)start);
+	off = script_last_offset(before);
+	complete_result_fini(&r.cands);
+	r.complete(r.arg, before + off, text, &r.cands);
+	free(before);
+	if (r.cands.files) {
+		rl_attempted_completion_over = 0;	/* readline's own file names */
+		return NULL;
+	}
+	rl_attempted_completion_over = 1;	/* never file names where they make no sense */
+	if (r.cands.no_space)
+		rl_completion_suppress_append = 1;
+	if (r.cands.n)
+		matches = rl_completion_matches(text, generator);
+	return matches;
+}
+
+void repl_init(const char *history_path, repl_complete_fn complete, void *arg)
 {
 	r.history_path = history_path ? xstrdup(history_path) : NULL;
+	r.complete = complete;
+	r.arg = arg;
 	rl_readline_name = "mqsh";	/* for $if mqsh in ~/.inputrc */
 	rl_catch_signals = 0;		/* ours: see repl.h */
 	rl_catch_sigwinch = 0;
+	rl_attempted_completion_function = attempt;
+	/* Destination names hold '/', '.', '-', '=' ...: only blanks and
+	 * the command separator end a word. */
+	rl_completer_word_break_characters = " \t\n;";
+	rl_completer_quote_characters = "\"'";
 	using_history();
 	if (r.history_path)
 		read_history(r.history_path);
@@ -148,6 +198,7 @@ void repl_fini(void)
 	if (r.history_path)
 		history_truncate_file(r.history_path, REPL_HISTORY_MAX);
 	clear_history();
+	complete_result_fini(&r.cands);
 	free(r.history_path);
 	r.history_path = NULL;
 }
