@@ -20,8 +20,8 @@ CMD("help", "help [COMMAND]",
 CMD("list", "list [destinations|queues|topics|pubsubs|clients|subscriptions|durables]",
     "List destinations (the default), one kind of them, clients, subscriptions or durable subscriptions.",
     0, 1, CMD_READ, "listing", cmd_list)
-CMD("show", "show NAME [vhost=V] | show client ID",
-    "Show one destination (depth, unacknowledged, consumers, rates, children) or one client.",
+CMD("show", "show NAME | show client ID",
+    "Show one destination (depth, unacknowledged, consumers, rates, children; vhost=V for another virtual host) or one client.",
     1, 2, CMD_READ, "dest client", cmd_show)
 CMD("stats", "stats",
     "Broker-wide figures: connections, messages in and out per second, memory, uptime.",

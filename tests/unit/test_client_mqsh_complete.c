@@ -130,7 +130,7 @@ static void test_words_from_the_table(void **state)
 	/* kind, listing and command hints, and words the usages spell out. */
 	struct fake *f = *state;
 	expect(f, "create ", "", "pubsub queue topic");
-	expect(f, "list ", "", "clients destinations pubsubs queues subscriptions topics");
+	expect(f, "list ", "", "clients destinations durables pubsubs queues subscriptions topics");
 	expect(f, "list ", "q", "queues");
 	expect(f, "help ", "pu", "publish purge");
 	expect(f, "delete /queue/alpha ", "", "force vhost=");
