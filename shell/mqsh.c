@@ -202,7 +202,7 @@ static int run_interactive(struct mqsh *sh, const char *name)
 	bool quit = false;
 	int rc = 0;
 
-	snprintf(prompt, sizeof prompt, "mqsh %s> ", name);
+	snprintf(prompt, sizeof prompt, "mqsh %.400s> ", name);	/* a long socket path still leaves a prompt */
 	repl_init(hist, dispatch_complete, sh);
 	banner(sh, name);
 	while (!quit) {
