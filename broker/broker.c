@@ -185,21 +185,37 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(b->base, NULL);
 }
 
-static void sweep_queues(struct broker *b)
+static int by_vhost_and_name(const void *a, const void *b)
 {
-	uint64_t now = wall_ms();
-	size_t vit = 0;
+	const struct dest *x = *(const struct dest *const *)a, *y = *(const struct dest *const *)b;
+	int c = strcmp(x->vhost->name, y->vhost->name);
+	return c ? c : strcmp(x->name, y->name);
+}
+
+struct dest **broker_dests(struct broker *b, int type, size_t *n)
+{
+	struct dest **all = NULL;
+	size_t cap = 0, vit = 0;
 	void *vv;
+	*n = 0;
 	while (strmap_next(&b->vhosts, &vit, NULL, &vv)) {
 		struct vhost *vh = vv;
 		size_t it = 0;
 		void *v;
 		while (strmap_next(&vh->dests, &it, NULL, &v)) {
 			struct dest *d = v;
-			if (d->type == DEST_QUEUE && d->count)
-				queue_sweep(d, now);
+			if (type >= 0 ? d->type != (enum dest_type)type : d->type == DEST_COMMAND)
+				continue;
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 64;
+				all = xrealloc(all, cap * sizeof *all);
+			}
+			all[(*n)++] = d;
 		}
 	}
+	if (*n)
+		qsort(all, *n, sizeof *all, by_vhost_and_name);
+	return all;
 }
 
 static void mem_check_cb(evutil_socket_t fd, short what, void *arg)
@@ -249,22 +265,30 @@ static uint64_t default_watermark(void)
 	return (uint64_t)pages * (uint64_t)size / 10 * 4;	/* 40%, as RabbitMQ does */
 }
 
+static void sweep_queues(struct broker *b)
+{
+	uint64_t now = wall_ms();
+	size_t n;
+	/* A snapshot: expiry may dead-letter into a queue it creates. */
+	struct dest **queues = broker_dests(b, DEST_QUEUE, &n);
+	for (size_t i = 0; i < n; i++)
+		if (queues[i]->count)
+			queue_sweep(queues[i], now);
+	free(queues);
+}
+
 static void update_rates(struct broker *b, double secs)
 {
-	size_t vit = 0;
-	void *vv;
-	while (strmap_next(&b->vhosts, &vit, NULL, &vv)) {
-		struct vhost *vh = vv;
-		size_t it = 0;
-		void *v;
-		while (strmap_next(&vh->dests, &it, NULL, &v)) {
-			struct dest *d = v;
-			d->rate_in = (double)(d->messages_in - d->rate_in_prev) / secs;
-			d->rate_out = (double)(d->messages_out - d->rate_out_prev) / secs;
-			d->rate_in_prev = d->messages_in;
-			d->rate_out_prev = d->messages_out;
-		}
+	size_t n;
+	struct dest **all = broker_dests(b, -1, &n);
+	for (size_t i = 0; i < n; i++) {
+		struct dest *d = all[i];
+		d->rate_in = (double)(d->messages_in - d->rate_in_prev) / secs;
+		d->rate_out = (double)(d->messages_out - d->rate_out_prev) / secs;
+		d->rate_in_prev = d->messages_in;
+		d->rate_out_prev = d->messages_out;
 	}
+	free(all);
 	b->rate_in = (double)(b->stats.messages_in - b->rate_in_prev) / secs;
 	b->rate_out = (double)(b->stats.messages_out - b->rate_out_prev) / secs;
 	b->rate_in_prev = b->stats.messages_in;

@@ -99,6 +99,11 @@ void broker_shutdown(struct broker *b, const char *reason);
 uint64_t broker_next_msg_id(struct broker *b);
 /* Wall clock in ms as of this loop turn: no system call per message. */
 uint64_t broker_now_ms(struct broker *b);
+/* Every destination of every virtual host (only `type`, or all but the
+ * built-in command ones when type < 0), sorted by virtual host and name,
+ * in an array the caller frees. A snapshot: safe to create or delete
+ * destinations while walking it (not to free the ones in it). */
+struct dest **broker_dests(struct broker *b, int type, size_t *n);
 /* Frame limits from cfg (after a reload too). */
 void broker_apply_limits(struct broker *b);
 /* Creates the destinations the configuration lists. */

@@ -347,13 +347,6 @@ static int cmd_help(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 	return ok(r, "%zu commands", n);
 }
 
-static int by_vhost_and_name(const void *a, const void *b)
-{
-	const struct dest *x = *(const struct dest *const *)a, *y = *(const struct dest *const *)b;
-	int c = strcmp(x->vhost->name, y->vhost->name);
-	return c ? c : strcmp(x->name, y->name);
-}
-
 static const char *const listings[] = { "destinations", "queues", "topics", "pubsubs", "clients",
                                          "subscriptions", "durables" };
 
@@ -361,8 +354,7 @@ static int cmd_list(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 {
 	struct broker *b = ctx->b;
 	const char *what = argc ? argv[0] : "destinations";
-	size_t count = 0, vit = 0;
-	void *vv;
+	size_t count = 0;
 	int type = -1;
 	bool known = false;
 
@@ -376,27 +368,25 @@ static int cmd_list(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 		return cmd_fail(r, CMD_BAD_ARG, "list: unknown listing '%s' (known: destinations, queues, topics, "
 		                "pubsubs, clients, subscriptions, durables)", what);
 	if (strcmp(what, "durables") == 0) {
+		size_t n;
+		struct dest **all = broker_dests(b, DEST_QUEUE, &n);
 		jw_arr_begin(&r->w);
-		while (strmap_next(&b->vhosts, &vit, NULL, &vv)) {
-			struct vhost *vh = vv;
-			size_t it = 0;
-			void *v;
-			while (strmap_next(&vh->dests, &it, NULL, &v)) {
-				const struct dest *d = v;
-				if (!d->durable_topic)
-					continue;
-				jw_obj_begin(&r->w);
-				jw_kstr(&r->w, "name", d->name + strlen("/durable/"));
-				jw_kstr(&r->w, "topic", d->durable_topic);
-				jw_kstr(&r->w, "vhost", vh->name);
-				jw_kuint(&r->w, "depth", d->count);
-				jw_kuint(&r->w, "unacked", d->unacked);
-				jw_kint(&r->w, "consumers", d->nsubs);
-				jw_kbool(&r->w, "active", d->nsubs > 0);
-				jw_obj_end(&r->w);
-				count++;
-			}
+		for (size_t i = 0; i < n; i++) {
+			const struct dest *d = all[i];
+			if (!d->durable_topic)
+				continue;
+			jw_obj_begin(&r->w);
+			jw_kstr(&r->w, "name", d->name + strlen("/durable/"));
+			jw_kstr(&r->w, "topic", d->durable_topic);
+			jw_kstr(&r->w, "vhost", d->vhost->name);
+			jw_kuint(&r->w, "depth", d->count);
+			jw_kuint(&r->w, "unacked", d->unacked);
+			jw_kint(&r->w, "consumers", d->nsubs);
+			jw_kbool(&r->w, "active", d->nsubs > 0);
+			jw_obj_end(&r->w);
+			count++;
 		}
+		free(all);
 		jw_arr_end(&r->w);
 		return ok(r, "%zu durable subscription%s", count, count == 1 ? "" : "s");
 	}
@@ -446,25 +436,8 @@ static int cmd_list(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 	{
 		/* Sorted by virtual host and name, so that listings read (and
 		 * diff) the same way every time. */
-		const struct dest **rows = NULL;
-		size_t n = 0, cap = 0;
-		while (strmap_next(&b->vhosts, &vit, NULL, &vv)) {
-			struct vhost *vh = vv;
-			size_t it = 0;
-			void *v;
-			while (strmap_next(&vh->dests, &it, NULL, &v)) {
-				const struct dest *d = v;
-				if (d->type == DEST_COMMAND || (type >= 0 && d->type != (enum dest_type)type))
-					continue;
-				if (n == cap) {
-					cap = cap ? cap * 2 : 64;
-					rows = xrealloc(rows, cap * sizeof *rows);
-				}
-				rows[n++] = d;
-			}
-		}
-		if (n)
-			qsort(rows, n, sizeof *rows, by_vhost_and_name);
+		size_t n;
+		struct dest **rows = broker_dests(b, type, &n);
 		jw_arr_begin(&r->w);
 		for (size_t i = 0; i < n; i++)
 			dest_row(&r->w, rows[i], false);
@@ -519,22 +492,17 @@ static int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_repl
 	const struct broker_stats *s = &b->stats;
 	struct jw *w = &r->w;
 	uint64_t depth = 0, unacked = 0, ndest = 0;
-	size_t vit = 0;
-	void *vv;
 	(void)argc;
 	(void)argv;
-	while (strmap_next(&b->vhosts, &vit, NULL, &vv)) {
-		struct vhost *vh = vv;
-		size_t it = 0;
-		void *v;
-		while (strmap_next(&vh->dests, &it, NULL, &v)) {
-			const struct dest *d = v;
-			if (d->type == DEST_COMMAND)
-				continue;
-			depth += d->count;
-			unacked += d->unacked;
-			ndest++;
+	{
+		size_t n;
+		struct dest **all = broker_dests(b, -1, &n);
+		for (size_t i = 0; i < n; i++) {
+			depth += all[i]->count;
+			unacked += all[i]->unacked;
 		}
+		ndest = n;
+		free(all);
 	}
 	jw_obj_begin(w);
 	jw_kstr(w, "version", MQ_VERSION);

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -49,24 +50,18 @@ static uint64_t v_dead(const struct dest *d) { return d->dead_lettered; }
 static void per_dest(struct broker *b, struct sbuf *out, const char *name, const char *type,
                      const char *help, dest_value fn, bool queues_only)
 {
-	size_t vit = 0;
-	void *vv;
+	size_t n;
+	struct dest **all = broker_dests(b, queues_only ? DEST_QUEUE : -1, &n);
 	family(out, name, type, help);
-	while (strmap_next(&b->vhosts, &vit, NULL, &vv)) {
-		struct vhost *vh = vv;
-		size_t it = 0;
-		void *v;
-		while (strmap_next(&vh->dests, &it, NULL, &v)) {
-			const struct dest *d = v;
-			if (d->type == DEST_COMMAND || (queues_only && d->type != DEST_QUEUE))
-				continue;
-			sbuf_printf(out, "mqbroker_%s{vhost=\"", name);
-			label(out, vh->name);
-			sbuf_adds(out, "\",destination=\"");
-			label(out, d->name);
-			sbuf_printf(out, "\",type=\"%s\"} %" PRIu64 "\n", dest_type_name(d->type), fn(d));
-		}
+	for (size_t i = 0; i < n; i++) {
+		const struct dest *d = all[i];
+		sbuf_printf(out, "mqbroker_%s{vhost=\"", name);
+		label(out, d->vhost->name);
+		sbuf_adds(out, "\",destination=\"");
+		label(out, d->name);
+		sbuf_printf(out, "\",type=\"%s\"} %" PRIu64 "\n", dest_type_name(d->type), fn(d));
 	}
+	free(all);
 }
 
 void metrics_render(struct broker *b, struct sbuf *out)

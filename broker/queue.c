@@ -23,9 +23,9 @@
 #include "sub.h"
 #include "util.h"
 
-static void grow(struct dest *q)
+/* Moves the slots, head first, into a ring of `cap` (a power of two). */
+static void resize(struct dest *q, size_t cap)
 {
-	size_t cap = q->cap ? q->cap * 2 : 16;
 	struct qitem *items = xmalloc(cap * sizeof *items);
 	for (size_t i = 0; i < q->count; i++)
 		items[i] = q->items[(q->head + i) & (q->cap - 1)];
@@ -35,18 +35,16 @@ static void grow(struct dest *q)
 	q->head = 0;
 }
 
+static void grow(struct dest *q)
+{
+	resize(q, q->cap ? q->cap * 2 : 16);
+}
+
 static void maybe_shrink(struct dest *q)
 {
 	/* Give memory back after a backlog drains, but not for small queues. */
 	if (q->cap > 1024 && q->count < q->cap / 8) {
-		size_t cap = q->cap / 4;
-		struct qitem *items = xmalloc(cap * sizeof *items);
-		for (size_t i = 0; i < q->count; i++)
-			items[i] = q->items[(q->head + i) & (q->cap - 1)];
-		free(q->items);
-		q->items = items;
-		q->cap = cap;
-		q->head = 0;
+		resize(q, q->cap / 4);
 	} else if (q->count == 0 && q->cap > 16) {
 		free(q->items);
 		q->items = NULL;
