@@ -3,7 +3,8 @@
  * counts each (producer, seq) whatever the order, folds complete prefixes
  * away without forgetting duplicates, and knows fan-out copies and
  * baselines; the checks name the first lost, duplicated or reordered
- * message. */
+ * message; the report's totals compare each sink with the producers that
+ * feed it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +14,7 @@
 
 #include "scenario_int.h"
 
-static const char broker_a;	/* an identity only */
+static const char broker_a, broker_b;	/* identities only */
 
 static struct scn_source source(uint32_t id, uint64_t sent, const char *dest, const void *broker)
 {
@@ -278,6 +279,63 @@ static void test_exactly_once_holds(void **state)
 	scn_sink_free(k);
 }
 
+static void test_report_compares_each_sink_with_its_feeders(void **state)
+{
+	/* The report's lost/duplicated: a sink against producers of its own
+	 * destination on its own broker, or that reached it (pubsub
+	 * children); a producer nobody consumes from is not "lost". */
+	struct scn_sink *queue = scn_sink_new(&broker_a, "/queue/q", false, 1, "consumers 1");
+	struct scn_sink *child = scn_sink_new(&broker_a, "/queue/child", false, 1, "consumers 2");
+	struct scn_sink *other = scn_sink_new(&broker_b, "/queue/q", false, 1, "consumers 3");
+	struct scn_source to_q = source(1, 10, "/queue/q", &broker_a);
+	struct scn_source to_pubsub = source(2, 10, "/pubsub/p", &broker_a);
+	struct scn_source nobody = source(3, 10, "/queue/unread", &broker_a);
+	struct scn_source *sources[] = { &to_q, &to_pubsub, &nobody };
+	struct scn_sink *sinks[] = { queue, child, other };
+	struct scn_report rep = { 0 };
+	(void)state;
+	for (uint64_t s = 1; s <= 8; s++)
+		scn_sink_add(queue, 1, s);	/* 2 lost */
+	scn_sink_add(queue, 1, 8);		/* 1 duplicated */
+	for (uint64_t s = 1; s <= 9; s++)
+		scn_sink_add(child, 2, s);	/* 1 lost */
+	assert_true(scn_sink_fed_by(queue, &to_q));
+	assert_false(scn_sink_fed_by(other, &to_q));	/* same name, other broker */
+	assert_true(scn_sink_fed_by(child, &to_pubsub));
+	assert_false(scn_sink_fed_by(queue, &to_pubsub));
+	scn_report_tally(sources, 3, sinks, 3, &rep);
+	assert_int_equal(rep.lost, 3);
+	assert_int_equal(rep.duplicated, 1);
+	scn_sink_free(queue);
+	scn_sink_free(child);
+	scn_sink_free(other);
+}
+
+static void test_report_latency_fields(void **state)
+{
+	/* The report's latency fields are the histogram's, in ms. */
+	struct scn_hist *h = scn_hist_new();
+	struct scn_report rep = { 0 };
+	struct sbuf line;
+	(void)state;
+	for (int i = 0; i < 100; i++)
+		scn_hist_record(h, 200 + (uint64_t)i);	/* ns */
+	scn_hist_record(h, 2000000);			/* 2 ms */
+	scn_report_latency(h, &rep);
+	assert_int_equal(rep.latency_count, 101);
+	assert_true(rep.latency_max_ms == 2.0);
+	assert_true(rep.latency_p50_ms > 0.000249 && rep.latency_p50_ms < 0.000251);
+	sbuf_init(&line);
+	rep.sent = 10;
+	rep.received = 9;
+	rep.lost = 1;
+	scn_report_line(&rep, &line);
+	assert_non_null(strstr(line.buf, "sent=10 received=9 lost=1 duplicated=0 "));
+	assert_non_null(strstr(line.buf, " latency_max_ms=2.000 "));
+	sbuf_fini(&line);
+	scn_hist_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +350,8 @@ int main(void)
 		cmocka_unit_test(test_tally_acked_only),
 		cmocka_unit_test(test_order_per_connection),
 		cmocka_unit_test(test_exactly_once_holds),
+		cmocka_unit_test(test_report_compares_each_sink_with_its_feeders),
+		cmocka_unit_test(test_report_latency_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
