@@ -55,9 +55,17 @@ struct ctl *ctl_open(const char *path, unsigned timeout_ms, char *err, size_t er
 	int fd = connect_path(path, err, errlen);
 	if (fd < 0)
 		return NULL;
-	c = xcalloc(1, sizeof *c);
-	c->path = xstrdup(path);
+	c = ctl_lazy(path, timeout_ms);
 	c->fd = fd;
+	return c;
+}
+
+struct ctl *ctl_lazy(const char *path, unsigned timeout_ms)
+{
+	struct ctl *c;
+	c = xcalloc(1, sizeof *c);
+	c->fd = -1;
+	c->path = xstrdup(path);
 	c->timeout_ms = timeout_ms;
 	sbuf_init(&c->in);
 	return c;

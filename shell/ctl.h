@@ -21,6 +21,9 @@ struct ctl;
 /* Connects to the socket at path. NULL with one line in err:
  * "could not connect to the broker at PATH: REASON". */
 struct ctl *ctl_open(const char *path, unsigned timeout_ms, char *err, size_t errlen);
+/* Connects on the first call instead (a `run` that needs no broker of
+ * ours must not fail for want of one). */
+struct ctl *ctl_lazy(const char *path, unsigned timeout_ms);
 void ctl_free(struct ctl *c);		/* NULL is fine */
 const char *ctl_path(const struct ctl *c);
 

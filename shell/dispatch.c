@@ -15,11 +15,6 @@
 #include "scenario.h"
 #include "util.h"
 
-/* The scenario runner is another part of mqsh, built from
- * shell/scenario*.c. Weak, so that mqsh links (and says so at run time)
- * in a build that does not have it yet. */
-int scenario_run(const char *, const struct scenario_opts *) __attribute__((weak));
-
 #define RED "\033[31m"
 #define PLAIN "\033[0m"
 
@@ -400,8 +395,6 @@ static int run_scenario(struct mqsh *sh, char **argv)
 	};
 	int rc;
 
-	if (!scenario_run)
-		return fail(sh, CMD_INTERNAL, "run: this build has no scenario runner");
 	rc = scenario_run(argv[1], &o);
 	if (rc == 0)
 		return 0;

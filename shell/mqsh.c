@@ -224,6 +224,18 @@ static int run_interactive(struct mqsh *sh, const char *name)
 
 enum { OPT_DATA_DIR = 256, OPT_HOST, OPT_PORT, OPT_TLS, OPT_LOGIN, OPT_PASSCODE };
 
+/* Is the one command given `run` (mqsh run FILE, mqsh -c "run FILE")? */
+static bool runs_scenario(const char *commands, int argc, char **argv)
+{
+	const char *first = argc > 0 ? argv[0] : commands;
+	if (!first)
+		return false;
+	while (*first == ' ' || *first == '\t')
+		first++;
+	return strncmp(first, "run", 3) == 0 && (first[3] == 0 || first[3] == ' ' || first[3] == '\t') &&
+	       (argc > 0 || !strchr(commands, ';'));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -306,10 +318,32 @@ int main(int argc, char **argv)
 	sh.err_color = color_ok(STDERR_FILENO);
 
 	sh.ctl = ctl_open(path, MQSH_TIMEOUT_MS, err, sizeof err);
-	if (!sh.ctl) {
+	if (!sh.ctl && runs_scenario(commands, argc - optind, argv + optind)) {
+		/* Scenarios start the brokers they need. */
+		sh.ctl = ctl_lazy(path, MQSH_TIMEOUT_MS);
+	} else if (!sh.ctl) {
 		fprintf(stderr, "mqsh: %s (is it running? try -S PATH)\n", err);
 		conn_info_fini(&ci);
 		return 1;
+	}
+	/* Only the socket given: the broker says where its STOMP clients
+	 * connect (stats), for publish, tail and the prompt. */
+	if (!sh.stomp.port && !ci.port) {
+		struct ctl_reply r;
+		char why[256];
+		if (ctl_call(sh.ctl, "stats", &r, NULL, why, sizeof why) == 0 && r.status == 200 && r.data) {
+			const char *h = json_get_str(r.data, "host");
+			double p = json_get_num(r.data, sh.stomp.tls ? "tls_port" : "port", 0);
+			if (h && !host) {
+				free(ci.host);
+				ci.host = xstrdup(strcmp(h, "0.0.0.0") ? h : "127.0.0.1");
+				sh.stomp.host = ci.host;
+			}
+			if (p > 0 && p < 65536)
+				sh.stomp.port = (uint16_t)p;
+		}
+		if (r.doc || r.json)
+			ctl_reply_fini(&r);
 	}
 	/* The prompt names the broker: where its clients connect when we know it. */
 	if (sh.stomp.host && sh.stomp.port)
