@@ -300,6 +300,32 @@ static enum frame_status find_body(struct evbuffer *in, struct frame_scan *scan,
 	return FRAME_NEED_MORE;
 }
 
+static int classify(const char *name, size_t len)
+{
+	switch (len) {
+	case 2: return memcmp(name, "id", 2) == 0 ? HDR_ID : -1;
+	case 3: return memcmp(name, "ack", 3) == 0 ? HDR_ACK : -1;
+	case 7:
+		if (memcmp(name, "receipt", 7) == 0)
+			return HDR_RECEIPT;
+		return memcmp(name, "expires", 7) == 0 ? HDR_EXPIRES : -1;
+	case 8: return memcmp(name, "reply-to", 8) == 0 ? HDR_REPLY_TO : -1;
+	case 10:
+		if (memcmp(name, "persistent", 10) == 0)
+			return HDR_PERSISTENT;
+		if (memcmp(name, "message-id", 10) == 0)
+			return HDR_MESSAGE_ID;
+		return memcmp(name, "expiration", 10) == 0 ? HDR_EXPIRATION : -1;
+	case 11:
+		if (memcmp(name, "destination", 11) == 0)
+			return HDR_DESTINATION;
+		return memcmp(name, "transaction", 11) == 0 ? HDR_TRANSACTION : -1;
+	case 12: return memcmp(name, "subscription", 12) == 0 ? HDR_SUBSCRIPTION : -1;
+	case 13: return memcmp(name, "x-message-ttl", 13) == 0 ? HDR_X_MESSAGE_TTL : -1;
+	}
+	return -1;
+}
+
 /* Decodes the complete, contiguous frame in place. */
 static enum frame_status decode(unsigned char *p, struct frame_scan *scan, struct frame *f,
                                 size_t total, enum stomp_version version,
@@ -315,6 +341,7 @@ static enum frame_status decode(unsigned char *p, struct frame_scan *scan, struc
 	end = (size_t)(nl - p);
 	describe_cmd(p, (end && p[end - 1] == '\r') ? end - 1 : end, f->cmd_name, sizeof f->cmd_name);
 	f->nhdrs = 0;
+	memset(f->known, 0, sizeof f->known);
 	pos = end + 1;
 
 	while (pos < scan->hdr_end) {
@@ -359,6 +386,11 @@ static enum frame_status decode(unsigned char *p, struct frame_scan *scan, struc
 				return fail(err, errlen, "undefined escape sequence in the value of header '%s' of %s frame",
 				            h->name, cmd);
 			h->value_len = (uint32_t)n;
+		}
+		{
+			int k = classify(h->name, h->name_len);
+			if (k >= 0 && !f->known[k])
+				f->known[k] = h->value;
 		}
 		f->nhdrs++;
 		pos = end + 1;
@@ -405,6 +437,7 @@ void frame_consume(struct evbuffer *in, struct frame_scan *scan, struct frame *f
 	memset(scan, 0, sizeof *scan);
 	f->total = 0;
 	f->nhdrs = 0;
+	memset(f->known, 0, sizeof f->known);
 	f->body = NULL;
 	f->body_len = 0;
 }

@@ -68,6 +68,24 @@ struct frame_limits {
 #define FRAME_DEFAULT_MAX_HEADERS 128
 #define FRAME_DEFAULT_MAX_HEADER_LINE 8192
 
+/* Headers the broker reads on every frame, found once while decoding so
+ * that handlers do not scan the header list again for each. */
+enum frame_known {
+	HDR_DESTINATION,
+	HDR_RECEIPT,
+	HDR_TRANSACTION,
+	HDR_ID,
+	HDR_ACK,
+	HDR_SUBSCRIPTION,
+	HDR_MESSAGE_ID,
+	HDR_PERSISTENT,
+	HDR_REPLY_TO,
+	HDR_EXPIRES,
+	HDR_EXPIRATION,
+	HDR_X_MESSAGE_TTL,
+	HDR_KNOWN_COUNT
+};
+
 struct frame_hdr {
 	char *name;		/* NUL-terminated, decoded, inside the input buffer */
 	char *value;
@@ -96,6 +114,7 @@ struct frame {
 	char *body;			/* inside the input buffer; NUL follows it */
 	size_t body_len;
 	bool has_content_length;
+	const char *known[HDR_KNOWN_COUNT];	/* first value of each, or NULL */
 	size_t total;			/* bytes frame_consume() will drain */
 	size_t skipped_eols;		/* heart-beat EOLs drained before this frame */
 };
@@ -118,6 +137,10 @@ enum frame_status frame_parse(struct evbuffer *in, struct frame_scan *scan,
 void frame_consume(struct evbuffer *in, struct frame_scan *scan, struct frame *f);
 
 /* First occurrence wins, as the specifications say for repeated headers. */
+static inline const char *frame_known(const struct frame *f, enum frame_known k)
+{
+	return f->known[k];
+}
 const char *frame_get(const struct frame *f, const char *name);
 const struct frame_hdr *frame_get_hdr(const struct frame *f, const char *name);
 

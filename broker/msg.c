@@ -23,15 +23,14 @@ bool msg_is_control_header(const char *name, size_t len)
 
 size_t u64_to_dec(uint64_t v, char *out)
 {
-	char tmp[24];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
+	/* Count the digits, then fill from the end: no reversal. Runs on
+	 * every delivery (message-id, content-length, delivery-count). */
+	size_t n = 1;
+	for (uint64_t t = v; t >= 10; t /= 10)
+		n++;
 	out[n] = 0;
+	for (size_t i = n; i-- > 0; v /= 10)
+		out[i] = (char)('0' + v % 10);
 	return n;
 }
 
@@ -94,13 +93,26 @@ static char *put_line(char *w, const char *name, size_t nlen, const char *value,
 	return w;
 }
 
+/* The common case: nothing in any header needs escaping. */
+static char *put_line_raw(char *w, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	memcpy(w, name, nlen);
+	w += nlen;
+	*w++ = ':';
+	memcpy(w, value, vlen);
+	w += vlen;
+	*w++ = '\n';
+	return w;
+}
+
 struct msg *msg_new(uint64_t id, const char *dest, const struct frame *f,
                     const struct msg_edit *edits, size_t nedits)
 {
-	size_t hlen = 0;
+	size_t hlen = 0, raw_len = 0;
 	bool has_cr = false;
 	struct msg *m;
 	char *w;
+	char *(*put)(char *, const char *, size_t, const char *, size_t);
 
 	/* First pass: size the header block exactly. */
 	for (unsigned i = 0; i < f->nhdrs; i++) {
@@ -116,6 +128,7 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame *f,
 		hlen += escaped_len(h->name, h->name_len, &has_cr) + 2 +
 		        (e ? escaped_len(e->value, strlen(e->value), &has_cr)
 		           : escaped_len(h->value, h->value_len, &has_cr));
+		raw_len += h->name_len + 2 + (e ? strlen(e->value) : h->value_len);
 	}
 	for (size_t i = 0; i < nedits; i++) {
 		if (!edits[i].value || frame_get_hdr(f, edits[i].name) ||
@@ -125,9 +138,11 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame *f,
 			continue;	/* set twice: the first pass already counted it */
 		hlen += escaped_len(edits[i].name, strlen(edits[i].name), &has_cr) + 2 +
 		        escaped_len(edits[i].value, strlen(edits[i].value), &has_cr);
+		raw_len += strlen(edits[i].name) + 2 + strlen(edits[i].value);
 	}
 
 	m = alloc_msg(id, dest, hlen, f->body_len);
+	put = hlen == raw_len ? put_line_raw : put_line;
 	if (has_cr)
 		m->flags |= MSG_HDR_HAS_CR;
 	w = m->hdrs;
@@ -140,9 +155,9 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame *f,
 		if (e && !e->value)
 			continue;
 		if (e)
-			w = put_line(w, h->name, h->name_len, e->value, strlen(e->value));
+			w = put(w, h->name, h->name_len, e->value, strlen(e->value));
 		else
-			w = put_line(w, h->name, h->name_len, h->value, h->value_len);
+			w = put(w, h->name, h->name_len, h->value, h->value_len);
 	}
 	for (size_t i = 0; i < nedits; i++) {
 		if (!edits[i].value || frame_get_hdr(f, edits[i].name) ||
@@ -150,7 +165,7 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame *f,
 			continue;
 		if (find_edit(edits, i, edits[i].name, strlen(edits[i].name)))
 			continue;
-		w = put_line(w, edits[i].name, strlen(edits[i].name), edits[i].value, strlen(edits[i].value));
+		w = put(w, edits[i].name, strlen(edits[i].name), edits[i].value, strlen(edits[i].value));
 	}
 	assert((size_t)(w - m->hdrs) == hlen);
 	if (memchr(m->hdrs, '\\', hlen))

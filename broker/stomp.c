@@ -166,7 +166,10 @@ static const char *cmd(const struct frame *f) { return frame_cmd_name(f->cmd); }
 /* A header that must be there; closes the connection when it is not. */
 static const char *required(struct conn *c, const struct frame *f, const char *name, const char *receipt)
 {
-	const char *v = frame_get(f, name);
+	/* The known ones are already found; anything else is looked up. */
+	const char *v = strcmp(name, "destination") == 0 ? frame_known(f, HDR_DESTINATION)
+	              : strcmp(name, "transaction") == 0 ? frame_known(f, HDR_TRANSACTION)
+	              : frame_get(f, name);
 	if (!v || !*v) {
 		conn_close(c, receipt, "%s frame has no %s header", cmd(f), name);
 		return NULL;
@@ -352,7 +355,7 @@ static void deferred_shutdown(evutil_socket_t fd, short what, void *arg)
 static void handle_command_send(struct conn *c, struct frame *f, const char *name, const char *receipt)
 {
 	struct broker *b = c->b;
-	const char *reply_to = frame_get(f, "reply-to");
+	const char *reply_to = frame_known(f, HDR_REPLY_TO);
 	char err[320], who[160];
 	struct cmd_reply r;
 	struct sbuf line;
@@ -539,7 +542,7 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 {
 	struct broker *b = c->b;
 	const char *name = required(c, f, "destination", receipt);
-	const char *txname = frame_get(f, "transaction");
+	const char *txname = frame_known(f, HDR_TRANSACTION);
 	const char *v;
 	struct txn *t = NULL;
 	struct route_result rr;
@@ -608,7 +611,7 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 	for (size_t i = 0; routed && i < rr.nedits; i++)
 		edits[nedits++] = (struct msg_edit){ rr.edits[i].name, rr.edits[i].value };
 	{
-		const char *reply_to = frame_get(f, "reply-to");
+		const char *reply_to = frame_known(f, HDR_REPLY_TO);
 		if (reply_to && is_local_temp(reply_to)) {
 			struct dest *tq = own_temp_queue(c, reply_to, err, sizeof err);
 			if (!tq) {
@@ -620,7 +623,7 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 	}
 	m = msg_new(broker_next_msg_id(b), name, f, edits, nedits);
 	m->timestamp = broker_now_ms(b);
-	if ((v = frame_get(f, "expires")) && *v) {
+	if ((v = frame_known(f, HDR_EXPIRES)) && *v) {
 		uint64_t exp;
 		if (!parse_u64(v, 0, UINT64_MAX, &exp)) {
 			conn_close(c, receipt, "invalid expires '%s' in SEND frame: expected milliseconds since the epoch", v);
@@ -630,7 +633,7 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 	}
 	/* Relative time-to-live, RabbitMQ's way: expiration (or x-message-ttl)
 	 * in milliseconds from now. */
-	if (((v = frame_get(f, "expiration")) || (v = frame_get(f, "x-message-ttl"))) && *v) {
+	if (((v = frame_known(f, HDR_EXPIRATION)) || (v = frame_known(f, HDR_X_MESSAGE_TTL))) && *v) {
 		uint64_t ttl;
 		if (!parse_u64(v, 0, UINT32_MAX, &ttl)) {
 			conn_close(c, receipt, "invalid time-to-live '%s' in SEND frame: expected milliseconds", v);
@@ -639,7 +642,7 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 		if (!m->expires || m->timestamp + ttl < m->expires)
 			m->expires = m->timestamp + ttl;
 	}
-	if ((v = frame_get(f, "persistent")) && strcmp(v, "true") == 0)
+	if ((v = frame_known(f, HDR_PERSISTENT)) && strcmp(v, "true") == 0)
 		m->flags |= MSG_PERSISTENT;
 	c->messages_in++;
 	b->stats.messages_in++;
@@ -759,7 +762,7 @@ static bool durable_name(struct conn *c, const struct frame *f, const char *id, 
 	const char *v;
 	if (!name)
 		name = frame_get(f, "durable-subscription-name");
-	if (!name && (((v = frame_get(f, "persistent")) && strcmp(v, "true") == 0) ||
+	if (!name && (((v = frame_known(f, HDR_PERSISTENT)) && strcmp(v, "true") == 0) ||
 	              ((v = frame_get(f, "durable")) && strcmp(v, "true") == 0)))
 		name = id;
 	if (!name || !*name)
@@ -772,8 +775,8 @@ static void handle_subscribe(struct conn *c, struct frame *f, const char *receip
 {
 	struct broker *b = c->b;
 	const char *name = required(c, f, "destination", receipt);
-	const char *id = frame_get(f, "id");
-	const char *ack = frame_get(f, "ack");
+	const char *id = frame_known(f, HDR_ID);
+	const char *ack = frame_known(f, HDR_ACK);
 	struct sub_opts o = { .ack = ACK_AUTO };
 	struct sub *s;
 	struct dest *d;
@@ -879,10 +882,10 @@ static void handle_subscribe(struct conn *c, struct frame *f, const char *receip
 
 static void handle_unsubscribe(struct conn *c, struct frame *f, const char *receipt)
 {
-	const char *id = frame_get(f, "id");
+	const char *id = frame_known(f, HDR_ID);
 	struct sub *s;
 	if ((!id || !*id) && c->version == STOMP_1_0)
-		id = frame_get(f, "destination");
+		id = frame_known(f, HDR_DESTINATION);
 	if (!id || !*id) {
 		conn_close(c, receipt, "UNSUBSCRIBE frame has no id header");
 		return;
@@ -912,15 +915,15 @@ static void handle_ack(struct conn *c, struct frame *f, const char *receipt)
 	bool nack = f->cmd == CMD_NACK;
 	/* 1.2 names the ack header's value id, 1.0 and 1.1 use message-id;
 	 * since ack equals message-id here, either works in every version. */
-	const char *id = frame_get(f, "id");
-	const char *sub_id = frame_get(f, "subscription");
-	const char *txname = frame_get(f, "transaction");
+	const char *id = frame_known(f, HDR_ID);
+	const char *sub_id = frame_known(f, HDR_SUBSCRIPTION);
+	const char *txname = frame_known(f, HDR_TRANSACTION);
 	struct delivery *d;
 	struct txn *t = NULL;
 	char err[320];
 
 	if (!id || !*id)
-		id = frame_get(f, "message-id");
+		id = frame_known(f, HDR_MESSAGE_ID);
 	if (!id || !*id) {
 		conn_close(c, receipt, "%s frame has no id header", cmd(f));
 		return;
@@ -1029,7 +1032,7 @@ static const handler_fn handlers[CMD_COUNT] = {
 
 void stomp_handle(struct conn *c, struct frame *f)
 {
-	const char *receipt = frame_get(f, "receipt");
+	const char *receipt = frame_known(f, HDR_RECEIPT);
 	if (receipt && !*receipt)
 		receipt = NULL;
 	if (c->state == CONN_HANDSHAKE && f->cmd != CMD_CONNECT && f->cmd != CMD_STOMP) {
