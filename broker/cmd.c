@@ -14,6 +14,7 @@
 #include "dest.h"
 #include "listener.h"
 #include "log.h"
+#include "journal.h"
 #include "msg.h"
 #include "store.h"
 #include "sub.h"
@@ -543,6 +544,20 @@ static int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_repl
 	jw_kuint(w, "rss_bytes", rss_bytes());
 	jw_kuint(w, "memory_high_watermark", b->mem_high);
 	jw_kbool(w, "memory_alarm", b->mem_blocked);
+	{
+		struct journal_stats js;
+		if (store_stats(b, &js)) {
+			jw_kuint(w, "journal_segments", js.segments);
+			jw_kuint(w, "journal_disk_bytes", js.disk_bytes);
+			jw_kuint(w, "journal_live_bytes", js.live_bytes);
+			jw_kuint(w, "journal_live_messages", js.live_messages);
+			jw_kuint(w, "journal_appends", js.appends);
+			jw_kuint(w, "journal_fsyncs", js.fsyncs);
+			jw_kuint(w, "journal_bytes_written", js.bytes_written);
+			jw_kuint(w, "journal_compactions", js.compactions);
+			jw_kbool(w, "journal_failing", js.failing_errno != 0);
+		}
+	}
 	jw_kint(w, "log_level", log_get_level());
 	jw_kbool(w, "persistent_server", b->cfg.persistent_server);
 	jw_obj_end(w);

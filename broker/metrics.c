@@ -9,7 +9,9 @@
 
 #include "broker.h"
 #include "dest.h"
+#include "journal.h"
 #include "msg.h"
+#include "store.h"
 
 static void family(struct sbuf *out, const char *name, const char *type, const char *help)
 {
@@ -97,6 +99,17 @@ void metrics_render(struct broker *b, struct sbuf *out)
 	}
 	scalar(out, "resident_memory_bytes", "gauge", "Resident set size.", (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE));
 	scalar(out, "uptime_seconds", "gauge", "Seconds since start.", (mono_ms() - b->started_mono_ms) / 1000);
+	{
+		struct journal_stats js;
+		if (store_stats(b, &js)) {
+			scalar(out, "journal_fsyncs_total", "counter", "Journal fsyncs (group commits).", js.fsyncs);
+			scalar(out, "journal_appends_total", "counter", "Journal records appended.", js.appends);
+			scalar(out, "journal_bytes_written_total", "counter", "Bytes written to the journal.", js.bytes_written);
+			scalar(out, "journal_disk_bytes", "gauge", "Size of the journal's segment files.", js.disk_bytes);
+			scalar(out, "journal_live_messages", "gauge", "Messages the journal holds for some queue.", js.live_messages);
+			scalar(out, "journal_segments", "gauge", "Journal segment files.", js.segments);
+		}
+	}
 
 	per_dest(b, out, "destination_messages_in_total", "counter", "Messages sent to the destination.", v_in, false);
 	per_dest(b, out, "destination_messages_out_total", "counter", "Messages delivered from the destination.", v_out, false);

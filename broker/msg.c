@@ -276,6 +276,7 @@ void msg_unref(struct msg *m)
 	live_bytes -= sizeof *m + m->dest_len + 1 + m->hdrs_len + 1 + m->body_len + 1;
 	free(m->hdrs_old[0]);
 	free(m->hdrs_old[1]);
+	free(m->fanout);
 	free(m);
 }
 

@@ -32,6 +32,10 @@ struct msg {
 	char *hdrs;			/* user header lines, 1.2-escaped, each "name:value\n" */
 	char *body;			/* inside data[] */
 	char *hdrs_old[2];		/* owned, lazy: hdrs re-encoded for 1.0 and 1.1 readers */
+	char *fanout;			/* owned, lazy: a topic delivery's MESSAGE from message-id
+					 * to the final NUL, shared by every subscriber (stomp.c) */
+	uint32_t fanout_len;
+	uint8_t fanout_version;
 	uint32_t dest_len;
 	uint32_t hdrs_len;
 	uint32_t body_len;

@@ -61,7 +61,71 @@ static void build_prefix(struct conn *c, struct sub *s)
 	s->prefix_len = (uint32_t)(w - s->prefix);
 }
 
+static void write_one(struct conn *c, struct sub *s, struct msg *m, uint32_t deliveries);
+
+/* A topic with many subscribers sends them the same frame but for the
+ * subscription line: the rest (message-id to the final NUL) is built once
+ * per message and copied to each, instead of formatted for each. */
+static const char *fanout_tail(struct msg *m, enum stomp_version v, size_t *len)
+{
+	if (!m->fanout || m->fanout_version != v) {
+		size_t hlen;
+		const char *hdrs = msg_hdrs_for(m, v, &hlen);
+		char *w;
+		free(m->fanout);
+		w = m->fanout = xmalloc(96 + hlen + m->body_len);
+		memcpy(w, "message-id:", 11);
+		w += 11;
+		w += u64_to_dec(m->id, w);
+		memcpy(w, "\ndelivery-count:1\n", 18);
+		w += 18;
+		memcpy(w, hdrs, hlen);
+		w += hlen;
+		memcpy(w, "content-length:", 15);
+		w += 15;
+		w += u64_to_dec(m->body_len, w);
+		*w++ = '\n';
+		*w++ = '\n';
+		memcpy(w, m->body, m->body_len);
+		w += m->body_len;
+		*w++ = 0;
+		m->fanout_len = (uint32_t)(w - m->fanout);
+		m->fanout_version = (uint8_t)v;
+	}
+	*len = m->fanout_len;
+	return m->fanout;
+}
+
 void stomp_write_message(struct conn *c, struct sub *s, struct msg *m, uint32_t deliveries)
+{
+	if (s->dest->type == DEST_TOPIC && s->dest->nsubs > 1 && deliveries == 1 &&
+	    m->body_len < BODY_BY_REFERENCE && !(m->flags & MSG_RECOVERED)) {
+		struct evbuffer *out = conn_output(c);
+		size_t tlen;
+		const char *tail = fanout_tail(m, c->version, &tlen);
+		if (!s->prefix)
+			build_prefix(c, s);
+		evbuffer_add(out, s->prefix, s->prefix_len);
+		if (c->version >= STOMP_1_2 && s->opts.ack != ACK_AUTO) {
+			char line[40];
+			size_t n = 4;
+			memcpy(line, "ack:", 4);
+			n += u64_to_dec(m->id, line + 4);
+			line[n++] = '\n';
+			evbuffer_add(out, line, n);
+		}
+		evbuffer_add(out, tail, tlen);
+		c->frames_out++;
+		c->b->stats.frames_out++;
+		c->bytes_out += s->prefix_len + tlen;
+		c->b->stats.bytes_out += s->prefix_len + tlen;
+		conn_wrote(c);
+		return;
+	}
+	write_one(c, s, m, deliveries);
+}
+
+static void write_one(struct conn *c, struct sub *s, struct msg *m, uint32_t deliveries)
 {
 	struct evbuffer *out = conn_output(c);
 	enum stomp_version v = c->version;

@@ -116,6 +116,10 @@ class Target:
     def start(self):
         raise NotImplementedError
 
+    def fsyncs(self):
+        """The journal's fsync count so far, where the broker tells it."""
+        return None
+
     def stop(self):
         pass
 
@@ -141,6 +145,14 @@ class MqBroker(Target):
         if not wait_port(self.port, 20):
             raise RuntimeError(f"mqbroker did not start; see {self.dir}/log")
         self.pid = self.proc.pid
+
+    def fsyncs(self):
+        p = subprocess.run([MQSH, "--json", "-S", os.path.join(self.dir, "data", "mqbroker.sock"), "stats"],
+                           capture_output=True, text=True)
+        try:
+            return json.loads(p.stdout)["data"].get("journal_fsyncs")
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -212,7 +224,8 @@ WORKLOADS = [
     ("queue 4→4, 100 B", dict(MQB_SIZE=100, MQB_PRODUCERS=4, MQB_CONSUMERS=4), []),
     ("queue 4→4, 1 KiB", dict(MQB_SIZE=1024, MQB_PRODUCERS=4, MQB_CONSUMERS=4), []),
     ("queue 4→4, 64 KiB", dict(MQB_SIZE=65536, MQB_PRODUCERS=4, MQB_CONSUMERS=4), []),
-    ("topic 1→50, 100 B (deliveries/s)", dict(MQB_SIZE=100, MQB_CONSUMERS=50, MQB_DEST="/topic/bench"), []),
+    ("topic 1→50, 100 B (deliveries/s)", dict(MQB_SIZE=100, MQB_CONSUMERS=50, MQB_DEST="/topic/bench", MQB_LOSSY=1),
+     []),
     ("persistent, receipt per message (window 100), client-individual acks, 1 producer",
      dict(MQB_PERSISTENT=1, MQB_RECEIPTS=100, MQB_ACK="client-individual"), []),
     ("persistent, receipt per message (window 100), client-individual acks, 4 producers",
@@ -231,6 +244,7 @@ def run_workload(target, env_extra, duration, run_no):
         env["MQB_VHOST"] = target.vhost
     dest = env.get("MQB_DEST", "/queue/bench")
     env["MQB_DEST"] = f"{dest}-{run_no}"
+    fsyncs0 = target.fsyncs()
     cpu0 = proc_cpu_s(target.pid) if target.pid else 0
     sampler = RssSampler(target.pid) if target.pid else None
     p = subprocess.run([MQSH, "--json", "run", WORKLOAD], capture_output=True, text=True, env=env, timeout=900)
@@ -241,7 +255,12 @@ def run_workload(target, env_extra, duration, run_no):
         return {"error": (p.stderr.strip().splitlines() or ["no report"])[-1]}
     rep = json.loads(lines[-1])
     received = rep.get("received", 0) or 1
+    fsyncs1 = target.fsyncs()
+    extra = {}
+    if fsyncs0 is not None and fsyncs1 is not None and rep.get("duration_s"):
+        extra["fsyncs_per_s"] = (fsyncs1 - fsyncs0) / rep["duration_s"]
     return {
+        **extra,
         "msgs_per_s": rep.get("msgs_per_s", 0),
         "p50": rep.get("latency_p50_ms"), "p99": rep.get("latency_p99_ms"), "p999": rep.get("latency_p999_ms"),
         "cpu_us": cpu / received * 1e6, "rss": peak, "received": received,
@@ -253,7 +272,7 @@ def median_runs(runs):
     if not ok:
         return runs[-1]
     out = {}
-    for key in ("msgs_per_s", "p50", "p99", "p999", "cpu_us"):
+    for key in ("msgs_per_s", "p50", "p99", "p999", "cpu_us", "fsyncs_per_s"):
         vals = [r[key] for r in ok if r.get(key) is not None]
         out[key] = statistics.median(vals) if vals else None
     out["rss"] = max(r["rss"] for r in ok)
@@ -415,6 +434,12 @@ def write_report(args, results, peers, extras, started):
     w("")
     w("The ×PEER columns are mqbroker's messages/s divided by the peer's in the same run. The relay row is the load"
       " generator's own ceiling: a program that copies bytes and parses nothing (tests/bench/relay.c).")
+    fs = [(name, per["mqbroker"]["fsyncs_per_s"]) for name, per in results
+          if "mqbroker" in per and per["mqbroker"].get("fsyncs_per_s") and "persistent" in name]
+    if fs:
+        w("")
+        w("Journal fsyncs per second during the persistent workloads (group commit: one fsync covers every record"
+          " written since the last): " + "; ".join(f"{n.split(', ')[-1]}: {v:,.0f} fsyncs/s" for n, v in fs) + ".")
     w("")
     w("## Memory and start-up (mqbroker)")
     w("")

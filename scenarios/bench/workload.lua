@@ -13,6 +13,9 @@
 --   MQB_PERSISTENT  "1": persistent:true
 --   MQB_RECEIPTS    receipt window per producer (0: none)
 --   MQB_ACK         auto, client or client-individual (auto)
+--   MQB_LOSSY       "1": a topic under overload may drop messages for
+--                   consumers that cannot keep up; count what arrives
+--                   instead of insisting on everything
 
 local function env(name, default)
 	local v = os.getenv(name)
@@ -50,6 +53,10 @@ local p = producers{
 	persistent = env("MQB_PERSISTENT", "0") == "1",
 	receipts = tonumber(env("MQB_RECEIPTS", "0")),
 }
--- everything sent must arrive; a slow peer gets time to drain its backlog
-expect(run{ p, c, timeout = 600 })
-expect(at_least_once(p, c))
+if env("MQB_LOSSY", "0") == "1" then
+	run{ p, c, timeout = tonumber(env("MQB_DURATION", "5")) + 15 }
+else
+	-- everything sent must arrive; a slow peer gets time to drain its backlog
+	expect(run{ p, c, timeout = 600 })
+	expect(at_least_once(p, c))
+end

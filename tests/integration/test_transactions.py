@@ -128,6 +128,8 @@ def test_lenient_ack_with_unknown_transaction(broker):
     c2.subscribe("/queue/dirac", id="1")
     time.sleep(0.2)
     assert rec2.messages == []  # it was acknowledged, outside any transaction
+    from mqtest import Control
+    assert Control(broker).ok("stats")["lenient_acks"] == 1  # and counted
     c2.disconnect()
     p.disconnect()
 
