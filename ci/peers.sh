@@ -44,17 +44,21 @@ log.file.level = warning
 CONF
 		echo "[rabbitmq_stomp]." >"$dir/enabled_plugins"
 		( rabbitmq_env "$dir"; export RABBITMQ_DIST_PORT=$((port + 2))
-		  setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir/out.log" 2>&1 & )
+		  setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir/out.log" 2>&1 </dev/null & )
 		;;
 	activemq)
 		mkdir -p "$dir/conf" "$dir/data"
 		cp /etc/activemq/instances-available/main/* "$dir/conf/"
 		sed -i "s#<transportConnector name=\"openwire\" uri=\"tcp://127.0.0.1:61616\"/>#<transportConnector name=\"stomp\" uri=\"stomp://127.0.0.1:$port\"/>#" \
 			"$dir/conf/activemq.xml"
-		( cd "$dir" && setsid java -Xms512M -Xmx512M -Dactivemq.home=/usr/share/activemq \
+		# A simple command in the background, so that $! is java itself
+		# (the CPU and memory figures are read from it) and no shell
+		# lingers holding our caller's pipes.
+		( cd "$dir" || exit 1
+		  setsid java -Xms512M -Xmx512M -Dactivemq.home=/usr/share/activemq \
 			-Dactivemq.base="$dir" -Dactivemq.conf="$dir/conf" -Dactivemq.data="$dir/data" \
 			-Djava.io.tmpdir="$dir/data" -jar /usr/share/activemq/bin/activemq.jar \
-			start "xbean:file:$dir/conf/activemq.xml" >"$dir/out.log" 2>&1 &
+			start "xbean:file:$dir/conf/activemq.xml" >"$dir/out.log" 2>&1 </dev/null &
 		  echo $! >"$dir/java.pid" )
 		;;
 	*) echo "peer_start: unknown peer $kind" >&2; return 2 ;;
