@@ -511,6 +511,16 @@ static void dispatch(struct mq_session *s, struct frame *f)
 	}
 }
 
+/* libevent makes connecting sockets without close-on-exec: a program that
+ * runs children (the scenario runner starts brokers) would hand them our
+ * connections, and an aborted connection would stay open in the child. */
+static void keep_from_children(struct bufferevent *bev)
+{
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	if (fd >= 0)
+		evutil_make_socket_closeonexec(fd);
+}
+
 /* ---- bufferevent callbacks ---- */
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -597,6 +607,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 
 	client_enter(s);
 	if (what & BEV_EVENT_CONNECTED) {
+		/* Sockets made after a name lookup are marked here. */
+		keep_from_children(bev);
 		evutil_socket_t fd = bufferevent_getfd(bev);
 		int one = 1;
 		/* Frames are batched in the output buffer already; Nagle would
@@ -766,6 +778,7 @@ int mq_session_start(struct mq_session *s)
 		client_set_err(s, "cannot connect to %s: %s", s->addr, evutil_socket_error_to_string(err));
 		return -1;
 	}
+	keep_from_children(bev);
 	s->bev = bev;
 	s->last_error[0] = 0;
 	s->version = 0;
