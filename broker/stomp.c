@@ -416,6 +416,8 @@ static void deferred_shutdown(evutil_socket_t fd, short what, void *arg)
  * reply-to destination as a JSON message, or rides on the RECEIPT as
  * status and message headers. A failed command is a reply, not an ERROR:
  * the admin connection stays open. */
+static struct dest *send_target(struct conn *c, const char *name, bool *dropped, char *err, size_t errlen);
+
 static void handle_command_send(struct conn *c, struct frame *f, const char *name, const char *receipt)
 {
 	struct broker *b = c->b;
@@ -446,8 +448,11 @@ static void handle_command_send(struct conn *c, struct frame *f, const char *nam
 	if (r.stream)
 		cmd_fail(&r, CMD_BAD_ARG, "events: subscribe to /command/events to receive events");
 	if (reply_to && *reply_to) {
-		struct dest *d = dest_get(c->vhost, reply_to, err, sizeof err);
+		bool dropped;
+		struct dest *d = send_target(c, reply_to, &dropped, err, sizeof err);
 		const char *corr = frame_get(f, "correlation-id");
+		if (!d && !dropped)
+			log_warn(CONN_FMT ": reply of %s to '%s' not sent: %s", CONN_ARGS(c), name, reply_to, err);
 		if (d) {
 			struct sbuf json, hdrs;
 			char st[16];
@@ -472,7 +477,7 @@ static void handle_command_send(struct conn *c, struct frame *f, const char *nam
 					sbuf_addc(&hdrs, '\n');
 				}
 			}
-			m = msg_from_parts(broker_next_msg_id(b), reply_to, hdrs.buf, hdrs.len, json.buf, json.len);
+			m = msg_from_parts(broker_next_msg_id(b), d->name, hdrs.buf, hdrs.len, json.buf, json.len);
 			m->timestamp = wall_ms();
 			dest_send(d, m, &seq, err, sizeof err);
 			msg_unref(m);

@@ -275,6 +275,21 @@ def test_command_destination_reply_to(broker):
     c.disconnect()
 
 
+def test_command_reply_to_temporary_queue(broker):
+    """A requester's own /temp-queue/ name receives the reply, as for a SEND."""
+    c, rec = client(broker)
+    c.subscribe("/temp-queue/answers", id="1")
+    c.send("/command/stats", "", headers={"reply-to": "/temp-queue/answers"})
+    m = rec.wait_messages(1)[0]
+    assert m.headers["status"] == "200"
+    assert m.headers["destination"] == "/temp-queue/answers"  # its owner's name for it
+    assert "connections" in m.body
+    # no stray queue named after the requester's local name
+    names = [d["name"] for d in Control(broker).ok("list queues")]
+    assert "/temp-queue/answers" not in names
+    c.disconnect()
+
+
 def test_command_events_over_stomp(broker):
     c, rec = client(broker)
     c.subscribe("/command/events", id="ev", headers={"receipt": "s"})
