@@ -46,7 +46,8 @@ end
 
 -- Keep an audit trail of who came and went, in the broker's log.
 function on_event(name, fields)
-	if name == "connect" or name == "disconnect" then
-		print(name, fields.login or "-", fields.peer or "-")
+	if name == "client-connected" or name == "client-disconnected" then
+		local login = fields.login ~= "" and fields.login or "-"
+		print(name, login, fields.peer)
 	end
 end

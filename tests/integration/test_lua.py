@@ -23,6 +23,15 @@ def test_worked_examples_load(make_broker, example):
     assert b.alive()
 
 
+def test_authorize_example_audits_connections(make_broker):
+    """The example's on_event() names the broker's real event names."""
+    b = make_broker("-f", os.path.join(ROOT, "lua", "examples", "authorize.lua"))
+    c, _ = client(b, login="pilot", passcode="change-me-too")
+    c.disconnect()
+    wait_for(lambda: "client-disconnected\tpilot" in b.read_log(), what="the audit line for the disconnect")
+    assert "client-connected\tpilot\t127.0.0.1:" in b.read_log()
+
+
 def test_configuration_sets_destinations_users_and_limits(make_broker):
     port = free_port()
     b = make_broker(config=f"""
