@@ -840,6 +840,41 @@ static int cmd_loglevel(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_r
 	return ok(r, "log level %d", log_get_level());
 }
 
+static void config_option_json(struct jw *w, const struct config *c, const struct config_option *o)
+{
+	char value[1024], kind[64];
+	config_get(c, o, value, sizeof value);
+	config_option_kind(o, kind, sizeof kind);
+	jw_obj_begin(w);
+	jw_kstr(w, "name", o->name);
+	jw_kstr(w, "value", value);
+	jw_kstr(w, "default", o->dflt);
+	jw_kstr(w, "kind", kind);
+	jw_kstr(w, "help", o->help);
+	jw_obj_end(w);
+}
+
+static int cmd_config(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	size_t n;
+	const struct config_option *opts = config_options(&n);
+	if (argc == 1) {
+		const struct config_option *o = config_option_find(argv[0]);
+		const char *near;
+		if (!o && (near = config_option_nearest(argv[0])))
+			return cmd_fail(r, CMD_NOT_FOUND, "config: no option '%s' (did you mean %s?)", argv[0], near);
+		if (!o)
+			return cmd_fail(r, CMD_NOT_FOUND, "config: no option '%s'", argv[0]);
+		config_option_json(&r->w, &ctx->b->cfg, o);
+		return ok(r, "%s", o->name);
+	}
+	jw_arr_begin(&r->w);
+	for (size_t i = 0; i < n; i++)
+		config_option_json(&r->w, &ctx->b->cfg, &opts[i]);
+	jw_arr_end(&r->w);
+	return ok(r, "%zu options", n);
+}
+
 static int cmd_shutdown(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
 {
 	(void)argc;

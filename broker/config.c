@@ -103,6 +103,57 @@ const struct config_option *config_options(size_t *count)
 	return options;
 }
 
+const char *config_option_nearest(const char *name)
+{
+	size_t best = 3;	/* at most two edits away */
+	const char *near = NULL;
+	for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+		size_t d = edit_distance(name, options[i].name);
+		if (d < best)
+			best = d, near = options[i].name;
+	}
+	return near;
+}
+
+/* 65536 -> "64 KiB": bounds are powers of two, shown in the largest unit
+ * that divides them exactly. */
+static void exact_bytes(int64_t n, char *buf, size_t len)
+{
+	static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	size_t u = 0;
+	while (n >= 1024 && n % 1024 == 0 && u + 1 < ARRAY_LEN(unit))
+		n /= 1024, u++;
+	snprintf(buf, len, "%" PRId64 " %s", n, unit[u]);
+}
+
+void config_option_kind(const struct config_option *o, char *buf, size_t len)
+{
+	char lo[32], hi[32];
+	switch (o->type) {
+	case CONFIG_INT:
+	case CONFIG_U64:
+		if (o->max == INT64_MAX)
+			snprintf(buf, len, "integer %" PRId64 "..", o->min);
+		else
+			snprintf(buf, len, "integer %" PRId64 "..%" PRId64, o->min, o->max);
+		break;
+	case CONFIG_SIZE:
+		exact_bytes(o->min, lo, sizeof lo);
+		exact_bytes(o->max, hi, sizeof hi);
+		if (o->min == 0 && o->max == INT64_MAX)
+			snprintf(buf, len, "size");
+		else if (o->max == INT64_MAX)
+			snprintf(buf, len, "size %s..", lo);
+		else
+			snprintf(buf, len, "size %s..%s", lo, hi);
+		break;
+	case CONFIG_BOOL: snprintf(buf, len, "boolean"); break;
+	case CONFIG_STRING: snprintf(buf, len, "string"); break;
+	case CONFIG_FSYNC: snprintf(buf, len, "always|interval|never"); break;
+	case CONFIG_OVERFLOW: snprintf(buf, len, "drop-oldest|reject"); break;
+	}
+}
+
 const struct config_option *config_option_find(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_LEN(options); i++)
@@ -236,7 +287,11 @@ int config_set(struct config *c, const char *name, const char *value, char *err,
 	const struct config_option *o = config_option_find(name);
 	void *field;
 	if (!o) {
-		snprintf(err, errlen, "unknown option '%s'", name);
+		const char *near = config_option_nearest(name);
+		if (near)
+			snprintf(err, errlen, "unknown option '%s' (did you mean %s?)", name, near);
+		else
+			snprintf(err, errlen, "unknown option '%s'", name);
 		return -1;
 	}
 	field = (char *)c + o->offset;

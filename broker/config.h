@@ -182,7 +182,12 @@ const struct config_option *config_option_find(const char *name);
 /* Sets a scalar option from its text form. -1 with the reason, e.g.
  * "max_frame: expected a size such as 16MiB, got 'abc'". */
 int config_set(struct config *c, const char *name, const char *value, char *err, size_t errlen);
-/* The current value as text, for `config` listings. */
+/* The kind and bounds as the docs write them: "integer 1..1000000",
+ * "size 64 B..256 MiB", "size 4 KiB.." (no upper bound), "boolean". */
+void config_option_kind(const struct config_option *o, char *buf, size_t len);
+/* The option name at most two edits from `name`, for "did you mean"; or NULL. */
+const char *config_option_nearest(const char *name);
+/* The current value as text, for the `config` command and reload's diff. */
 void config_get(const struct config *c, const struct config_option *o, char *buf, size_t len);
 
 /* Queue options given as NAME=VALUE words (create queue NAME persistent

@@ -110,6 +110,14 @@ static struct evconnlistener *bind_one(struct broker *b, const char *host, int p
 	return lev;
 }
 
+static bool tls_port_configured(const struct config *cfg, int port)
+{
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].tls && cfg->listeners[i].port == port)
+			return true;
+	return false;
+}
+
 int listeners_open(struct broker *b, char *err, size_t errlen)
 {
 	struct listener **tail = &b->listeners;
@@ -132,6 +140,12 @@ int listeners_open(struct broker *b, char *err, size_t errlen)
 			return -1;
 		}
 		for (int tries = 0; tries < (scan ? PORT_SCAN_RANGE : 1); tries++) {
+			/* The scan steps over a TLS listener's port (61614 by
+			 * default), which would otherwise fail to bind next. */
+			if (scan && tls_port_configured(&b->cfg, port + tries)) {
+				e = EADDRINUSE;
+				continue;
+			}
 			lev = bind_one(b, lc->address, port + tries, &bound, &e);
 			if (lev || e != EADDRINUSE)
 				break;

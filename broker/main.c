@@ -69,8 +69,18 @@ static void usage(FILE *out)
 	        "  -h, --help         print this help and exit\n"
 	        "\n"
 	        "Configuration options (-o NAME=VALUE, or NAME = VALUE in the Lua file):\n");
-	for (size_t i = 0; i < n; i++)
-		fprintf(out, "  %-24s %s (default: %s)\n", opts[i].name, opts[i].help, opts[i].dflt);
+	for (size_t i = 0; i < n; i++) {
+		/* A default written "(none)" in the table is a description, not a value. */
+		const char *d = opts[i].dflt;
+		char kind[64];
+		int len = (int)strlen(d);
+		if (d[0] == '(' && len > 1 && d[len - 1] == ')')
+			d++, len -= 2;
+		else if (len == 0)
+			d = "\"\"", len = 2;
+		config_option_kind(&opts[i], kind, sizeof kind);
+		fprintf(out, "  %-24s %s, default: %.*s\n  %-24s %s\n", opts[i].name, kind, len, d, "", opts[i].help);
+	}
 	fprintf(out, "\nSee docs/operations.md and docs/configuration.md.\n");
 }
 

@@ -382,24 +382,6 @@ static int each_string(struct rd *c, int t, const char *what, bool lone_ok, stri
 
 /* ---- names ---- */
 
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), prev[65], cur[65];
-	if (la > 64 || lb > 64)
-		return SIZE_MAX;
-	for (size_t j = 0; j <= lb; j++)
-		prev[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		cur[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-			cur[j] = MIN(MIN(prev[j] + 1, cur[j - 1] + 1), sub);
-		}
-		memcpy(prev, cur, sizeof prev);
-	}
-	return prev[lb];
-}
-
 static bool known_name(const char *s)
 {
 	return config_option_find(s) || in_list(s, structured, ARRAY_LEN(structured)) ||

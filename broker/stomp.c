@@ -750,7 +750,8 @@ static int parse_count(struct conn *c, const struct frame *f, const char *name, 
 	if (!v)
 		return 0;
 	if (!parse_i64(v, -1, (int64_t)MIN(max, (uint64_t)INT64_MAX), &n)) {
-		conn_close(c, receipt, "invalid %s '%s' in SUBSCRIBE frame: expected a number 0..%" PRIu64,
+		conn_close(c, receipt, "invalid %s '%s' in SUBSCRIBE frame: expected a number 0..%" PRIu64
+		           " (0 or -1: unlimited)",
 		           name, v, max);
 		return -1;
 	}

@@ -29,6 +29,8 @@ bool parse_size(const char *s, uint64_t *out);
 
 /* Human formatting for logs and tables: "1.5 MiB". Writes into buf. */
 const char *fmt_bytes(uint64_t n, char *buf, size_t len);
+/* Levenshtein distance, for "did you mean" hints; SIZE_MAX past 64 chars. */
+size_t edit_distance(const char *a, const char *b);
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))

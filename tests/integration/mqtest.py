@@ -57,12 +57,14 @@ class Broker:
         self.config = config
         self.port = None
         self.req_port = port
+        # TLS (when a test turns it on) on a free port too, not on 61614
+        self.tls_port = free_port()
         self.proc = None
         self.info = {}
 
     def command(self):
         cmd = [MQBROKER, "-i", "127.0.0.1", "-p", str(self.req_port), "-l", "3",
-               "--data-dir", self.data_dir, "-c", self.conn_file]
+               "--data-dir", self.data_dir, "-c", self.conn_file, "-o", f"tls_port={self.tls_port}"]
         if self.config:
             path = os.path.join(self.tmp, "broker.lua")
             with open(path, "w") as f:

@@ -3,7 +3,7 @@ import os
 import stat
 import time
 
-from mqtest import Control, Raw, client, wait_for
+from mqtest import ROOT, Control, Raw, client, wait_for
 
 
 def test_socket_is_private(broker):
@@ -207,6 +207,30 @@ def test_loglevel_and_help(broker):
     assert "usage" in ctl.ok("help purge")
     # unambiguous prefixes work
     assert ctl.call("sta")["ok"]
+
+
+def test_every_command_is_documented(broker):
+    """docs/control.md's table and docs/mqsh.md's list name every command the broker has."""
+    with open(os.path.join(ROOT, "docs", "control.md")) as f:
+        control_doc = f.read()
+    with open(os.path.join(ROOT, "docs", "mqsh.md")) as f:
+        mqsh_doc = f.read()
+    for c in Control(broker).ok("help"):
+        assert f"`{c['command']} " in control_doc or f"`{c['command']}`" in control_doc, \
+            f"docs/control.md lacks {c['command']}"
+        assert f"`{c['command']}`" in mqsh_doc, f"docs/mqsh.md lacks {c['command']}"
+
+
+def test_config_shows_options_in_force(make_broker):
+    b = make_broker("-o", "max_frame=1MiB")
+    ctl = Control(b)
+    opts = {o["name"]: o for o in ctl.ok("config")}
+    assert opts["max_frame"]["value"] == "1048576" and opts["max_frame"]["default"] == "16MiB"
+    assert opts["max_frame"]["kind"] == "size 64 B..256 MiB"
+    assert opts["max_connections"]["value"] == "1024"
+    assert ctl.ok("config fsync")["value"] == "always"
+    r = ctl.call("config max_fram")
+    assert r["status"] == 404 and "did you mean max_frame?" in r["message"]
 
 
 def test_events_stream(broker):

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 import stomp
 
-from mqtest import MQBROKER, Broker, Control, Raw, client, free_port, wait_for
+from mqtest import MQBROKER, ROOT, Broker, Control, Raw, client, free_port, wait_for
 
 
 def test_help_lists_every_option():
@@ -27,11 +27,29 @@ def test_help_lists_every_option():
     assert v.startswith("mqbroker ")
 
 
+def test_configuration_reference_matches_the_option_table():
+    """docs/configuration.md has a row for every option --help lists, with its kind and default."""
+    import re
+    out = subprocess.run([MQBROKER, "--help"], capture_output=True, text=True).stdout
+    section = out.split("Configuration options")[1]
+    opts = re.findall(r"^  ([a-z_]+) +(.*), default: (.*)$", section, re.M)
+    assert len(opts) > 30
+    with open(os.path.join(ROOT, "docs", "configuration.md")) as f:
+        doc = f.read()
+    for name, kind, default in opts:
+        row = re.search(r"^\| `%s` \| ([^|]*) \| ([^|]*) \|" % name, doc, re.M)
+        assert row, f"docs/configuration.md has no row for {name}"
+        assert row.group(1) == kind.replace("|", ", "), (name, kind, row.group(1))
+        if not default.startswith(("see ", "<", "none", "stderr")):
+            assert row.group(2) == f"`{default}`", (name, default, row.group(2))
+
+
 def test_bad_option_values_are_named():
     for args, text in [(["-p", "http"], "-p: expected a port number"),
                        (["-n", "0"], "max_connections: expected an integer 1..1000000, got '0'"),
                        (["-l", "9"], "log_level: expected an integer 0..4"),
                        (["-o", "nosuch=1"], "unknown option 'nosuch'"),
+                       (["-o", "max_fram=1"], "unknown option 'max_fram' (did you mean max_frame?)"),
                        (["-w", "8080"], "-w needs three arguments"),
                        (["-i", "not-an-ip", "-p", "0"], "not an IPv4 or IPv6 address")]:
         p = subprocess.run([MQBROKER, "--data-dir", "/tmp/mqtest-unused"] + args, capture_output=True, text=True)
@@ -366,6 +384,34 @@ def stomp_over(sock):
             break
         data += chunk
     return data
+
+
+def test_port_scan_steps_over_the_tls_port(pki):
+    """With 61613 taken, the plain listener must not take 61614, TLS's default."""
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        holder.bind(("127.0.0.1", 61613))
+        holder.listen()
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 61614))
+        probe.close()
+    except OSError:
+        holder.close()
+        pytest.skip("61613 or 61614 is in use on this machine")
+    b = Broker("-k", os.path.join(pki, "localhost.pem"))
+    cmd = b.command()
+    for flag in ("-p", "-o"):
+        i = cmd.index(flag)
+        del cmd[i:i + 2]
+    b.command = lambda: cmd
+    try:
+        b.start()
+        assert b.info["tls_port"] == 61614 and b.port > 61614
+        b.stop()
+    finally:
+        b.cleanup()
+        holder.close()
 
 
 def test_tls_server_authentication(make_broker, pki):
