@@ -164,12 +164,16 @@ class MqBroker(Target):
 
 
 class Relay(Target):
-    name = "relay"
+    """The load generator's ceiling; with fanout, every frame to every consumer (topic workloads)."""
+
+    def __init__(self, fanout=False):
+        self.fanout = fanout
+        self.name = "relay fan-out" if fanout else "relay"
 
     def start(self):
         self.port = free_port()
-        self.proc = subprocess.Popen([RELAY, "-i", "127.0.0.1", "-p", str(self.port)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        cmd = [RELAY, "-i", "127.0.0.1", "-p", str(self.port)] + (["-f"] if self.fanout else [])
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_port(self.port, 10):
             raise RuntimeError("the relay did not start")
         self.pid = self.proc.pid
@@ -225,7 +229,7 @@ WORKLOADS = [
     ("queue 4→4, 1 KiB", dict(MQB_SIZE=1024, MQB_PRODUCERS=4, MQB_CONSUMERS=4), []),
     ("queue 4→4, 64 KiB", dict(MQB_SIZE=65536, MQB_PRODUCERS=4, MQB_CONSUMERS=4), []),
     ("topic 1→50, 100 B (deliveries/s)", dict(MQB_SIZE=100, MQB_CONSUMERS=50, MQB_DEST="/topic/bench", MQB_LOSSY=1),
-     []),
+     ["relay fan-out"]),
     ("persistent, receipt per message (window 100), client-individual acks, 1 producer",
      dict(MQB_PERSISTENT=1, MQB_RECEIPTS=100, MQB_ACK="client-individual"), []),
     ("persistent, receipt per message (window 100), client-individual acks, 4 producers",
@@ -434,8 +438,9 @@ def write_report(args, results, peers, extras, started):
             w(f"| {name} | {tname} | {fmt_rate(r.get('msgs_per_s'))} | {fmt_ms(r.get('p50'))} | {fmt_ms(r.get('p99'))} |"
               f" {fmt_ms(r.get('p999'))} | {r.get('cpu_us', 0):.2f} | {fmt_mib(r.get('rss'))} |{ratios}")
     w("")
-    w("The ×PEER columns are mqbroker's messages/s divided by the peer's in the same run. The relay row is the load"
-      " generator's own ceiling: a program that copies bytes and parses nothing (tests/bench/relay.c).")
+    w("The ×PEER columns are mqbroker's messages/s divided by the peer's in the same run. The relay rows are the load"
+      " generator's own ceiling: a program that copies bytes and parses nothing (tests/bench/relay.c); for the"
+      " topic, \"relay fan-out\" copies each frame to every consumer.")
     fs = [(name, per["mqbroker"]["fsyncs_per_s"]) for name, per in results
           if "mqbroker" in per and per["mqbroker"].get("fsyncs_per_s") and "persistent" in name]
     if fs:
@@ -476,6 +481,7 @@ def main():
         targets["mqbroker"] = MqBroker()
     if "relay" in args.only:
         targets["relay"] = Relay()
+        targets["relay fan-out"] = Relay(fanout=True)
     for kind in ("rabbitmq", "activemq"):
         if kind in args.only:
             targets[kind] = Peer(kind)
@@ -493,7 +499,7 @@ def main():
             continue
         try:
             for name, env, extra in WORKLOADS:
-                if tname == "relay" and "relay" not in extra:
+                if tname.startswith("relay") and tname not in extra:
                     continue
                 if tname == "mqbroker" and name != WORKLOADS[0][0]:
                     # a fresh process per workload, so that its peak RSS is

@@ -1,6 +1,6 @@
 /* relay.c: the ceiling for a STOMP load generator on this machine.
  *
- *   relay [-i ADDR] [-p PORT]
+ *   relay [-i ADDR] [-p PORT] [-f]
  *
  * A single-threaded program that moves producers' bytes to consumers and
  * does nothing else a broker does: no headers parsed, no queue, no copy
@@ -19,6 +19,8 @@
  *     destination names the subscription, as STOMP 1.0 brokers do). The
  *     relay finds frame ends with memchr for the NUL, so bodies must not
  *     contain NUL bytes; content-length is not read;
+ *   - with -f (fan-out, for topic workloads) a producer is paired with no
+ *     one: its bytes are copied to every consumer, as a topic would;
  *   - DISCONNECT with a receipt is answered, then the connection closed.
  * Posts must not ask for receipts (nothing would answer them).
  *
@@ -73,6 +75,7 @@ static struct peer **consumers;
 static size_t nconsumers, next_consumer;
 static struct peer *waiting;
 static uint64_t frames;
+static bool fanout;		/* -f: every producer's frames to every consumer */
 static volatile sig_atomic_t stop;
 
 static void on_signal(int sig)
@@ -152,6 +155,40 @@ static void flush(struct peer *p)
 	}
 	if (p->close_after_write)
 		kill_peer(p);
+}
+
+/* Bytes of a SEND being copied: to the producer's consumer, or to all. */
+static void forward(struct peer *p, const void *data, size_t n)
+{
+	if (!fanout) {
+		if (p->pair)
+			append(p->pair, data, n);
+		return;
+	}
+	for (size_t k = 0; k < nconsumers; k++)
+		append(consumers[k], data, n);
+}
+
+/* After a producer's read: write what it gave; true when a consumer is so
+ * far behind that the producer should stop being read. */
+static bool flush_forwarded(struct peer *p)
+{
+	bool behind = false;
+	if (!fanout) {
+		if (p->pair && p->pair->dead)
+			p->pair = NULL;
+		if (p->pair) {
+			flush(p->pair);
+			behind = p->pair && !p->pair->dead && p->pair->out_len - p->pair->out_off > OUT_PAUSE;
+		}
+		return behind;
+	}
+	for (size_t k = 0; k < nconsumers; k++) {
+		struct peer *c = consumers[k];
+		flush(c);
+		behind |= !c->dead && c->out_len - c->out_off > OUT_PAUSE;
+	}
+	return behind;
 }
 
 static void pair_waiting(void)
@@ -238,8 +275,7 @@ static void relay_bytes(struct peer *p, const char *buf, size_t n)
 				memcpy(head, p->carry, p->ncarry);
 				memcpy(head + p->ncarry, buf + i, take);
 				if (memcmp(head, "SEND\n", 5) == 0) {
-					if (p->pair)
-						append(p->pair, "MESSAGE\n", 8);
+					forward(p, "MESSAGE\n", 8);
 					p->forwarding = true;
 					i += take;
 				} else {
@@ -260,8 +296,7 @@ static void relay_bytes(struct peer *p, const char *buf, size_t n)
 		nul = memchr(buf + i, 0, n - i);
 		end = nul ? (size_t)(nul - buf) + 1 : n;
 		if (p->forwarding) {
-			if (p->pair)
-				append(p->pair, buf + i, end - i);
+			forward(p, buf + i, end - i);
 		} else {
 			if (p->ctl_len + (end - i) + 1 > p->ctl_cap) {
 				p->ctl_cap = (p->ctl_len + (end - i) + 1) * 2;
@@ -315,11 +350,8 @@ static void on_read(struct peer *p, char *buf)
 		if (p->pair && p->pair->dead)
 			p->pair = NULL;
 		relay_bytes(p, buf, (size_t)n);
-		if (p->pair && !p->pair->dead) {
-			flush(p->pair);
-			if (p->pair && p->pair->out_len - p->pair->out_off > OUT_PAUSE)
-				set_reading(p, false);	/* resumed when the consumer drains */
-		}
+		if (!p->dead && flush_forwarded(p))
+			set_reading(p, false);	/* resumed when the consumer drains */
 		return;
 	}
 	/* Handshake, role discovery and consumers: collect whole frames. */
@@ -329,7 +361,9 @@ static void on_read(struct peer *p, char *buf)
 			/* A producer: from here on, its bytes are relayed. */
 			p->role = R_PRODUCER;
 			p->at_start = true;
-			if (nconsumers) {
+			if (fanout) {
+				/* no pair: everything goes to every consumer */
+			} else if (nconsumers) {
 				p->pair = consumers[next_consumer++ % nconsumers];
 			} else {
 				p->next_waiting = waiting;
@@ -337,8 +371,8 @@ static void on_read(struct peer *p, char *buf)
 				set_reading(p, false);
 			}
 			relay_bytes(p, buf + k, (size_t)(n - k));
-			if (p->pair)
-				flush(p->pair);
+			if (!p->dead && flush_forwarded(p))
+				set_reading(p, false);
 			return;
 		}
 		if (p->ctl_len + 2 > p->ctl_cap) {
@@ -364,13 +398,15 @@ int main(int argc, char **argv)
 	struct peer **peers = NULL;
 	size_t npeers = 0;
 
-	while ((opt = getopt(argc, argv, "i:p:")) != -1) {
+	while ((opt = getopt(argc, argv, "i:p:f")) != -1) {
 		if (opt == 'i')
 			addr = optarg;
 		else if (opt == 'p')
 			port = atoi(optarg);
+		else if (opt == 'f')
+			fanout = true;
 		else {
-			fprintf(stderr, "usage: relay [-i ADDR] [-p PORT]\n");
+			fprintf(stderr, "usage: relay [-i ADDR] [-p PORT] [-f]\n");
 			return 2;
 		}
 	}
@@ -421,7 +457,8 @@ int main(int argc, char **argv)
 					/* Resume the producers paired with it: a scan, since
 					 * producers are few and this happens rarely. */
 					for (size_t k = 0; k < npeers; k++)
-						if (peers[k]->pair == p && !peers[k]->dead)
+						if ((peers[k]->pair == p || (fanout && peers[k]->role == R_PRODUCER)) &&
+						    !peers[k]->dead)
 							set_reading(peers[k], true);
 				}
 			}
