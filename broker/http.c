@@ -183,11 +183,40 @@ static int identify(struct http_server *hs, struct evhttp_request *req, struct p
 	return 0;
 }
 
-/* X-Mq-Foo: bar becomes foo:bar, in the 1.2 encoding messages keep. */
-static void collect_headers(struct evhttp_request *req, struct sbuf *hdrs, bool *persistent)
+/* A POST's message headers: X-Mq-Foo: bar becomes foo:bar (and
+ * Content-Type is kept), as 1.2-escaped lines for the message and as
+ * decoded pairs for route(). */
+struct post_headers {
+	struct sbuf lines;
+	struct frame_hdr *hdrs;		/* owned, with their strings */
+	unsigned n;
+};
+
+static const char *post_header(const struct post_headers *ph, const char *name)
+{
+	for (unsigned i = 0; i < ph->n; i++)
+		if (strcmp(ph->hdrs[i].name, name) == 0)
+			return ph->hdrs[i].value;	/* the first wins, as in a frame */
+	return NULL;
+}
+
+static void post_headers_fini(struct post_headers *ph)
+{
+	for (unsigned i = 0; i < ph->n; i++) {
+		free(ph->hdrs[i].name);
+		free(ph->hdrs[i].value);
+	}
+	free(ph->hdrs);
+	sbuf_fini(&ph->lines);
+}
+
+static void collect_headers(struct evhttp_request *req, struct post_headers *ph)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	struct evkeyval *kv;
+	sbuf_init(&ph->lines);
+	ph->hdrs = NULL;
+	ph->n = 0;
 	for (kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
 		const char *name = NULL;
 		char lower[256], esc[1024];
@@ -203,31 +232,92 @@ static void collect_headers(struct evhttp_request *req, struct sbuf *hdrs, bool 
 		lower[n] = 0;
 		if (msg_is_control_header(lower, n))
 			continue;
-		if (strcmp(lower, "persistent") == 0 && strcasecmp(kv->value, "true") == 0)
-			*persistent = true;
+		ph->hdrs = xrealloc(ph->hdrs, (ph->n + 1) * sizeof *ph->hdrs);
+		ph->hdrs[ph->n++] = (struct frame_hdr){ xstrdup(lower), xstrdup(kv->value), (uint32_t)n,
+		                                        (uint32_t)strlen(kv->value) };
 		n = frame_escape(esc, lower, strlen(lower), STOMP_1_2);
-		sbuf_add(hdrs, esc, n);
-		sbuf_addc(hdrs, ':');
+		sbuf_add(&ph->lines, esc, n);
+		sbuf_addc(&ph->lines, ':');
 		n = frame_escape(esc, kv->value, strlen(kv->value), STOMP_1_2);
-		sbuf_add(hdrs, esc, n);
-		sbuf_addc(hdrs, '\n');
+		sbuf_add(&ph->lines, esc, n);
+		sbuf_addc(&ph->lines, '\n');
 	}
+}
+
+static void reply_dropped(struct evhttp_request *req, const char *dest_name)
+{
+	struct sbuf out;
+	sbuf_init(&out);
+	sbuf_printf(&out, "{\"destination\":");
+	json_quote(&out, dest_name, strlen(dest_name));
+	sbuf_adds(&out, ",\"status\":\"dropped\"}");
+	send_json(req, 201, &out);
+	sbuf_fini(&out);
+}
+
+/* Runs route(msg) for a POST, as for a STOMP SEND. False when the message
+ * goes no further (the reply has been sent). */
+static bool route_post(struct broker *b, struct evhttp_request *req, const char *dest_name,
+                       const struct post_headers *ph, const struct principal *p, const void *body, size_t len,
+                       struct route_result *rr)
+{
+	struct route_msg rm = {
+		.destination = dest_name,
+		.hdrs = ph->hdrs,
+		.nhdrs = ph->n,
+		.body = body,
+		.body_len = len,
+		.login = p->login,
+		.vhost = b->default_vhost->name,
+		.conn_id = 0,
+	};
+	switch (router_route(b->router, &rm, rr)) {
+	case ROUTE_DELIVER:
+	case ROUTE_REWRITE:
+	case ROUTE_FANOUT:
+		return true;
+	case ROUTE_DROP:
+		b->stats.messages_in++;
+		b->stats.dropped++;
+		reply_dropped(req, dest_name);
+		return false;
+	case ROUTE_REJECT:
+		b->stats.rejected++;
+		send_error(req, 403, "message to %s rejected: %s", dest_name, rr->error);
+		return false;
+	case ROUTE_BUDGET:
+	case ROUTE_NOMEM:
+	case ROUTE_ERROR:
+		log_error("http %s: route() failed for a message to %s: %s", p->peer, dest_name, rr->error);
+		b->stats.rejected++;
+		send_error(req, 500, "message to %s rejected: the routing rule failed", dest_name);
+		return false;
+	}
+	return false;
 }
 
 static void publish(struct http_server *hs, struct evhttp_request *req, const char *dest_name)
 {
 	struct broker *b = hs->b;
-	struct evbuffer *body = evhttp_request_get_input_buffer(req);
-	size_t len = evbuffer_get_length(body);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const void *body = len ? evbuffer_pullup(in, (ssize_t)len) : (const unsigned char *)"";
 	struct principal p;
 	char login[520], peer[128], err[512];
-	struct sbuf hdrs, json;
+	struct post_headers ph;
+	struct route_result rr;
+	bool routed = false;
+	const char *const *targets = &dest_name;
+	size_t ntargets = 1;
+	struct dest **dests = NULL;
+	size_t ndests = 0;
+	struct msg_edit *edits = NULL;
+	struct msg *m = NULL;
+	struct sbuf json;
 	struct jw w;
-	bool persistent = false;
-	struct dest *d;
-	struct msg *m;
-	enum send_status st;
+	enum send_status st = SEND_OK;
 	uint64_t seq = 0;
+	const char *v;
 
 	if (identify(hs, req, &p, login, sizeof login, peer, sizeof peer, err, sizeof err) < 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Basic realm=\"mqbroker\"");
@@ -246,36 +336,60 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 		send_error(req, 403, "%s", err);
 		return;
 	}
-	{
-		bool absent_topic;
-		d = dest_for_send(b->default_vhost, dest_name, &absent_topic, err, sizeof err);
-		if (absent_topic) {
-			struct sbuf out;
-			b->stats.messages_in++;
-			b->stats.dropped++;
-			sbuf_init(&out);
-			sbuf_printf(&out, "{\"destination\":");
-			json_quote(&out, dest_name, strlen(dest_name));
-			sbuf_adds(&out, ",\"status\":\"dropped\"}");
-			send_json(req, 201, &out);
-			sbuf_fini(&out);
-			return;
+	collect_headers(req, &ph);
+	if (router_has_route(b->router)) {
+		routed = true;
+		if (!route_post(b, req, dest_name, &ph, &p, body, len, &rr))
+			goto out;
+		if (rr.ndests) {
+			targets = (const char *const *)rr.dests;
+			ntargets = rr.ndests;
 		}
 	}
-	if (!d) {
-		send_error(req, 400, "cannot publish to '%s': %s", dest_name, err);
-		return;
+	dests = xmalloc(ntargets * sizeof *dests);
+	for (size_t i = 0; i < ntargets; i++) {
+		bool absent_topic;
+		struct dest *d = dest_for_send(b->default_vhost, targets[i], &absent_topic, err, sizeof err);
+		if (d) {
+			dests[ndests++] = d;
+		} else if (absent_topic) {
+			b->stats.dropped++;	/* a topic nobody listens to */
+		} else {
+			send_error(req, 400, "cannot publish to '%s': %s", targets[i], err);
+			goto out;
+		}
 	}
-	sbuf_init(&hdrs);
-	collect_headers(req, &hdrs, &persistent);
-	m = msg_from_parts(broker_next_msg_id(b), dest_name, sbuf_str(&hdrs), hdrs.len,
-	                   len ? evbuffer_pullup(body, (ssize_t)len) : (const unsigned char *)"", len);
-	sbuf_fini(&hdrs);
+	m = msg_from_parts(broker_next_msg_id(b), dest_name, sbuf_str(&ph.lines), ph.lines.len, body, len);
+	if (routed && rr.nedits) {
+		struct msg *edited;
+		edits = xmalloc(rr.nedits * sizeof *edits);
+		for (size_t i = 0; i < rr.nedits; i++)
+			edits[i] = (struct msg_edit){ rr.edits[i].name, rr.edits[i].value };
+		edited = msg_clone_for(m, dest_name, edits, rr.nedits);
+		msg_unref(m);
+		m = edited;
+	}
 	m->timestamp = wall_ms();
-	if (persistent)
+	v = post_header(&ph, "expiration");
+	if (msg_set_expiry(m, post_header(&ph, "expires"), v ? v : post_header(&ph, "x-message-ttl"), err,
+	                   sizeof err) < 0) {
+		send_error(req, 400, "%s in X-Mq- headers", err);
+		goto out;
+	}
+	if ((v = post_header(&ph, "persistent")) && strcasecmp(v, "true") == 0)
 		m->flags |= MSG_PERSISTENT;
 	b->stats.messages_in++;
-	st = dest_send(d, m, &seq, err, sizeof err);
+	if (!ndests) {
+		reply_dropped(req, dest_name);
+		goto out;
+	}
+	for (size_t i = 0; i < ndests && st != SEND_REJECTED; i++)
+		st = dest_send(dests[i], m, &seq, err, sizeof err);
+	if (st == SEND_REJECTED) {
+		b->stats.rejected++;
+		send_error(req, 503, "%s", err);
+		goto out;
+	}
 	sbuf_init(&json);
 	jw_init(&w, &json);
 	jw_obj_begin(&w);
@@ -285,13 +399,16 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 		u64_to_dec(m->id, id);
 		jw_kstr(&w, "message_id", id);
 	}
-	jw_kstr(&w, "status", st == SEND_OK ? "accepted" : st == SEND_DROPPED ? "dropped" : "rejected");
+	jw_kstr(&w, "status", st == SEND_DROPPED ? "dropped" : "accepted");
+	if (routed && (rr.ndests > 1 || (rr.ndests == 1 && strcmp(rr.dests[0], dest_name) != 0))) {
+		jw_key(&w, "routed_to");
+		jw_arr_begin(&w);
+		for (size_t i = 0; i < ndests; i++)
+			jw_str(&w, dests[i]->name);
+		jw_arr_end(&w);
+	}
 	jw_obj_end(&w);
-	msg_unref(m);
-	if (st == SEND_REJECTED) {
-		b->stats.rejected++;
-		send_error(req, 503, "%s", err);
-	} else if (seq > store_durable_seq(b)) {
+	if (seq > store_durable_seq(b)) {
 		/* 201 means stored: a persistent message waits for the journal. */
 		struct held_reply *h = xcalloc(1, sizeof *h);
 		h->req = req;
@@ -303,6 +420,14 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 		send_json(req, 201, &json);
 	}
 	sbuf_fini(&json);
+out:
+	if (m)
+		msg_unref(m);
+	free(dests);
+	free(edits);
+	if (routed)
+		route_result_fini(&rr);
+	post_headers_fini(&ph);
 }
 
 /* Path segments after /api/ become the command's words; ?arg=... adds more. */

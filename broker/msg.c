@@ -2,6 +2,8 @@
 #include "msg.h"
 
 #include <assert.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -414,4 +416,25 @@ struct msg *msg_decode(uint64_t id, const void *payload, size_t len)
 size_t msg_size(const struct msg *m)
 {
 	return sizeof *m + m->dest_len + m->hdrs_len + m->body_len + 3 + m->hdrs_old_len[0] + m->hdrs_old_len[1];
+}
+
+int msg_set_expiry(struct msg *m, const char *expires, const char *ttl, char *err, size_t errlen)
+{
+	uint64_t v;
+	if (expires && *expires) {
+		if (!parse_u64(expires, 0, UINT64_MAX, &v)) {
+			snprintf(err, errlen, "invalid expires '%s': expected milliseconds since the epoch", expires);
+			return -1;
+		}
+		m->expires = v;
+	}
+	if (ttl && *ttl) {
+		if (!parse_u64(ttl, 0, UINT32_MAX, &v)) {
+			snprintf(err, errlen, "invalid time-to-live '%s': expected milliseconds", ttl);
+			return -1;
+		}
+		if (!m->expires || m->timestamp + v < m->expires)
+			m->expires = m->timestamp + v;
+	}
+	return 0;
 }

@@ -692,24 +692,11 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 	}
 	m = msg_new(broker_next_msg_id(b), name, f, edits, nedits);
 	m->timestamp = broker_now_ms(b);
-	if ((v = frame_known(f, HDR_EXPIRES)) && *v) {
-		uint64_t exp;
-		if (!parse_u64(v, 0, UINT64_MAX, &exp)) {
-			conn_close(c, receipt, "invalid expires '%s' in SEND frame: expected milliseconds since the epoch", v);
-			goto out;
-		}
-		m->expires = exp;
-	}
-	/* Relative time-to-live, RabbitMQ's way: expiration (or x-message-ttl)
-	 * in milliseconds from now. */
-	if (((v = frame_known(f, HDR_EXPIRATION)) || (v = frame_known(f, HDR_X_MESSAGE_TTL))) && *v) {
-		uint64_t ttl;
-		if (!parse_u64(v, 0, UINT32_MAX, &ttl)) {
-			conn_close(c, receipt, "invalid time-to-live '%s' in SEND frame: expected milliseconds", v);
-			goto out;
-		}
-		if (!m->expires || m->timestamp + ttl < m->expires)
-			m->expires = m->timestamp + ttl;
+	v = frame_known(f, HDR_EXPIRATION);
+	if (msg_set_expiry(m, frame_known(f, HDR_EXPIRES), v ? v : frame_known(f, HDR_X_MESSAGE_TTL), err,
+	                   sizeof err) < 0) {
+		conn_close(c, receipt, "%s in SEND frame", err);
+		goto out;
 	}
 	if ((v = frame_known(f, HDR_PERSISTENT)) && strcmp(v, "true") == 0)
 		m->flags |= MSG_PERSISTENT;

@@ -184,6 +184,44 @@ def test_route_rewrites_fans_out_drops_and_rejects(make_broker):
     c.disconnect()
 
 
+def test_route_applies_to_http_posts(make_broker):
+    """A message POSTed over HTTP goes through route() like a STOMP SEND."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    def post(dest, body, headers=None):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/in{dest}", data=body, method="POST",
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    port = free_port()
+    b = make_broker("-w", str(port), "4", "in", config=ROUTES)
+    ctl = Control(b)
+    status, body = post("/queue/in", b"x", {"X-Mq-Secret": "s", "X-Mq-Keep": "k"})
+    assert status == 201 and json.loads(body)["routed_to"] == ["/queue/out"], body
+    c, rec = client(b)
+    c.subscribe("/queue/out", id="1")
+    m = rec.wait_messages(1)[0]
+    assert m.headers["x-routed"] == "yes" and "secret" not in m.headers and m.headers["keep"] == "k"
+    status, body = post("/queue/fan", b"copy")
+    assert status == 201 and len(json.loads(body)["routed_to"]) == 3
+    for q in ("/queue/f1", "/queue/f2", "/queue/f3"):
+        assert ctl.ok(f"show {q}")["depth"] == 1
+    status, body = post("/queue/void", b"gone")
+    assert status == 201 and json.loads(body)["status"] == "dropped"
+    assert ctl.call("show /queue/void")["status"] == 404
+    status, body = post("/queue/strict", b"x", {"X-Mq-Kind": "bad"})
+    assert status == 403 and body.strip() == "message to /queue/strict rejected: kind must be ok, got bad"
+    status, body = post("/queue/strict", b"x", {"X-Mq-Kind": "ok"})
+    assert status == 201 and "routed_to" not in json.loads(body)
+    c.disconnect()
+
+
 def test_endless_route_is_stopped_and_the_broker_goes_on(make_broker):
     b = make_broker("-o", "lua_budget=100000", config=ROUTES)
     r = Raw(b)

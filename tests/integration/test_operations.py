@@ -277,6 +277,24 @@ def test_http_errors_are_one_line(http_broker):
     assert status == 503 and "queue /queue/full is full" in body
 
 
+def test_http_expiry_headers(http_broker):
+    """X-Mq-Expires and X-Mq-Expiration work as the STOMP headers do."""
+    b = http_broker
+    past = str(int(time.time() * 1000) - 1000)
+    assert http("POST", b.http + "/report/result/queue/ttl", b"old", {"X-Mq-Expires": past})[0] == 201
+    assert http("POST", b.http + "/report/result/queue/ttl", b"short", {"X-Mq-Expiration": "1"})[0] == 201
+    assert http("POST", b.http + "/report/result/queue/ttl", b"fresh", {"X-Mq-Expiration": "60000"})[0] == 201
+    status, body = http("POST", b.http + "/report/result/queue/ttl", b"x", {"X-Mq-Expires": "soon"})
+    assert status == 400 and "invalid expires 'soon'" in body
+    time.sleep(0.05)
+    c, rec = client(b)
+    c.subscribe("/queue/ttl", id="1")
+    assert [m.body for m in rec.wait_messages(1)] == ["fresh"]
+    time.sleep(0.2)
+    assert len(rec.messages) == 1
+    c.disconnect()
+
+
 def test_http_health_metrics_api(http_broker):
     b = http_broker
     status, body = http("GET", b.http + "/health")
