@@ -87,7 +87,7 @@ struct config {
 	/* listeners: -i and -p override the first plain one */
 	struct listener_cfg *listeners;	/* owned */
 	size_t nlisteners;
-	bool port_given;		/* -p given: bind exactly, no scanning */
+	bool port_given;		/* -p or the file's listeners: bind exactly, no scanning */
 
 	/* TLS (-k, -a) */
 	char *tls_cert_key;		/* owned; PEM with certificate and key */

@@ -156,13 +156,17 @@ int listeners_open(struct broker *b, char *err, size_t errlen)
 				         lc->address ? lc->address : "*", port, port + PORT_SCAN_RANGE - 1);
 			else if (e == EINVAL)
 				snprintf(err, errlen, "cannot listen on '%s': not an IPv4 or IPv6 address", lc->address);
+			else if (lc->tls && e == EADDRINUSE)
+				snprintf(err, errlen, "cannot listen for STOMP over TLS on %s:%d: %s (choose another "
+				         "port with -o tls_port=N or tls.port)", lc->address ? lc->address : "*", port,
+				         strerror(e));
 			else
 				snprintf(err, errlen, "cannot listen on %s:%d: %s", lc->address ? lc->address : "*",
 				         port, strerror(e));
 			return -1;
 		}
 		if (scan && bound != port)
-			log_warn("port %d is in use: listening on port %d instead", port, bound);
+			log_notice("port %d is in use: listening on port %d instead", port, bound);
 		l = xcalloc(1, sizeof *l);
 		l->b = b;
 		l->lev = lev;

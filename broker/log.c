@@ -70,7 +70,7 @@ void log_close(void)
 
 static const char *level_name[] = { "", "ERROR", "WARN", "INFO", "DEBUG" };
 
-static void vlog(int level, int with_errno, const char *fmt, va_list ap)
+static void vlog(int level, const char *name, int with_errno, const char *fmt, va_list ap)
 {
 	int saved = errno;
 	char line[2048];
@@ -85,7 +85,7 @@ static void vlog(int level, int with_errno, const char *fmt, va_list ap)
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
 	r = snprintf(line + n, sizeof line - n, ".%03dZ %s[%d] %s: ",
-	             (int)(tv.tv_usec / 1000), ident, (int)getpid(), level_name[level]);
+	             (int)(tv.tv_usec / 1000), ident, (int)getpid(), name);
 	if (r > 0)
 		n += (size_t)r;
 	if (n < sizeof line) {
@@ -115,7 +115,7 @@ static void vlog(int level, int with_errno, const char *fmt, va_list ap)
 	{                                          \
 		va_list ap;                        \
 		va_start(ap, fmt);                 \
-		vlog(level, with_errno, fmt, ap);  \
+		vlog(level, level_name[level], with_errno, fmt, ap); \
 		va_end(ap);                        \
 	}
 
@@ -125,3 +125,12 @@ DEFINE_LOG(log_info, LOG_INFO, 0)
 DEFINE_LOG(log_debug, LOG_DEBUG, 0)
 DEFINE_LOG(log_error_sys, LOG_ERROR, 1)
 DEFINE_LOG(log_warn_sys, LOG_WARN, 1)
+
+/* Shown at the default level, like errors, but is not one. */
+void log_notice(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(LOG_ERROR, "NOTICE", 0, fmt, ap);
+	va_end(ap);
+}

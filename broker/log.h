@@ -32,6 +32,9 @@ void log_close(void);
 
 void log_error(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
+/* Something the operator must see even at the default level (1), such as
+ * the port the broker took instead of 61613; not an error. */
+void log_notice(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_error_sys(const char *fmt, ...) LOG_PRINTF(1, 2);

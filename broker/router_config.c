@@ -592,7 +592,9 @@ static int read_listeners(struct rd *c)
 	t = lua_gettop(L);
 	if (want_list(c, t, "listeners", "a list of { address = ..., port = ..., tls = ... } tables") < 0)
 		return -1;
-	/* The file's list replaces the built-in listener. */
+	/* The file's list replaces the built-in listener, and its ports are
+	 * bound exactly, as -p's is: only the built-in default scans. */
+	cfg->port_given = true;
 	for (size_t i = 0; i < cfg->nlisteners; i++)
 		free(cfg->listeners[i].address);
 	free(cfg->listeners);

@@ -48,7 +48,9 @@ log_level = 1
 -- STOMP listeners. address: an IP address; omitted or "*" means every
 -- address. port: 0 lets the kernel choose. tls = true makes it STOMP over
 -- TLS (needs tls.cert_key below, or -k). -i and -p override the first plain
--- listener; without -p the broker scans upward from 61613 for a free port.
+-- listener. Ports listed here are bound exactly (start-up fails when one is
+-- taken); only without this list and without -p does the broker scan
+-- upward from 61613 for a free port.
 listeners = {
 	{ port = 61613 },
 	-- { address = "127.0.0.1", port = 61613 },
@@ -279,8 +281,15 @@ lua_memory = "64MiB"
 -- end
 
 -- on_event(name, fields) is told about connections and destinations
--- coming and going; fields is a table of strings.
+-- coming and going; fields is a table of strings: id, peer, login and
+-- vhost for client-connected and client-disconnected (and reason), name,
+-- type and vhost for destination-created and destination-deleted.
+-- docs/configuration.md lists every event.
 --
 -- function on_event(name, fields)
--- 	print(name, fields.conn_id, fields.destination)
+-- 	if name == "client-connected" then
+-- 		print("client", fields.id, "from", fields.peer)
+-- 	elseif name == "destination-created" then
+-- 		print(fields.type, fields.name, "created")
+-- 	end
 -- end
