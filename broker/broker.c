@@ -363,7 +363,13 @@ void broker_shutdown(struct broker *b, const char *reason)
 
 /* Settings a running broker cannot change: the new configuration takes the
  * running values, and a change is reported once. */
-static void keep_running(struct config *nw, struct config *old)
+static void note_pending(char *pending, size_t len, const char *name)
+{
+	size_t n = strlen(pending);
+	snprintf(pending + n, len - n, "%s%s", n ? ", " : "", name);
+}
+
+static void keep_running(struct config *nw, struct config *old, char *pending, size_t plen)
 {
 	static const char *const restart_only[] = {
 		"data_dir", "control_socket", "connection_file", "log_file", "tls_cert_key", "tls_port",
@@ -377,6 +383,7 @@ static void keep_running(struct config *nw, struct config *old)
 		config_get(nw, o, b, sizeof b);
 		if (strcmp(a, b) != 0) {
 			log_warn("reload: %s changed from '%s' to '%s': takes effect at the next restart", o->name, a, b);
+			note_pending(pending, plen, o->name);
 			if (o->type == CONFIG_STRING && !*(char **)((char *)old + o->offset)) {
 				free(*(char **)((char *)nw + o->offset));
 				*(char **)((char *)nw + o->offset) = NULL;
@@ -391,14 +398,17 @@ static void keep_running(struct config *nw, struct config *old)
 			same = nw->listeners[i].port == old->listeners[i].port && nw->listeners[i].tls == old->listeners[i].tls &&
 			       !strcmp(nw->listeners[i].address ? nw->listeners[i].address : "*",
 			               old->listeners[i].address ? old->listeners[i].address : "*");
-		if (!same)
+		if (!same) {
 			log_warn("reload: listeners changed: take effect at the next restart");
+			note_pending(pending, plen, "listeners");
+		}
 		/* swap: the running listeners' description stays with the broker */
 		struct listener_cfg *l = nw->listeners;
 		size_t n = nw->nlisteners;
 		nw->listeners = old->listeners;
 		nw->nlisteners = old->nlisteners;
 		nw->port_given = old->port_given;
+		nw->http_any_port = old->http_any_port;
 		old->listeners = l;
 		old->nlisteners = n;
 	}
@@ -424,7 +434,8 @@ int broker_reload(struct broker *b, char *err, size_t errlen)
 		b->reload_failures++;
 		return -1;
 	}
-	keep_running(&nw, &b->cfg);
+	b->restart_pending[0] = 0;
+	keep_running(&nw, &b->cfg, b->restart_pending, sizeof b->restart_pending);
 	old = b->cfg;
 	b->cfg = nw;
 	config_fini(&old);
@@ -464,7 +475,7 @@ int broker_write_connection_file(struct broker *b, char *err, size_t errlen)
 	jw_kstr(&w, "host", listeners_host(b));
 	jw_kint(&w, "port", listeners_port(b, false));
 	jw_kint(&w, "tls_port", listeners_port(b, true));
-	if (b->cfg.http_port) {
+	if (b->http) {
 		char url[512];
 		snprintf(url, sizeof url, "http://%s:%d/%s", listeners_host(b), b->http_port_bound,
 		         b->cfg.http_path ? b->cfg.http_path : "");

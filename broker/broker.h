@@ -80,6 +80,7 @@ struct broker {
 	 * reloads; set by main, which owns the command line. */
 	int (*load_config)(struct config *cfg, struct router **router, char *err, size_t errlen);
 	uint64_t reloads, reload_failures;
+	char restart_pending[512];	/* options the last reload changed that wait for a restart */
 
 	/* Memory high-watermark: above it, publishing connections are not
 	 * read until message memory falls back under 90% of it. */

@@ -238,6 +238,11 @@ static void dest_row(struct jw *w, const struct dest *d, bool detail)
 			jw_kstr(w, "overflow", d->opts.overflow == OVERFLOW_REJECT ? "reject" : "drop-oldest");
 			jw_kuint(w, "ttl_ms", d->opts.ttl_ms);
 			jw_kuint(w, "max_deliveries", d->opts.max_deliveries);
+			{
+				char buf[1100];
+				/* where messages past max_deliveries go; null: dropped */
+				jw_kstr(w, "dead_letter", queue_dead_letter_name(d, false, buf, sizeof buf));
+			}
 		}
 		if (d->type == DEST_PUBSUB) {
 			jw_key(w, "child_names");
@@ -819,9 +824,12 @@ static int cmd_reload(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_rep
 	jw_obj_begin(&r->w);
 	jw_kstr(&r->w, "file", ctx->b->cfg.path ? ctx->b->cfg.path : "");
 	jw_kuint(&r->w, "reloads", ctx->b->reloads);
+	jw_kstr(&r->w, "restart_needed_for", ctx->b->restart_pending);
 	jw_obj_end(&r->w);
-	return ok(r, "configuration reloaded%s%s", ctx->b->cfg.path ? " from " : "",
-	          ctx->b->cfg.path ? ctx->b->cfg.path : "");
+	return ok(r, "configuration reloaded%s%s%s%s", ctx->b->cfg.path ? " from " : "",
+	          ctx->b->cfg.path ? ctx->b->cfg.path : "",
+	          ctx->b->restart_pending[0] ? "; these changes take effect at the next restart: " : "",
+	          ctx->b->restart_pending);
 }
 
 static int cmd_loglevel(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
@@ -843,7 +851,10 @@ static int cmd_loglevel(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_r
 static void config_option_json(struct jw *w, const struct config *c, const struct config_option *o)
 {
 	char value[1024], kind[64];
-	config_get(c, o, value, sizeof value);
+	if (strcmp(o->name, "control_socket") == 0)
+		config_control_socket(c, value, sizeof value);	/* the path in use, default or not */
+	else
+		config_get(c, o, value, sizeof value);
 	config_option_kind(o, kind, sizeof kind);
 	jw_obj_begin(w);
 	jw_kstr(w, "name", o->name);

@@ -96,7 +96,8 @@ struct config {
 	size_t nca_chains;
 
 	/* HTTP (-w PORT MAXCONN URLPATH) */
-	int http_port;			/* 0 = no HTTP server */
+	int http_port;			/* 0 = no HTTP server... */
+	bool http_any_port;		/* ...unless -w 0 asked for one on a port the kernel chooses */
 	int http_max_connections;
 	char *http_path;		/* owned; without leading or trailing '/' */
 

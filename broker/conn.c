@@ -275,6 +275,19 @@ void conn_wrote(struct conn *c)
 	}
 }
 
+/* The configuration option behind a codec limit, so that the ERROR tells
+ * the operator what to raise. */
+static const char *limit_option(const char *err)
+{
+	if (strncmp(err, "frame too large", 15) == 0)
+		return "max_frame";
+	if (strstr(err, "line too long"))
+		return "max_header_line";
+	if (strncmp(err, "too many headers", 16) == 0)
+		return "max_headers";
+	return NULL;
+}
+
 void conn_kick(struct conn *c)
 {
 	size_t it = 0;
@@ -325,7 +338,11 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		if (st == FRAME_NEED_MORE)
 			break;
 		if (st == FRAME_ERROR) {
-			conn_close(c, NULL, "%s", err);
+			const char *opt = limit_option(err);
+			if (opt)
+				conn_close(c, NULL, "%s (option %s)", err, opt);
+			else
+				conn_close(c, NULL, "%s", err);
 			break;
 		}
 		c->frames_in++;

@@ -31,6 +31,17 @@ bool dest_name_ok(const char *name, char *err, size_t errlen)
 			return false;
 		}
 	}
+	{
+		/* "/queue/" alone names a kind, not a destination. */
+		static const char *const prefixes[] = { "/queue/", "/topic/", "/pubsub/", "/command/",
+		                                        "/temp-queue/", "/durable/" };
+		for (size_t i = 0; i < ARRAY_LEN(prefixes); i++) {
+			if (strcmp(name, prefixes[i]) == 0) {
+				snprintf(err, errlen, "destination name '%s' has nothing after its prefix", name);
+				return false;
+			}
+		}
+	}
 	return true;
 }
 

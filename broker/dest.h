@@ -142,6 +142,11 @@ void queue_sweep(struct dest *q, uint64_t now);
 /* Moves m (off q) to q's dead-letter queue with headers saying where it
  * came from and why; drops it when there is none. explicit_only: only
  * when the queue names a dead-letter destination itself. */
+/* Where q's dead letters go (buf may be used), or NULL when they are
+ * dropped. explicit_only: only a configured dead-letter destination counts
+ * (expired and overflowing messages); else the default DLQ.<name> too
+ * (messages past their delivery limit). */
+const char *queue_dead_letter_name(const struct dest *q, bool explicit_only, char *buf, size_t len);
 void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled,
                        const char *reason, bool explicit_only);
 

@@ -605,7 +605,7 @@ int http_open(struct broker *b, char *err, size_t errlen)
 	const char *p;
 	size_t len;
 
-	if (!b->cfg.http_port)
+	if (!b->cfg.http_port && !b->cfg.http_any_port)
 		return 0;
 	for (size_t i = 0; i < b->cfg.nlisteners; i++) {
 		if (!b->cfg.listeners[i].tls && b->cfg.listeners[i].address && *b->cfg.listeners[i].address) {

@@ -29,6 +29,7 @@ struct cli {
 	const char *address;		/* -i */
 	const char *port;		/* -p */
 	const char *ca_list;		/* -a, comma-separated */
+	bool http_any_port;		/* -w 0 ... */
 	char ca_sep;
 	struct { const char *name, *value; } set[64];
 	int nset;
@@ -103,6 +104,16 @@ static int apply_cli(struct config *c, const struct cli *cli, char *err, size_t 
 	for (int i = 0; i < cli->nset; i++)
 		if (set(c, cli->set[i].name, cli->set[i].value, err, errlen) < 0)
 			return -1;
+	c->http_any_port = cli->http_any_port;
+	if (c->http_path) {
+		/* URLPATH without leading or trailing slashes, wherever it came from */
+		char *p = c->http_path, *start = p + strspn(p, "/");
+		size_t len = strlen(start);
+		while (len && start[len - 1] == '/')
+			len--;
+		memmove(p, start, len);
+		p[len] = 0;
+	}
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		if (!c->listeners[i].tls) {
 			plain = &c->listeners[i];
@@ -223,6 +234,9 @@ static int parse_args(int argc, char **argv, struct cli *out, struct config *unu
 				fprintf(stderr, "mqbroker: -w needs three arguments: PORT MAXCONN URLPATH\n");
 				return -1;
 			}
+			/* -w 0, like -p 0: HTTP on a port the kernel chooses (the
+			 * connection file tells it), where http_port = 0 means none */
+			out->http_any_port = strcmp(optarg, "0") == 0;
 			SET("http_port", optarg);
 			SET("http_max_connections", argv[optind]);
 			SET("http_path", argv[optind + 1]);

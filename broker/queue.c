@@ -107,7 +107,7 @@ static void discard(struct dest *q, struct qitem *it)
  * otherwise; expired and overflowing ones only when a dead-letter
  * destination is set explicitly, so that a bounded queue does not grow an
  * unbounded twin by default. */
-static const char *dlq_name(const struct dest *q, bool explicit_only, char *buf, size_t len)
+const char *queue_dead_letter_name(const struct dest *q, bool explicit_only, char *buf, size_t len)
 {
 	const char *dl = q->opts.dead_letter;
 	if (dl)
@@ -124,7 +124,7 @@ void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool 
 {
 	struct broker *b = q->vhost->broker;
 	char buf[1200], err[256], idbuf[24], count[24];
-	const char *name = dlq_name(q, explicit_only, buf, sizeof buf);
+	const char *name = queue_dead_letter_name(q, explicit_only, buf, sizeof buf);
 	struct dest *dlq;
 
 	queue_acked(q, m->id, journaled);	/* gone from this queue either way */
@@ -176,7 +176,7 @@ static void expire(struct dest *q, struct msg *m, uint32_t deliveries, bool jour
 static void drop_head_for_room(struct dest *q, size_t incoming)
 {
 	char buf[1200];
-	bool to_dlq = dlq_name(q, true, buf, sizeof buf) != NULL;
+	bool to_dlq = queue_dead_letter_name(q, true, buf, sizeof buf) != NULL;
 	while (q->count && ((q->opts.max_length && q->count >= q->opts.max_length) ||
 	                    (q->opts.max_bytes && q->bytes + incoming > q->opts.max_bytes))) {
 		struct qitem it = pop_head(q);

@@ -88,6 +88,14 @@ def test_send_without_destination(broker):
     r.expect_closed()
 
 
+def test_destination_that_is_only_a_prefix(broker):
+    r = Raw(broker)
+    r.connect()
+    r.frame("SEND", {"destination": "/queue/", "receipt": "p"}, "x")
+    r.expect_error("destination name '/queue/' has nothing after its prefix")
+    assert_others_served(broker)
+
+
 def test_subscribe_without_id_in_1_2(broker):
     r = Raw(broker)
     r.connect()
@@ -137,15 +145,15 @@ def test_limits_frame_size_headers_line(make_broker):
     r = Raw(b)
     r.connect()
     r.frame("SEND", {"destination": "/queue/x"}, "x" * 5000, content_length=True)
-    r.expect_error("frame too large: content-length 5000 (limit 4096) in SEND frame")
+    r.expect_error("frame too large: content-length 5000 (limit 4096) in SEND frame (option max_frame)")
     r = Raw(b)
     r.connect()
     r.frame("SEND", {f"h{i}": "v" for i in range(8)})
-    r.expect_error("too many headers: more than 5 in SEND frame")
+    r.expect_error("too many headers: more than 5 in SEND frame (option max_headers)")
     r = Raw(b)
     r.connect()
     r.frame("SEND", {"destination": "/queue/x", "long": "v" * 300})
-    r.expect_error("header line too long: more than 256 bytes (limit 256) in SEND frame")
+    r.expect_error("header line too long: more than 256 bytes (limit 256) in SEND frame (option max_header_line)")
     assert_others_served(b)
 
 

@@ -229,6 +229,8 @@ def test_config_shows_options_in_force(make_broker):
     assert opts["max_frame"]["kind"] == "size 64 B..256 MiB"
     assert opts["max_connections"]["value"] == "1024"
     assert ctl.ok("config fsync")["value"] == "always"
+    # the socket in use, though the option was left at its default
+    assert ctl.ok("config control_socket")["value"] == b.info["control_socket"]
     r = ctl.call("config max_fram")
     assert r["status"] == 404 and "did you mean max_frame?" in r["message"]
 

@@ -310,6 +310,11 @@ def test_reload_applies_new_rules_and_keeps_connections(make_broker, tmp_path):
     b.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "reload failed, the running configuration stays" in b.read_log(), what="logged failure")
     assert b.alive()
+    # a change that needs a restart is named in the reply, not only in the log
+    cfg.write_text('types = { { "^/b/", "queue" } }\nsegment_size = "1MiB"\n')
+    r = ctl.ok("reload")
+    assert r["restart_needed_for"] == "segment_size"
+    assert "take effect at the next restart: segment_size" in ctl.call("reload")["message"]
     c.disconnect()
     p.disconnect()
 

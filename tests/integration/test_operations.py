@@ -265,6 +265,17 @@ def test_http_publish_consumed_with_stomp(http_broker):
     c.disconnect()
 
 
+def test_http_on_a_kernel_chosen_port(make_broker):
+    """-w 0 asks for HTTP on a free port, as -p 0 does for STOMP; slashes around URLPATH are dropped."""
+    b = make_broker("-w", "0", "4", "/jobs/out/")
+    port = b.info["http_port"]
+    assert port > 0 and b.info["http_url"] == f"http://127.0.0.1:{port}/jobs/out"
+    status, body = http("POST", f"http://127.0.0.1:{port}/jobs/out/queue/done", b"x")
+    assert status == 201, body
+    status, body = http("POST", f"http://127.0.0.1:{port}/jobs/out/queue/", b"x")
+    assert status == 400 and "nothing after its prefix" in body
+
+
 def test_http_errors_are_one_line(http_broker):
     b = http_broker
     status, body = http("POST", b.http + "/elsewhere/queue/x", b"x")

@@ -65,10 +65,18 @@ def test_dead_letter_none_drops(broker):
     c.nack(rec.wait_messages(1)[0].headers["ack"], receipt="n")
     rec.wait_receipt("n")
     s = ctl.ok("show /queue/nodl")
-    assert s["depth"] == 0 and s["dropped"] == 1
+    assert s["depth"] == 0 and s["dropped"] == 1 and s["dead_letter"] is None
     assert ctl.call("show /queue/DLQ.nodl")["status"] == 404
     p.disconnect()
     c.disconnect()
+
+
+def test_show_names_the_dead_letter_queue(broker):
+    ctl = Control(broker)
+    ctl.ok("create queue /queue/orders")
+    ctl.ok("create queue /queue/jobs dead-letter=/queue/failed")
+    assert ctl.ok("show /queue/orders")["dead_letter"] == "/queue/DLQ.orders"
+    assert ctl.ok("show /queue/jobs")["dead_letter"] == "/queue/failed"
 
 
 def test_redrive_moves_dead_letters_back(broker):
