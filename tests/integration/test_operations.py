@@ -44,6 +44,23 @@ def test_configuration_reference_matches_the_option_table():
             assert row.group(2) == f"`{default}`", (name, default, row.group(2))
 
 
+def test_installed_broker_runs_the_installed_examples(tmp_path):
+    """cmake --install puts both programs and the lua/ tree where they work together."""
+    from mqtest import BUILD
+    prefix = tmp_path / "prefix"
+    subprocess.run(["cmake", "--install", BUILD, "--prefix", str(prefix)], check=True, capture_output=True)
+    assert (prefix / "bin" / "mqsh").exists()
+    b = Broker("-f", str(prefix / "share" / "mqbroker" / "lua" / "examples" / "authorize.lua"))
+    cmd = b.command()
+    cmd[0] = str(prefix / "bin" / "mqbroker")
+    b.command = lambda: cmd
+    try:
+        b.start()  # require("lib.acl") found in the installed tree
+        b.stop()
+    finally:
+        b.cleanup()
+
+
 def test_bad_option_values_are_named():
     for args, text in [(["-p", "http"], "-p: expected a port number"),
                        (["-n", "0"], "max_connections: expected an integer 1..1000000, got '0'"),
