@@ -171,6 +171,16 @@ static int apply_cli(struct config *c, const struct cli *cli, char *err, size_t 
 
 static struct cli cli;	/* kept for reloads */
 
+/* Once logging is set up a start-up failure is logged, once; with -l 0 it
+ * still reaches stderr (which -g has pointed at the log file). */
+static void start_failed(const char *err)
+{
+	if (log_get_level() >= LOG_ERROR)
+		log_error("cannot start: %s", err);
+	else
+		fprintf(stderr, "mqbroker: cannot start: %s\n", err);
+}
+
 /* The configuration from scratch: built-in defaults, the file (and its
  * rules, in a new router), then the command line on top. */
 static int load_config(struct config *cfg, struct router **router, char *err, size_t errlen)
@@ -260,8 +270,8 @@ static int parse_args(int argc, char **argv, struct cli *out, struct config *unu
 				fprintf(stderr, "mqbroker: -o expects NAME=VALUE, got '%s'\n", optarg);
 				return -1;
 			}
-			*eq = 0;
-			SET(optarg, eq + 1);
+			/* a copy of the name: argv stays as typed, for ps */
+			SET(xstrndup(optarg, (size_t)(eq - optarg)), eq + 1);
 			break;
 		case 'V':
 			printf("mqbroker %s\n", MQ_VERSION);
@@ -312,8 +322,7 @@ int main(int argc, char **argv)
 
 	b = broker_new(&cfg, router, err, sizeof err);
 	if (!b) {
-		log_error("cannot start: %s", err);
-		fprintf(stderr, "mqbroker: %s\n", err);
+		start_failed(err);
 		return 1;
 	}
 	b->load_config = load_config;
@@ -337,8 +346,7 @@ int main(int argc, char **argv)
 	log_close();
 	return rc < 0 ? 1 : 0;
 fail:
-	log_error("cannot start: %s", err);
-	fprintf(stderr, "mqbroker: %s\n", err);
+	start_failed(err);
 	broker_free(b);
 	return 1;
 }

@@ -61,6 +61,16 @@ def test_installed_broker_runs_the_installed_examples(tmp_path):
         b.cleanup()
 
 
+def test_command_line_stays_as_typed(make_broker):
+    """ps shows -o NAME=VALUE as given, so that it can be copied; a start-up error is said once."""
+    b = make_broker("-o", "max_frame=1MiB")
+    with open(f"/proc/{b.proc.pid}/cmdline", "rb") as f:
+        assert b"max_frame=1MiB" in f.read()
+    p = subprocess.run([MQBROKER, "--data-dir", "/tmp/mqtest-unused", "-i", "nope", "-p", "0"],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and p.stderr.count("not an IPv4 or IPv6 address") == 1
+
+
 def test_bad_option_values_are_named():
     for args, text in [(["-p", "http"], "-p: expected a port number"),
                        (["-n", "0"], "max_connections: expected an integer 1..1000000, got '0'"),
