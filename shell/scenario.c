@@ -217,6 +217,11 @@ int scenario_run(const char *path, const struct scenario_opts *o)
 	const char *status;
 	int rc;
 
+	/* A file that is not there runs nothing: no report to give. */
+	if (access(path, R_OK) != 0) {
+		fprintf(stderr, "scenario error: cannot open %s: %s\n", path, strerror(errno));
+		return 2;
+	}
 	memset(&r, 0, sizeof r);
 	r.opts = o ? o : &no_opts;
 	r.path = path;

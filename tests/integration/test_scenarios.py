@@ -95,3 +95,11 @@ def test_json_report_has_the_report_fields():
     assert 0 < report["latency_p50_ms"] <= report["latency_p99_ms"] <= report["latency_max_ms"]
     assert [g["n"] for g in report["producers"]] == [2]
     assert [(g["destination"], g["received"]) for g in report["consumers"]] == [("/queue/rr", 6000)]
+
+
+@needs_mqsh
+def test_missing_scenario_file_is_one_clear_line():
+    p = subprocess.run([MQSH, "run", "scenarios/no_such.lua"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2
+    assert p.stdout == ""  # nothing ran: no report
+    assert "cannot open scenarios/no_such.lua: No such file or directory" in p.stderr
