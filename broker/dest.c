@@ -188,6 +188,9 @@ int dest_delete(struct dest *d, bool force, char *err, size_t errlen)
 	/* Paused, so that deliveries coming back from the subscribers we drop
 	 * stay in the queue and die with it instead of being handed around. */
 	d->paused = true;
+	/* Pinned: the last sub_free() would otherwise release an idle
+	 * unconfigured topic under our feet. */
+	d->configured = true;
 	while (!TAILQ_EMPTY(&d->subs)) {
 		struct sub *s = TAILQ_FIRST(&d->subs);
 		struct conn *c = s->conn;

@@ -178,6 +178,19 @@ def test_delete(broker):
     assert ctl.call("show /queue/del")["status"] == 404
 
 
+def test_delete_force_of_a_topic_that_lives_by_its_subscriber(broker):
+    """The topic exists only because of its one subscriber: dropping that
+    subscriber must not free it before delete is done with it."""
+    ctl = Control(broker)
+    c, rec = client(broker)
+    c.subscribe("/topic/fleeting", id="1", headers={"receipt": "s"})
+    rec.wait_receipt("s")
+    ctl.ok("delete /topic/fleeting force")
+    assert "deleted by an administrator" in rec.wait_error().headers["message"]
+    assert ctl.call("show /topic/fleeting")["status"] == 404
+    assert broker.alive()
+
+
 def test_stats(broker):
     ctl = Control(broker)
     p, rec = client(broker)
