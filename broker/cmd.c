@@ -598,9 +598,25 @@ static int cmd_create(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_rep
 			return cmd_fail(r, CMD_BAD_ARG, "create: %s", err);
 		}
 	}
-	if (!dest_name_ok(argv[1], err, sizeof err)) {
+	if (!dest_name_ok(argv[1], err, sizeof err) || !dest_name_open(argv[1], err, sizeof err)) {
 		queue_opts_fini(&opts);
 		return cmd_fail(r, CMD_BAD_ARG, "create: %s", err);
+	}
+	if (strncmp(argv[1], "/temp-queue/", 12) == 0) {
+		queue_opts_fini(&opts);
+		return cmd_fail(r, CMD_BAD_ARG, "create: %s: temporary queues are made by their connection", argv[1]);
+	}
+	{
+		/* A name whose prefix or type rule says what it is cannot be
+		 * created as something else: clients would disagree with it. */
+		const struct type_rule *rule;
+		enum dest_type by_name = config_dest_type(&ctx->b->cfg, argv[1], &rule);
+		bool typed = rule || by_name != DEST_TOPIC || strncmp(argv[1], "/topic/", 7) == 0;
+		if (!d && typed && by_name != (enum dest_type)type) {
+			queue_opts_fini(&opts);
+			return cmd_fail(r, CMD_CONFLICT, "create: %s is a %s by its name%s", argv[1],
+			                dest_type_name(by_name), rule ? " (a destination-type rule)" : "");
+		}
 	}
 	if (d && d->type != (enum dest_type)type) {
 		queue_opts_fini(&opts);
@@ -667,6 +683,14 @@ static int attach_detach(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_
 	if (!(p = need_dest(vh, argv[0], DEST_PUBSUB, r)))
 		return r->status;
 	if (attach) {
+		/* Checked before dest_get(), which would create the child. */
+		if (!dest_name_open(argv[1], err, sizeof err))
+			return cmd_fail(r, CMD_BAD_ARG, "attach: %s", err);
+		if (strncmp(argv[1], "/temp-queue/", 12) == 0 ||
+		    config_dest_type(&ctx->b->cfg, argv[1], NULL) == DEST_COMMAND)
+			return cmd_fail(r, CMD_BAD_ARG, "attach: %s cannot be a pubsub's child: %s", argv[1],
+			                strncmp(argv[1], "/temp-queue/", 12) == 0 ? "temporary queues belong to their connection"
+			                                                         : "it is a command destination");
 		if (!(child = dest_get(vh, argv[1], err, sizeof err)))
 			return cmd_fail(r, CMD_BAD_ARG, "attach: %s", err);
 		if (pubsub_attach(p, child, err, sizeof err) < 0)

@@ -45,6 +45,16 @@ bool dest_name_ok(const char *name, char *err, size_t errlen)
 	return true;
 }
 
+bool dest_name_open(const char *name, char *err, size_t errlen)
+{
+	if (strncmp(name, "/durable/", 9) == 0) {
+		snprintf(err, errlen, "%s: names under /durable/ belong to durable topic subscriptions; "
+		         "subscribe to the topic with a durable name instead", name);
+		return false;
+	}
+	return true;
+}
+
 struct dest *dest_find(struct vhost *vh, const char *name)
 {
 	return strmap_get(&vh->dests, name);

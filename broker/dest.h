@@ -108,6 +108,10 @@ void dest_release_if_idle(struct dest *d);
 void dest_free_all(struct vhost *vh);
 /* Is this a syntactically acceptable destination name? */
 bool dest_name_ok(const char *name, char *err, size_t errlen);
+/* False, with the reason, for names the broker keeps for itself: the
+ * queues behind durable subscriptions (/durable/...), which clients and
+ * operators reach through the topic, never by name. */
+bool dest_name_open(const char *name, char *err, size_t errlen);
 
 /* Sends one message (reference borrowed; holders take their own). */
 /* *seq receives the journal sequence a receipt must wait for (unchanged

@@ -528,12 +528,20 @@ static bool is_local_temp(const char *name)
 	       !is_global_temp(name);
 }
 
+/* /temp-queue/c<our id>.NAME: the broker's name for one of our own. */
+static bool own_global_temp(const struct conn *c, const char *name)
+{
+	char prefix[48];
+	int n = snprintf(prefix, sizeof prefix, TEMP_PREFIX "c%" PRIu64 ".", c->id);
+	return strncmp(name, prefix, (size_t)n) == 0;
+}
+
 /* The connection's own queue for a local temporary name, created as needed. */
 static struct dest *own_temp_queue(struct conn *c, const char *local, char *err, size_t errlen)
 {
 	char global[1200];
 	struct dest *d;
-	snprintf(global, sizeof global, TEMP_PREFIX "c%" PRIu64 ".%s", c->id, local + strlen(TEMP_PREFIX));
+	snprintf(global, sizeof global, TEMP_PREFIX "c%" PRIu64 ".%.1100s", c->id, local + strlen(TEMP_PREFIX));
 	if ((d = strmap_get(&c->temp_queues, global)))
 		return d;
 	if (!(d = dest_create(c->vhost, global, DEST_QUEUE, NULL, err, errlen)))
@@ -551,6 +559,8 @@ static struct dest *send_target(struct conn *c, const char *name, bool *dropped,
 {
 	struct dest *d;
 	*dropped = false;
+	if (!dest_name_open(name, err, errlen))
+		return NULL;
 	if (is_local_temp(name))
 		return own_temp_queue(c, name, err, errlen);
 	if (is_global_temp(name)) {
@@ -881,6 +891,14 @@ static void handle_subscribe(struct conn *c, struct frame *f, const char *receip
 		           c->subs.count, b->cfg.max_subscriptions);
 		return;
 	}
+	if (!dest_name_open(name, err, sizeof err)) {
+		conn_close(c, receipt, "cannot subscribe to %s", err);
+		return;
+	}
+	if (is_global_temp(name) && !own_global_temp(c, name)) {
+		conn_close(c, receipt, "cannot subscribe to %s: that temporary queue belongs to another connection", name);
+		return;
+	}
 	d = dest_find(c->vhost, name);
 	type = d ? d->type : config_dest_type(&b->cfg, name, NULL);
 	if (type == DEST_TOPIC && durable_name(c, f, id, durable_key, sizeof durable_key)) {
@@ -897,8 +915,15 @@ static void handle_subscribe(struct conn *c, struct frame *f, const char *receip
 		sub_new(c, d, id, &o, name);
 		return;
 	}
-	if (is_local_temp(name)) {
-		if (!(d = own_temp_queue(c, name, err, sizeof err))) {
+	if (is_local_temp(name) || is_global_temp(name)) {
+		char local[1200];
+		if (is_global_temp(name)) {	/* our own, checked above, by its broker-wide name */
+			snprintf(local, sizeof local, TEMP_PREFIX "%.1100s", strchr(name + strlen(TEMP_PREFIX), '.') + 1);
+			d = own_temp_queue(c, local, err, sizeof err);
+		} else {
+			d = own_temp_queue(c, name, err, sizeof err);
+		}
+		if (!d) {
 			conn_close(c, receipt, "cannot subscribe to '%s': %s", name, err);
 			return;
 		}

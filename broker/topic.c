@@ -72,6 +72,14 @@ struct dest *durable_get(struct dest *topic, const char *key, char *err, size_t 
 	struct dest *q = durable_find(vh, key);
 	char name[1200];
 
+	if (q && q->type != DEST_QUEUE) {
+		/* Clients cannot name /durable/ destinations; a configuration
+		 * rule could still have made one a topic, which must never feed
+		 * itself. */
+		snprintf(err, errlen, "%s exists as a %s, not as a durable subscription's queue", q->name,
+		         dest_type_name(q->type));
+		return NULL;
+	}
 	if (q && q->durable_topic && strcmp(q->durable_topic, topic->name) == 0) {
 		for (size_t i = 0; i < topic->nchildren; i++)
 			if (topic->children[i] == q)

@@ -191,6 +191,22 @@ def test_delete_force_of_a_topic_that_lives_by_its_subscriber(broker):
     assert broker.alive()
 
 
+def test_attach_and_create_refuse_what_cannot_work(broker):
+    ctl = Control(broker)
+    ctl.ok("create pubsub /pubsub/p")
+    for child, why in (("/command/events", "it is a command destination"),
+                       ("/temp-queue/x", "temporary queues belong to their connection"),
+                       ("/durable/X:s", "names under /durable/")):
+        r = ctl.call(f"attach /pubsub/p {child}")
+        assert r["status"] == 422 and why in r["message"], r
+    assert ctl.call("show /temp-queue/x")["status"] == 404  # not created on the way
+    r = ctl.call("create topic /queue/zz")
+    assert r["status"] == 409 and "/queue/zz is a queue by its name" in r["message"]
+    r = ctl.call("create queue /topic/zz")
+    assert r["status"] == 409 and "is a topic by its name" in r["message"]
+    ctl.ok("create queue plainname")  # no prefix: the operator says what it is
+
+
 def test_stats(broker):
     ctl = Control(broker)
     p, rec = client(broker)

@@ -369,3 +369,45 @@ def test_request_reply_through_a_temporary_queue(broker):
     srec.wait_receipt("late")
     assert all(d["name"] != reply_to for d in ctl.ok("list queues"))
     server.disconnect()
+
+
+def test_durable_queue_names_are_reserved(broker):
+    """/durable/ names are reached through their topic only: a client that
+    names one (even its own) is refused, so a topic can never feed itself."""
+    r = Raw(broker)
+    r.connect(**{"client-id": "X"})
+    r.frame("SUBSCRIBE", {"id": "1", "destination": "/durable/X:s", "activemq.subscriptionName": "s"})
+    r.expect_error("names under /durable/ belong to durable topic subscriptions")
+    r = Raw(broker)
+    r.connect()
+    r.frame("SEND", {"destination": "/durable/X:s"}, "x")
+    r.expect_error("names under /durable/ belong to durable topic subscriptions")
+    # the durable subscription itself still works
+    c, rec = client(broker, headers={"client-id": "X"})
+    c.subscribe("/topic/news", id="1", headers={"activemq.subscriptionName": "s", "receipt": "r"})
+    rec.wait_receipt("r")
+    assert [d["name"] for d in Control(broker).ok("list durables")] == ["X:s"]
+    c.disconnect()
+
+
+def test_temporary_queue_is_private_to_its_connection(broker):
+    owner, orec = client(broker)
+    owner.subscribe("/temp-queue/r", id="1", headers={"receipt": "s"})
+    orec.wait_receipt("s")
+    name = [d["name"] for d in Control(broker).ok("list queues") if d["name"].startswith("/temp-queue/c")][0]
+    thief = Raw(broker)
+    thief.connect()
+    thief.frame("SUBSCRIBE", {"id": "1", "destination": name})
+    thief.expect_error("that temporary queue belongs to another connection")
+    # squatting a name before its owner exists is refused the same way
+    squat = Raw(broker)
+    squat.connect()
+    squat.frame("SUBSCRIBE", {"id": "1", "destination": "/temp-queue/c999999.reply"})
+    squat.expect_error("belongs to another connection")
+    # anyone may still reply to it
+    p, prec = client(broker)
+    p.send(name, "answer", receipt="a")
+    prec.wait_receipt("a")
+    assert orec.wait_messages(1)[0].body == "answer"
+    owner.disconnect()
+    p.disconnect()
