@@ -119,6 +119,8 @@ const char *queue_dead_letter_name(const struct dest *q, bool explicit_only, cha
 	return buf;
 }
 
+static bool dead_lettering;	/* inside queue_dead_letter's send: the loop is single-threaded */
+
 void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled,
                        const char *reason, bool explicit_only)
 {
@@ -128,7 +130,11 @@ void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool 
 	struct dest *dlq;
 
 	queue_acked(q, m->id, journaled);	/* gone from this queue either way */
-	if (!name || !(dlq = dest_get(q->vhost, name, err, sizeof err)) || dlq == q) {
+	/* One hop only: a dead letter whose arrival makes its dead-letter
+	 * queue dead-letter in turn (queues that name each other, a full DLQ
+	 * with a DLQ of its own) is dropped there, instead of the two
+	 * bouncing messages between them forever. */
+	if (dead_lettering || !name || !(dlq = dest_get(q->vhost, name, err, sizeof err)) || dlq == q) {
 		q->dropped++;
 		b->stats.dropped++;
 		return;
@@ -146,8 +152,12 @@ void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool 
 		};
 		struct msg *copy = msg_clone_for(m, name, edits, ARRAY_LEN(edits));
 		uint64_t seq = 0;
+		enum send_status st;
 		copy->id = broker_next_msg_id(b);
-		if (dest_send(dlq, copy, &seq, err, sizeof err) == SEND_OK) {
+		dead_lettering = true;
+		st = dest_send(dlq, copy, &seq, err, sizeof err);
+		dead_lettering = false;
+		if (st == SEND_OK) {
 			q->dead_lettered++;
 			b->stats.dead_lettered++;
 		} else {

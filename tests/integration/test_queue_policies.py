@@ -195,6 +195,22 @@ def test_overflow_drop_oldest_to_dead_letters_when_set(broker):
     p.disconnect()
 
 
+def test_queues_that_dead_letter_into_each_other_do_not_loop(broker):
+    """Dead-lettering goes one hop: a dead letter that would be dead-lettered
+    again on arrival is dropped, not bounced between the two forever."""
+    ctl = Control(broker)
+    ctl.ok("create queue /queue/ping max-length=1 dead-letter=/queue/pong")
+    ctl.ok("create queue /queue/pong max-length=1 dead-letter=/queue/ping")
+    p, prec = client(broker)
+    for i in range(3):
+        p.send("/queue/ping", str(i), receipt=f"r{i}")
+        prec.wait_receipt(f"r{i}", timeout=5)
+    ping, pong = ctl.ok("show /queue/ping"), ctl.ok("show /queue/pong")
+    assert ping["depth"] == 1 and pong["depth"] == 1
+    assert ping["dead_lettered"] == 2 and pong["dropped"] == 1
+    p.disconnect()
+
+
 def test_overflow_reject(broker):
     ctl = Control(broker)
     ctl.ok("create queue /queue/strict max-length=2 overflow=reject")
