@@ -174,9 +174,18 @@ static void read_cb(struct bufferevent *bev, void *arg)
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	(void)bev;
+	struct ctl_client *cc = arg;
+	/* A client that half-closes after its commands (printf ... | socat)
+	 * still gets every reply: the end of its input closes the connection
+	 * once the output has drained. An event stream never drains. */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !cc->streaming &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		cc->closing = true;
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		client_free(arg);
+		client_free(cc);
 }
 
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)

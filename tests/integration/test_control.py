@@ -207,6 +207,24 @@ def test_attach_and_create_refuse_what_cannot_work(broker):
     ctl.ok("create queue plainname")  # no prefix: the operator says what it is
 
 
+def test_half_closed_control_client_gets_every_reply(broker):
+    """printf 'help\n...' | socat - UNIX-CONNECT:sock: commands, then the end of input."""
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(broker.info["control_socket"])
+    s.sendall(b"help\n" * 50)
+    s.shutdown(socket.SHUT_WR)
+    out = b""
+    s.settimeout(10)
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        out += d
+    s.close()
+    assert out.count(b'{"status"') == 50
+
+
 def test_stats(broker):
     ctl = Control(broker)
     p, rec = client(broker)
