@@ -88,10 +88,23 @@ static void vlog(int level, const char *name, int with_errno, const char *fmt, v
 	             (int)(tv.tv_usec / 1000), ident, (int)getpid(), name);
 	if (r > 0)
 		n += (size_t)r;
-	if (n < sizeof line) {
-		r = vsnprintf(line + n, sizeof line - n, fmt, ap);
-		if (r > 0)
-			n += (size_t)r;
+	{
+		/* Client-supplied text (a header value, a destination) can hold
+		 * line breaks once unescaped: written as \n, \r and \xHH, so
+		 * that nobody can forge a log line. */
+		char msg[2048];
+		r = vsnprintf(msg, sizeof msg, fmt, ap);
+		for (size_t i = 0; r > 0 && i < (size_t)r && i < sizeof msg - 1 && n < sizeof line - 6; i++) {
+			unsigned char ch = (unsigned char)msg[i];
+			if ((ch >= 0x20 && ch != 0x7f) || ch == '\t') {
+				line[n++] = (char)ch;
+			} else if (ch == '\n' || ch == '\r') {
+				line[n++] = '\\';
+				line[n++] = ch == '\n' ? 'n' : 'r';
+			} else {
+				n += (size_t)snprintf(line + n, sizeof line - n, "\\x%02x", ch);
+			}
+		}
 	}
 	if (n >= sizeof line - 1)
 		n = sizeof line - 2;

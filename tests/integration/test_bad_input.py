@@ -248,3 +248,14 @@ def test_client_that_never_reads_is_cut_off(make_broker):
         assert b"too much output waiting" in data
     assert "max_output_hard" in b.read_log()
     assert_others_served(b)
+
+
+def test_header_line_breaks_cannot_forge_log_lines(broker):
+    r = Raw(broker)
+    r.connect()
+    r.send(b"ABORT\ntransaction:x\\nFORGED-LINE\n\n\0")
+    r.expect_error("unknown transaction")
+    log = broker.read_log()
+    assert "FORGED-LINE" in log
+    assert not any(line.startswith("FORGED-LINE") for line in log.splitlines())
+    assert "x\\nFORGED-LINE" in log  # written as an escape, on the line it belongs to
