@@ -238,6 +238,12 @@ static enum frame_status scan_headers(struct evbuffer *in, struct frame_scan *sc
 				            line_len >= sizeof name ? "..." : "");
 			}
 		} else if (line_len == 0) {
+			/* A NUL before the body would cut a header value short
+			 * without anyone noticing (destination:/queue/x<NUL>y). */
+			const unsigned char *nul = memchr(p, 0, end);
+			if (nul)
+				return fail(err, errlen, "a header of the %s frame contains a NUL byte (at byte %zu)",
+				            frame_cmd_name(scan->cmd), (size_t)(nul - p));
 			scan->hdr_end = end + 1;
 		} else {
 			if (scan->lines > lim->max_headers)

@@ -556,10 +556,18 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	if (!raw || !*raw)
 		raw = "/";
-	path = evhttp_uridecode(raw, 0, NULL);
-	if (!path) {
-		send_error(req, 400, "malformed URL path");
-		return;
+	{
+		size_t decoded_len = 0;
+		path = evhttp_uridecode(raw, 0, &decoded_len);
+		if (!path) {
+			send_error(req, 400, "malformed URL path");
+			return;
+		}
+		if (strlen(path) != decoded_len) {	/* %00 would cut the name short */
+			free(path);
+			send_error(req, 400, "malformed URL path: it contains %%00");
+			return;
+		}
 	}
 	if (b->shutting_down) {
 		send_error(req, 503, "the broker is shutting down");

@@ -259,3 +259,11 @@ def test_header_line_breaks_cannot_forge_log_lines(broker):
     assert "FORGED-LINE" in log
     assert not any(line.startswith("FORGED-LINE") for line in log.splitlines())
     assert "x\\nFORGED-LINE" in log  # written as an escape, on the line it belongs to
+
+
+def test_nul_inside_a_header_is_refused(broker):
+    r = Raw(broker)
+    r.connect()
+    r.send(b"SEND\ndestination:/queue/x\0y\ncontent-length:1\nreceipt:1\n\nz\0")
+    r.expect_error("a header of the SEND frame contains a NUL byte")
+    assert_others_served(broker)

@@ -285,6 +285,8 @@ static void test_parse_malformed_input(void **state)
 		{ "too many headers", many_headers, 0, "too many headers: more than 8 in SEND frame" },
 		{ "body without NUL too large", big_body, sizeof big_body, "frame too large" },
 		{ "command line too long", long_cmd, sizeof long_cmd, "command line too long" },
+		{ "NUL in a header", "SEND\ndestination:/queue/x\0y\ncontent-length:1\n\nz", 48,
+		  "a header of the SEND frame contains a NUL byte (at byte 25)" },
 	};
 	char *w = long_line;
 	w += sprintf(w, "SEND\nx:");
