@@ -598,11 +598,11 @@ static int cmd_create(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_rep
 			return cmd_fail(r, CMD_BAD_ARG, "create: %s", err);
 		}
 	}
-	if (!dest_name_ok(argv[1], err, sizeof err) || !dest_name_open(argv[1], err, sizeof err)) {
+	if (!dest_name_ok(argv[1], err, sizeof err) || (!d && !dest_name_open(argv[1], err, sizeof err))) {
 		queue_opts_fini(&opts);
 		return cmd_fail(r, CMD_BAD_ARG, "create: %s", err);
 	}
-	if (strncmp(argv[1], "/temp-queue/", 12) == 0) {
+	if (!d && strncmp(argv[1], "/temp-queue/", 12) == 0) {
 		queue_opts_fini(&opts);
 		return cmd_fail(r, CMD_BAD_ARG, "create: %s: temporary queues are made by their connection", argv[1]);
 	}
@@ -875,9 +875,10 @@ static int cmd_loglevel(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_r
 static void config_option_json(struct jw *w, const struct config *c, const struct config_option *o)
 {
 	char value[1024], kind[64];
-	if (strcmp(o->name, "control_socket") == 0)
-		config_control_socket(c, value, sizeof value);	/* the path in use, default or not */
-	else
+	if (strcmp(o->name, "control_socket") == 0) {
+		char path[1024];	/* the path in use, default or not */
+		snprintf(value, sizeof value, "%s", config_control_socket(c, path, sizeof path));
+	} else
 		config_get(c, o, value, sizeof value);
 	config_option_kind(o, kind, sizeof kind);
 	jw_obj_begin(w);

@@ -31,22 +31,20 @@ bool dest_name_ok(const char *name, char *err, size_t errlen)
 			return false;
 		}
 	}
-	{
-		/* "/queue/" alone names a kind, not a destination. */
-		static const char *const prefixes[] = { "/queue/", "/topic/", "/pubsub/", "/command/",
-		                                        "/temp-queue/", "/durable/" };
-		for (size_t i = 0; i < ARRAY_LEN(prefixes); i++) {
-			if (strcmp(name, prefixes[i]) == 0) {
-				snprintf(err, errlen, "destination name '%s' has nothing after its prefix", name);
-				return false;
-			}
-		}
-	}
 	return true;
 }
 
 bool dest_name_open(const char *name, char *err, size_t errlen)
 {
+	/* "/queue/" alone names a kind, not a destination. */
+	static const char *const prefixes[] = { "/queue/", "/topic/", "/pubsub/", "/command/",
+	                                        "/temp-queue/", "/durable/" };
+	for (size_t i = 0; i < ARRAY_LEN(prefixes); i++) {
+		if (strcmp(name, prefixes[i]) == 0) {
+			snprintf(err, errlen, "destination name '%s' has nothing after its prefix", name);
+			return false;
+		}
+	}
 	if (strncmp(name, "/durable/", 9) == 0) {
 		snprintf(err, errlen, "%s: names under /durable/ belong to durable topic subscriptions; "
 		         "subscribe to the topic with a durable name instead", name);
@@ -199,8 +197,13 @@ int dest_delete(struct dest *d, bool force, char *err, size_t errlen)
 	 * stay in the queue and die with it instead of being handed around. */
 	d->paused = true;
 	/* Pinned: the last sub_free() would otherwise release an idle
-	 * unconfigured topic under our feet. */
+	 * unconfigured topic under our feet. And no longer its owner's: the
+	 * owner's conn_close() below would delete a temporary queue again. */
 	d->configured = true;
+	if (d->owner) {
+		strmap_del(&d->owner->temp_queues, d->name);
+		d->owner = NULL;
+	}
 	while (!TAILQ_EMPTY(&d->subs)) {
 		struct sub *s = TAILQ_FIRST(&d->subs);
 		struct conn *c = s->conn;

@@ -108,9 +108,11 @@ void dest_release_if_idle(struct dest *d);
 void dest_free_all(struct vhost *vh);
 /* Is this a syntactically acceptable destination name? */
 bool dest_name_ok(const char *name, char *err, size_t errlen);
-/* False, with the reason, for names the broker keeps for itself: the
- * queues behind durable subscriptions (/durable/...), which clients and
- * operators reach through the topic, never by name. */
+/* False, with the reason, for names clients and operators may not use
+ * for new destinations (checked where names come in; recovery from the
+ * journal does not): a bare prefix such as "/queue/", and the queues
+ * behind durable subscriptions (/durable/...), reached through their
+ * topic, never by name. */
 bool dest_name_open(const char *name, char *err, size_t errlen);
 
 /* Sends one message (reference borrowed; holders take their own). */

@@ -324,7 +324,7 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 		send_error(req, 401, "%s", err);
 		return;
 	}
-	if (!dest_name_ok(dest_name, err, sizeof err)) {
+	if (!dest_name_ok(dest_name, err, sizeof err) || !dest_name_open(dest_name, err, sizeof err)) {
 		send_error(req, 400, "bad destination: %s", err);
 		return;
 	}
@@ -346,19 +346,6 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 			ntargets = rr.ndests;
 		}
 	}
-	dests = xmalloc(ntargets * sizeof *dests);
-	for (size_t i = 0; i < ntargets; i++) {
-		bool absent_topic;
-		struct dest *d = dest_for_send(b->default_vhost, targets[i], &absent_topic, err, sizeof err);
-		if (d) {
-			dests[ndests++] = d;
-		} else if (absent_topic) {
-			b->stats.dropped++;	/* a topic nobody listens to */
-		} else {
-			send_error(req, 400, "cannot publish to '%s': %s", targets[i], err);
-			goto out;
-		}
-	}
 	m = msg_from_parts(broker_next_msg_id(b), dest_name, sbuf_str(&ph.lines), ph.lines.len, body, len);
 	if (routed && rr.nedits) {
 		struct msg *edited;
@@ -378,13 +365,39 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 	}
 	if ((v = post_header(&ph, "persistent")) && strcasecmp(v, "true") == 0)
 		m->flags |= MSG_PERSISTENT;
+	/* Only now, with the message known good, are destinations made. */
+	dests = xmalloc(ntargets * sizeof *dests);
+	for (size_t i = 0; i < ntargets; i++) {
+		bool absent_topic;
+		struct dest *d = NULL;
+		if (dest_name_open(targets[i], err, sizeof err))
+			d = dest_for_send(b->default_vhost, targets[i], &absent_topic, err, sizeof err);
+		else
+			absent_topic = false;
+		if (d) {
+			dests[ndests++] = d;
+		} else if (absent_topic) {
+			b->stats.dropped++;	/* a topic nobody listens to */
+		} else {
+			send_error(req, 400, "cannot publish to '%s': %s", targets[i], err);
+			goto out;
+		}
+	}
 	b->stats.messages_in++;
 	if (!ndests) {
 		reply_dropped(req, dest_name);
 		goto out;
 	}
-	for (size_t i = 0; i < ndests && st != SEND_REJECTED; i++)
-		st = dest_send(dests[i], m, &seq, err, sizeof err);
+	{
+		/* accepted when any target took it; a rejection stops the rest */
+		bool taken = false;
+		for (size_t i = 0; i < ndests && st != SEND_REJECTED; i++) {
+			st = dest_send(dests[i], m, &seq, err, sizeof err);
+			taken |= st == SEND_OK;
+		}
+		if (st != SEND_REJECTED && taken)
+			st = SEND_OK;
+	}
 	if (st == SEND_REJECTED) {
 		b->stats.rejected++;
 		send_error(req, 503, "%s", err);

@@ -372,7 +372,7 @@ void *msg_encode(const struct msg *m, size_t *len)
 	w += m->hdrs_len;
 	put64(&w, m->timestamp);
 	put64(&w, m->expires);
-	put32(&w, m->flags & MSG_PERSISTENT);
+	put32(&w, m->flags & (MSG_PERSISTENT | MSG_DEAD_LETTER));
 	memcpy(w, m->body, m->body_len);
 	*len = n;
 	return buf;
@@ -409,7 +409,7 @@ struct msg *msg_decode(uint64_t id, const void *payload, size_t len)
 	m = msg_from_parts(id, dest, hdrs, hlen, p, (size_t)(end - p));
 	m->timestamp = ts;
 	m->expires = exp;
-	m->flags |= (flags & MSG_PERSISTENT) | MSG_JOURNALED;
+	m->flags |= (flags & (MSG_PERSISTENT | MSG_DEAD_LETTER)) | MSG_JOURNALED;
 	return m;
 }
 

@@ -20,6 +20,7 @@ enum {
 	MSG_JOURNALED = 1 << 2,		/* a MESSAGE record exists in the journal */
 	MSG_RECOVERED = 1 << 3,		/* came back from the journal after a restart */
 	MSG_HDR_HAS_ESC = 1 << 4,	/* a header holds an escape, so 1.0 readers need their own encoding */
+	MSG_DEAD_LETTER = 1 << 5,	/* a dead letter: never dead-lettered again (journaled) */
 };
 
 struct msg {

@@ -44,14 +44,6 @@ int pubsub_attach(struct dest *p, struct dest *child, char *err, size_t errlen)
 		snprintf(err, errlen, "%s is a %s, not a pubsub", p->name, dest_type_name(p->type));
 		return -1;
 	}
-	if (child->type == DEST_COMMAND || strncmp(child->name, "/temp-queue/", 12) == 0 ||
-	    !dest_name_open(child->name, err, errlen)) {
-		if (child->type == DEST_COMMAND || strncmp(child->name, "/temp-queue/", 12) == 0)
-			snprintf(err, errlen, "%s cannot be a pubsub's child: %s", child->name,
-			         child->type == DEST_COMMAND ? "it is a command destination"
-			                                     : "temporary queues belong to their connection");
-		return -1;
-	}
 	if (child == p || child->type == DEST_PUBSUB) {
 		snprintf(err, errlen, "a pubsub cannot have %s %s as a child", dest_type_name(child->type), child->name);
 		return -1;

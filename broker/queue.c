@@ -119,8 +119,6 @@ const char *queue_dead_letter_name(const struct dest *q, bool explicit_only, cha
 	return buf;
 }
 
-static bool dead_lettering;	/* inside queue_dead_letter's send: the loop is single-threaded */
-
 void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled,
                        const char *reason, bool explicit_only)
 {
@@ -130,11 +128,11 @@ void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool 
 	struct dest *dlq;
 
 	queue_acked(q, m->id, journaled);	/* gone from this queue either way */
-	/* One hop only: a dead letter whose arrival makes its dead-letter
-	 * queue dead-letter in turn (queues that name each other, a full DLQ
-	 * with a DLQ of its own) is dropped there, instead of the two
-	 * bouncing messages between them forever. */
-	if (dead_lettering || !name || !(dlq = dest_get(q->vhost, name, err, sizeof err)) || dlq == q) {
+	/* One hop only: a dead letter is not dead-lettered again but dropped,
+	 * so that queues naming each other (or a full DLQ with a DLQ of its
+	 * own) cannot bounce messages between them forever. */
+	if ((m->flags & MSG_DEAD_LETTER) || !name || !(dlq = dest_get(q->vhost, name, err, sizeof err)) ||
+	    dlq == q) {
 		q->dropped++;
 		b->stats.dropped++;
 		return;
@@ -154,9 +152,11 @@ void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool 
 		uint64_t seq = 0;
 		enum send_status st;
 		copy->id = broker_next_msg_id(b);
-		dead_lettering = true;
+		copy->flags |= MSG_DEAD_LETTER;
+		/* As RabbitMQ does: a dead letter does not expire again (an
+		 * expired message would otherwise die on arrival). */
+		copy->expires = 0;
 		st = dest_send(dlq, copy, &seq, err, sizeof err);
-		dead_lettering = false;
 		if (st == SEND_OK) {
 			q->dead_lettered++;
 			b->stats.dead_lettered++;

@@ -931,37 +931,44 @@ static int read_destinations(struct rd *c)
 }
 
 /* A child is a queue: configured as one, or named like one. */
-static const char *child_problem(const struct config *cfg, const char *child, const char *vhost)
+/* Why a pubsub child cannot be one, or NULL. */
+static const char *child_problem(const struct config *cfg, const char *child, const char *vhost, char *buf,
+                                 size_t len)
 {
-	enum dest_type t;
+	enum dest_type t = config_dest_type(cfg, child, NULL);
+	if (strncmp(child, "/temp-queue/", 12) == 0)
+		return "is a temporary queue, which belongs to the connection that makes it";
+	if (strncmp(child, "/durable/", 9) == 0)
+		return "is a durable subscription's queue, which only its topic feeds";
 	for (size_t i = 0; i < cfg->ndests; i++)
 		if (strcmp(cfg->dests[i].name, child) == 0 && same_vhost(cfg->dests[i].vhost, vhost))
-			return cfg->dests[i].type == DEST_QUEUE ? NULL : dest_type_name(cfg->dests[i].type);
-	t = config_dest_type(cfg, child, NULL);
-	return t == DEST_QUEUE ? NULL : dest_type_name(t);
+			t = cfg->dests[i].type;
+	if (t == DEST_QUEUE)
+		return NULL;
+	snprintf(buf, len, "is not a queue (it would be a %s)", dest_type_name(t));
+	return buf;
 }
 
 static int check_children(struct rd *c)
 {
 	const struct config *cfg = c->cfg;
 	const char *bad;
+	char buf[64];
 	for (size_t i = 0; i < cfg->nrules; i++) {
 		for (size_t j = 0; j < cfg->rules[i].nchildren; j++) {
-			if (!(bad = child_problem(cfg, cfg->rules[i].children[j], NULL)))
+			if (!(bad = child_problem(cfg, cfg->rules[i].children[j], NULL, buf, sizeof buf)))
 				continue;
 			locate(c, "types");
-			return fail(c, "types[%zu].children[%zu]: '%s' is not a queue (it would be a %s)", i + 1,
-			            j + 1, cfg->rules[i].children[j], bad);
+			return fail(c, "types[%zu].children[%zu]: '%s' %s", i + 1, j + 1, cfg->rules[i].children[j], bad);
 		}
 	}
 	for (size_t i = 0; i < cfg->ndests; i++) {
 		const struct dest_cfg *d = &cfg->dests[i];
 		for (size_t j = 0; j < d->nchildren; j++) {
-			if (!(bad = child_problem(cfg, d->children[j], d->vhost)))
+			if (!(bad = child_problem(cfg, d->children[j], d->vhost, buf, sizeof buf)))
 				continue;
 			locate(c, "destinations");
-			return fail(c, "destinations[%zu].children[%zu]: '%s' is not a queue (it would be a %s)",
-			            i + 1, j + 1, d->children[j], bad);
+			return fail(c, "destinations[%zu].children[%zu]: '%s' %s", i + 1, j + 1, d->children[j], bad);
 		}
 	}
 	return 0;

@@ -417,6 +417,7 @@ static void deferred_shutdown(evutil_socket_t fd, short what, void *arg)
  * status and message headers. A failed command is a reply, not an ERROR:
  * the admin connection stays open. */
 static struct dest *send_target(struct conn *c, const char *name, bool *dropped, char *err, size_t errlen);
+static bool is_local_temp(const char *name);
 
 static void handle_command_send(struct conn *c, struct frame *f, const char *name, const char *receipt)
 {
@@ -447,7 +448,9 @@ static void handle_command_send(struct conn *c, struct frame *f, const char *nam
 	sbuf_fini(&line);
 	if (r.stream)
 		cmd_fail(&r, CMD_BAD_ARG, "events: subscribe to /command/events to receive events");
-	if (reply_to && *reply_to) {
+	/* A command that closed its own connection (disconnect of itself)
+	 * has released its temporary queues: none may be made again. */
+	if (reply_to && *reply_to && (c->state == CONN_OPEN || !is_local_temp(reply_to))) {
 		bool dropped;
 		struct dest *d = send_target(c, reply_to, &dropped, err, sizeof err);
 		const char *corr = frame_get(f, "correlation-id");

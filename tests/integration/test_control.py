@@ -225,6 +225,17 @@ def test_half_closed_control_client_gets_every_reply(broker):
     assert out.count(b'{"status"') == 50
 
 
+def test_command_that_disconnects_its_sender_with_a_temporary_reply_queue(broker):
+    r = Raw(broker)
+    r.connect()
+    me = Control(broker).ok("list clients")[-1]["id"]
+    r.frame("SEND", {"destination": "/command/disconnect", "reply-to": "/temp-queue/r"}, str(me))
+    r.expect_error()
+    time.sleep(0.2)
+    assert not [d for d in Control(broker).ok("list queues") if d["name"].startswith("/temp-queue/")]
+    assert broker.alive()
+
+
 def test_stats(broker):
     ctl = Control(broker)
     p, rec = client(broker)
@@ -268,8 +279,9 @@ def test_every_command_is_documented(broker):
         assert f"`{c['command']}`" in mqsh_doc, f"docs/mqsh.md lacks {c['command']}"
 
 
-def test_config_shows_options_in_force(make_broker):
-    b = make_broker("-o", "max_frame=1MiB")
+def test_config_shows_options_in_force(make_broker, tmp_path):
+    sock = str(tmp_path / "ctl.sock")
+    b = make_broker("-o", "max_frame=1MiB", "--control-socket", sock)
     ctl = Control(b)
     opts = {o["name"]: o for o in ctl.ok("config")}
     assert opts["max_frame"]["value"] == "1048576" and opts["max_frame"]["default"] == "16MiB"
@@ -277,7 +289,7 @@ def test_config_shows_options_in_force(make_broker):
     assert opts["max_connections"]["value"] == "1024"
     assert ctl.ok("config fsync")["value"] == "always"
     # the socket in use, though the option was left at its default
-    assert ctl.ok("config control_socket")["value"] == b.info["control_socket"]
+    assert ctl.ok("config control_socket")["value"] == b.info["control_socket"] == sock
     r = ctl.call("config max_fram")
     assert r["status"] == 404 and "did you mean max_frame?" in r["message"]
 

@@ -222,6 +222,22 @@ def test_route_applies_to_http_posts(make_broker):
     c.disconnect()
 
 
+def test_http_fanout_to_a_queue_and_an_idle_topic_is_accepted(make_broker):
+    import json
+    import urllib.request
+    port = free_port()
+    b = make_broker("-w", str(port), "4", "in", config="""
+function route(msg)
+	if msg.destination == "/queue/both" then return { "/queue/kept", "/topic/idle" } end
+end
+""")
+    Control(b).ok("create topic /topic/idle")  # there, with nobody on it
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/in/queue/both", data=b"x", method="POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert json.loads(r.read())["status"] == "accepted"
+    assert Control(b).ok("show /queue/kept")["depth"] == 1
+
+
 def test_endless_route_is_stopped_and_the_broker_goes_on(make_broker):
     b = make_broker("-o", "lua_budget=100000", config=ROUTES)
     r = Raw(b)

@@ -307,6 +307,10 @@ def test_http_errors_are_one_line(http_broker):
     b = http_broker
     status, body = http("POST", b.http + "/elsewhere/queue/x", b"x")
     assert status == 404 and body.count("\n") == 1 and "POST messages to /report/result/<destination>" in body
+    status, body = http("POST", b.http + "/report/result/durable/app:sub", b"x")
+    assert status == 400 and "belong to durable topic subscriptions" in body
+    status, body = http("POST", b.http + "/report/result/queue/nowhere", b"x", {"X-Mq-Expires": "soon"})
+    assert status == 400 and Control(b).call("show /queue/nowhere")["status"] == 404
     status, body = http("POST", b.http + "/report/result/queue/a%00b", b"x")
     assert status == 400 and "%00" in body
     status, body = http("POST", b.http + "/report/result/command/list", b"")

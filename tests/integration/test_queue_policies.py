@@ -123,6 +123,24 @@ def test_expired_messages_are_never_delivered(broker):
     c.disconnect()
 
 
+def test_message_expired_by_its_own_header_reaches_the_dead_letter_queue(broker):
+    """The dead letter does not keep the expiry that killed it (it would die on arrival)."""
+    ctl = Control(broker)
+    ctl.ok("create queue /queue/short dead-letter=/queue/expired")
+    p, prec = client(broker)
+    p.send("/queue/short", "late", headers={"expiration": "50"}, receipt="r")
+    prec.wait_receipt("r")
+    time.sleep(0.2)
+    c, rec = client(broker)
+    c.subscribe("/queue/short", id="1")  # delivery finds it expired
+    c.subscribe("/queue/expired", id="2")
+    m = rec.wait_messages(1)[0]
+    assert m.body == "late" and m.headers["dead-letter-reason"] == "expired"
+    assert ctl.ok("show /queue/short")["dead_lettered"] == 1
+    p.disconnect()
+    c.disconnect()
+
+
 def test_queue_ttl_and_rabbitmq_alias(broker):
     ctl = Control(broker)
     ctl.ok("create queue /queue/ttl ttl=300ms")
@@ -420,6 +438,13 @@ def test_temporary_queue_is_private_to_its_connection(broker):
     squat.connect()
     squat.frame("SUBSCRIBE", {"id": "1", "destination": "/temp-queue/c999999.reply"})
     squat.expect_error("belongs to another connection")
+    # an administrator may still delete it: the owner is told, nothing breaks
+    Control(broker).ok(f"delete {name} force")
+    assert "deleted by an administrator" in orec.wait_error().headers["message"]
+    owner, orec = client(broker)
+    owner.subscribe("/temp-queue/r", id="1", headers={"receipt": "s2"})
+    orec.wait_receipt("s2")
+    name = [d["name"] for d in Control(broker).ok("list queues") if d["name"].startswith("/temp-queue/c")][0]
     # anyone may still reply to it
     p, prec = client(broker)
     p.send(name, "answer", receipt="a")
