@@ -36,16 +36,18 @@ bool dest_name_ok(const char *name, char *err, size_t errlen)
 
 bool dest_name_open(const char *name, char *err, size_t errlen)
 {
-	/* "/queue/" alone names a kind, not a destination. */
+	/* "/queue/" alone names a kind, not a destination. (Checked on every
+	 * SEND: only a name that ends in '/' is compared.) */
 	static const char *const prefixes[] = { "/queue/", "/topic/", "/pubsub/", "/command/",
 	                                        "/temp-queue/", "/durable/" };
-	for (size_t i = 0; i < ARRAY_LEN(prefixes); i++) {
+	size_t len = strlen(name);
+	for (size_t i = 0; len && name[len - 1] == '/' && i < ARRAY_LEN(prefixes); i++) {
 		if (strcmp(name, prefixes[i]) == 0) {
 			snprintf(err, errlen, "destination name '%s' has nothing after its prefix", name);
 			return false;
 		}
 	}
-	if (strncmp(name, "/durable/", 9) == 0) {
+	if (name[0] == '/' && name[1] == 'd' && strncmp(name, "/durable/", 9) == 0) {
 		snprintf(err, errlen, "%s: names under /durable/ belong to durable topic subscriptions; "
 		         "subscribe to the topic with a durable name instead", name);
 		return false;
