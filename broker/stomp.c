@@ -423,7 +423,7 @@ static void handle_command_send(struct conn *c, struct frame *f, const char *nam
 {
 	struct broker *b = c->b;
 	const char *reply_to = frame_known(f, HDR_REPLY_TO);
-	char err[320], who[160];
+	char err[320], who[160], reply_err[400] = "";
 	struct cmd_reply r;
 	struct sbuf line;
 
@@ -454,8 +454,10 @@ static void handle_command_send(struct conn *c, struct frame *f, const char *nam
 		bool dropped;
 		struct dest *d = send_target(c, reply_to, &dropped, err, sizeof err);
 		const char *corr = frame_get(f, "correlation-id");
-		if (!d && !dropped)
+		if (!d && !dropped) {
 			log_warn(CONN_FMT ": reply of %s to '%s' not sent: %s", CONN_ARGS(c), name, reply_to, err);
+			snprintf(reply_err, sizeof reply_err, "%s", err);	/* told on the receipt too */
+		}
 		if (d) {
 			struct sbuf json, hdrs;
 			char st[16];
@@ -496,6 +498,8 @@ static void handle_command_send(struct conn *c, struct frame *f, const char *nam
 		frame_put_header(out, c->version, "receipt-id", receipt);
 		frame_put_header(out, c->version, "status", status);
 		frame_put_header(out, c->version, "message", r.message);
+		if (reply_err[0])
+			frame_put_header(out, c->version, "reply-error", reply_err);
 		frame_put_body(out, NULL, 0, false);
 		c->frames_out++;
 		b->stats.frames_out++;

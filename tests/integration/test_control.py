@@ -375,6 +375,15 @@ def test_command_reply_to_temporary_queue(broker):
     c.disconnect()
 
 
+def test_command_reply_to_an_unusable_destination_is_told_on_the_receipt(broker):
+    r = Raw(broker)
+    r.connect()
+    r.frame("SEND", {"destination": "/command/stats", "reply-to": "/durable/x:y", "receipt": "c"})
+    f = r.recv()
+    assert f["command"] == "RECEIPT" and f["headers"]["status"] == "200"
+    assert "belong to durable topic subscriptions" in f["headers"]["reply-error"]
+
+
 def test_command_events_over_stomp(broker):
     c, rec = client(broker)
     c.subscribe("/command/events", id="ev", headers={"receipt": "s"})
