@@ -422,6 +422,33 @@ static void keep_running(struct config *nw, struct config *old, char *pending, s
 	}
 }
 
+/* What broker_create_configured() would refuse in the running broker:
+ * a configured destination that exists as another kind (a client made
+ * /jobs/x a topic before the new file calls it a queue). Checked before
+ * the new configuration replaces the old, so a refused reload changes
+ * nothing. */
+static int check_configured(struct broker *b, const struct config *nw, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < nw->ndests; i++) {
+		const struct dest_cfg *dc = &nw->dests[i];
+		struct vhost *vh = dc->vhost ? broker_vhost_find(b, dc->vhost) : b->default_vhost;
+		struct dest *d = vh ? dest_find(vh, dc->name) : NULL;
+		if (d && d->type != dc->type) {
+			snprintf(err, errlen, "destination %s exists as a %s; the file makes it a %s", dc->name,
+			         dest_type_name(d->type), dest_type_name(dc->type));
+			return -1;
+		}
+		for (size_t j = 0; vh && j < dc->nchildren; j++) {
+			struct dest *child = dest_find(vh, dc->children[j]);
+			if (child && child->type == DEST_PUBSUB) {
+				snprintf(err, errlen, "pubsub %s: child %s exists as a pubsub", dc->name, dc->children[j]);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 int broker_reload(struct broker *b, char *err, size_t errlen)
 {
 	struct config nw, old;
@@ -432,6 +459,12 @@ int broker_reload(struct broker *b, char *err, size_t errlen)
 	}
 	if (b->load_config(&nw, &router, err, errlen) < 0) {
 		b->reload_failures++;
+		return -1;
+	}
+	if (check_configured(b, &nw, err, errlen) < 0) {
+		b->reload_failures++;
+		config_fini(&nw);
+		router_free(router);
 		return -1;
 	}
 	b->restart_pending[0] = 0;

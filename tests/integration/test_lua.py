@@ -335,6 +335,21 @@ def test_reload_applies_new_rules_and_keeps_connections(make_broker, tmp_path):
     p.disconnect()
 
 
+def test_reload_refused_by_the_running_broker_changes_nothing(make_broker, tmp_path):
+    cfg = tmp_path / "broker.lua"
+    cfg.write_text("max_headers = 100\n")
+    b = make_broker("-f", str(cfg))
+    c, rec = client(b)
+    c.subscribe("/jobs/x", id="1", headers={"receipt": "s"})  # a topic, by its name
+    rec.wait_receipt("s")
+    cfg.write_text('max_headers = 50\ndestinations = { { "/jobs/x", "queue" } }\n')
+    ctl = Control(b)
+    r = ctl.call("reload")
+    assert r["status"] == 422 and "/jobs/x exists as a topic; the file makes it a queue" in r["message"]
+    assert ctl.ok("config max_headers")["value"] == "100"  # the old configuration stays whole
+    c.disconnect()
+
+
 def test_http_admin_write_with_an_admin_user(make_broker):
     import base64
     from test_operations import http
