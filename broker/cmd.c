@@ -651,6 +651,17 @@ static int cmd_delete(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_rep
 	if (d->type == DEST_COMMAND)
 		return cmd_fail(r, CMD_FORBIDDEN, "delete: %s is built in", d->name);
 	snprintf(name, sizeof name, "%s", d->name);
+	if (d->type == DEST_TOPIC && d->nchildren) {
+		/* Its durable subscriptions live by the topic: they go with it,
+		 * and only when asked to, like subscribers. */
+		if (!force)
+			return cmd_fail(r, CMD_CONFLICT, "delete: topic %s has %zu durable subscription%s; "
+			                "remove them first (unsubscribe) or add 'force'", d->name, d->nchildren,
+			                d->nchildren == 1 ? "" : "s");
+		while (d->nchildren)
+			if (dest_delete(d->children[0], true, err, sizeof err) < 0)
+				return cmd_fail(r, CMD_CONFLICT, "delete: %s", err);
+	}
 	if (dest_delete(d, force, err, sizeof err) < 0)
 		return cmd_fail(r, CMD_CONFLICT, "delete: %s", err);
 	return ok(r, "%s deleted", name);
@@ -691,6 +702,8 @@ static int attach_detach(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_
 			return cmd_fail(r, CMD_BAD_ARG, "attach: %s cannot be a pubsub's child: %s", argv[1],
 			                strncmp(argv[1], "/temp-queue/", 12) == 0 ? "temporary queues belong to their connection"
 			                                                         : "it is a command destination");
+		if (!dest_find(vh, argv[1]) && config_dest_type(&ctx->b->cfg, argv[1], NULL) == DEST_PUBSUB)
+			return cmd_fail(r, CMD_CONFLICT, "attach: a pubsub cannot have pubsub %s as a child", argv[1]);
 		if (!(child = dest_get(vh, argv[1], err, sizeof err)))
 			return cmd_fail(r, CMD_BAD_ARG, "attach: %s", err);
 		if (pubsub_attach(p, child, err, sizeof err) < 0)
@@ -761,6 +774,27 @@ static int cmd_disconnect(struct cmd_ctx *ctx, int argc, char **argv, struct cmd
 	return ok(r, "client %s disconnected", argv[0]);
 }
 
+/* Where redrive may put messages: a queue or a pubsub that clients may
+ * name (a topic would drop them; an original-destination header is the
+ * sender's word, so it gets the same checks). */
+static bool redrive_target_ok(struct broker *b, struct vhost *vh, const char *name, char *err, size_t errlen)
+{
+	struct dest *d = dest_find(vh, name);
+	enum dest_type t = d ? d->type : config_dest_type(&b->cfg, name, NULL);
+	if (!dest_name_ok(name, err, errlen) || !dest_name_open(name, err, errlen))
+		return false;
+	if (strncmp(name, "/temp-queue/", 12) == 0 && !d) {
+		snprintf(err, errlen, "%s: the temporary queue is gone", name);
+		return false;
+	}
+	if (t != DEST_QUEUE && t != DEST_PUBSUB) {
+		snprintf(err, errlen, "%s is a %s, which keeps nothing: redrive into a queue or a pubsub", name,
+		         dest_type_name(t));
+		return false;
+	}
+	return true;
+}
+
 static int cmd_redrive(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
 {
 	struct vhost *vh = take_vhost(ctx, &argc, argv, r);
@@ -777,7 +811,8 @@ static int cmd_redrive(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_re
 
 	if (!vh || !(dlq = need_dest(vh, argv[0], DEST_QUEUE, r)))
 		return r->status;
-	if (argc == 2 && !(target = dest_get(vh, argv[1], err, sizeof err)))
+	if (argc == 2 && (!redrive_target_ok(ctx->b, vh, argv[1], err, sizeof err) ||
+	                  !(target = dest_get(vh, argv[1], err, sizeof err))))
 		return cmd_fail(r, CMD_BAD_ARG, "redrive: %s", err);
 	if (target == dlq)
 		return cmd_fail(r, CMD_BAD_ARG, "redrive: %s is the dead-letter queue itself", dlq->name);
@@ -791,7 +826,8 @@ static int cmd_redrive(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_re
 		char origin[1100];
 		if (!m)
 			break;
-		if (!to && msg_header(m, "original-destination", origin, sizeof origin))
+		if (!to && msg_header(m, "original-destination", origin, sizeof origin) &&
+		    redrive_target_ok(ctx->b, vh, origin, err, sizeof err))
 			to = dest_get(vh, origin, err, sizeof err);
 		if (!to || to == dlq) {
 			queue_push(dlq, m, deliveries, journaled);	/* back at the tail, unchanged */
@@ -820,7 +856,7 @@ static int cmd_redrive(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_re
 	jw_kuint(&r->w, "kept", kept);
 	jw_obj_end(&r->w);
 	return ok(r, "%s: %" PRIu64 " message%s moved back%s", dlq->name, moved, moved == 1 ? "" : "s",
-	          kept ? " (some kept: no origin known or the target refused them)" : "");
+	          kept ? " (some kept: no usable origin, or the target refused them)" : "");
 }
 
 static int cmd_unsubscribe(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)

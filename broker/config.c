@@ -439,6 +439,18 @@ int queue_opts_set(struct queue_opts *o, const char *name, const char *value, ch
 		}
 		o->max_deliveries = (uint32_t)v;
 	} else if (name_is(name, "dead_letter") || name_is(name, "dlq")) {
+		/* Where dead letters can live: not a broker-owned or
+		 * connection-owned queue, not a command, not a bare prefix. */
+		static const char *const refused[] = { "/durable/", "/temp-queue/", "/command/" };
+		for (size_t i = 0; strcmp(value, "none") != 0 && i < ARRAY_LEN(refused); i++) {
+			size_t n = strlen(refused[i]);
+			if (strncmp(value, refused[i], n) == 0 || (*value && value[strlen(value) - 1] == '/' &&
+			                                           strchr(value + 1, '/') == value + strlen(value) - 1)) {
+				snprintf(err, errlen, "%s: '%s' cannot hold dead letters (a queue or pubsub, or none)",
+				         name, value);
+				return -1;
+			}
+		}
 		free(o->dead_letter);
 		o->dead_letter = strcmp(value, "none") == 0 ? xstrdup("") : xstrdup(value);
 	} else {

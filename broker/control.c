@@ -132,6 +132,33 @@ static void login(struct ctl_client *cc, const char *line, struct cmd_reply *r)
 	free(argv);
 }
 
+/* One command line; takes `line`. */
+static void handle_line(struct ctl_client *cc, char *line, size_t n)
+{
+	struct cmd_ctx ctx = { cc->ctl->b, true, cc->who };
+	struct cmd_reply r;
+	if (cc->streaming) {
+		free(line);	/* an event stream takes no more commands */
+		return;
+	}
+	cmd_reply_init(&r);
+	if (memchr(line, 0, n))	/* it would cut the line short unseen */
+		cmd_fail(&r, CMD_SYNTAX, "the command line contains a NUL byte");
+	else if (!cc->authed)
+		login(cc, line, &r);
+	else
+		cmd_exec_line(&ctx, line, &r);
+	free(line);
+	reply(cc, &r);
+	if (r.stream && r.status == CMD_OK) {
+		cc->streaming = true;
+		cc->ctl->nstreaming++;
+	}
+	if (r.shutdown)
+		cc->shutdown_after = true;
+	cmd_reply_fini(&r);
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct ctl_client *cc = arg;
@@ -139,28 +166,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	char *line;
 	size_t n;
 
-	while (!cc->closing && (line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF))) {
-		struct cmd_ctx ctx = { cc->ctl->b, true, cc->who };
-		struct cmd_reply r;
-		if (cc->streaming) {
-			free(line);	/* an event stream takes no more commands */
-			continue;
-		}
-		cmd_reply_init(&r);
-		if (!cc->authed)
-			login(cc, line, &r);
-		else
-			cmd_exec_line(&ctx, line, &r);
-		free(line);
-		reply(cc, &r);
-		if (r.stream && r.status == CMD_OK) {
-			cc->streaming = true;
-			cc->ctl->nstreaming++;
-		}
-		if (r.shutdown)
-			cc->shutdown_after = true;
-		cmd_reply_fini(&r);
-	}
+	while (!cc->closing && (line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)))
+		handle_line(cc, line, n);
 	if (!cc->closing && evbuffer_get_length(in) > CONTROL_MAX_LINE) {
 		struct cmd_reply r;
 		cmd_reply_init(&r);
@@ -175,6 +182,19 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct ctl_client *cc = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	/* A last command without its newline (printf stats | socat) is a
+	 * command all the same. */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !cc->closing && !cc->streaming &&
+	    evbuffer_get_length(in) > 0 && evbuffer_get_length(in) <= CONTROL_MAX_LINE) {
+		size_t n = evbuffer_get_length(in);
+		char *line = xmalloc(n + 1);
+		evbuffer_remove(in, line, n);
+		line[n] = 0;
+		if (n && line[n - 1] == '\r')
+			line[--n] = 0;
+		handle_line(cc, line, n);
+	}
 	/* A client that half-closes after its commands (printf ... | socat)
 	 * still gets every reply: the end of its input closes the connection
 	 * once the output has drained. An event stream never drains. */

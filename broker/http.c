@@ -357,14 +357,24 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 		m = edited;
 	}
 	m->timestamp = wall_ms();
-	v = post_header(&ph, "expiration");
-	if (msg_set_expiry(m, post_header(&ph, "expires"), v ? v : post_header(&ph, "x-message-ttl"), err,
-	                   sizeof err) < 0) {
-		send_error(req, 400, "%s in X-Mq- headers", err);
-		goto out;
+	{
+		const char *expires = post_header(&ph, "expires"), *persistent = post_header(&ph, "persistent");
+		char eb[64], tb[64], pb[16];
+		v = post_header(&ph, "expiration");
+		v = v ? v : post_header(&ph, "x-message-ttl");
+		if (routed && rr.nedits) {	/* route() may have set or removed them */
+			expires = msg_header(m, "expires", eb, sizeof eb);
+			if (!(v = msg_header(m, "expiration", tb, sizeof tb)))
+				v = msg_header(m, "x-message-ttl", tb, sizeof tb);
+			persistent = msg_header(m, "persistent", pb, sizeof pb);
+		}
+		if (msg_set_expiry(m, expires, v, err, sizeof err) < 0) {
+			send_error(req, 400, "%s in X-Mq- headers", err);
+			goto out;
+		}
+		if (persistent && strcasecmp(persistent, "true") == 0)
+			m->flags |= MSG_PERSISTENT;
 	}
-	if ((v = post_header(&ph, "persistent")) && strcasecmp(v, "true") == 0)
-		m->flags |= MSG_PERSISTENT;
 	/* Only now, with the message known good, are destinations made. */
 	dests = xmalloc(ntargets * sizeof *dests);
 	for (size_t i = 0; i < ntargets; i++) {

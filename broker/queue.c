@@ -153,6 +153,10 @@ void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool 
 		enum send_status st;
 		copy->id = broker_next_msg_id(b);
 		copy->flags |= MSG_DEAD_LETTER;
+		/* As durable as it was: a persistent queue's dead letter is
+		 * journaled in its dead-letter queue, whatever that queue is. */
+		if (q->opts.persistent)
+			copy->flags |= MSG_PERSISTENT;
 		/* As RabbitMQ does: a dead letter does not expire again (an
 		 * expired message would otherwise die on arrival). */
 		copy->expires = 0;

@@ -880,6 +880,10 @@ static int read_destinations(struct rd *c)
 		}
 		if (vhost && !vhost_known(cfg, vhost))
 			return fail(c, "%s.vhost: unknown virtual host '%s' (list it in vhosts)", what, vhost);
+		if (strncmp(name, "/durable/", 9) == 0 || strncmp(name, "/temp-queue/", 12) == 0)
+			return fail(c, "%s: '%s' cannot be configured: %s", what, name,
+			            name[1] == 'd' ? "/durable/ queues are made by durable topic subscriptions"
+			                           : "temporary queues are made by their connection");
 		for (size_t j = 0; j < cfg->ndests; j++)
 			if (strcmp(cfg->dests[j].name, name) == 0 && same_vhost(cfg->dests[j].vhost, vhost))
 				return fail(c, "%s: '%s' is listed twice", what, name);

@@ -709,14 +709,26 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 	}
 	m = msg_new(broker_next_msg_id(b), name, f, edits, nedits);
 	m->timestamp = broker_now_ms(b);
-	v = frame_known(f, HDR_EXPIRATION);
-	if (msg_set_expiry(m, frame_known(f, HDR_EXPIRES), v ? v : frame_known(f, HDR_X_MESSAGE_TTL), err,
-	                   sizeof err) < 0) {
-		conn_close(c, receipt, "%s in SEND frame", err);
-		goto out;
+	{
+		const char *expires = frame_known(f, HDR_EXPIRES), *persistent = frame_known(f, HDR_PERSISTENT);
+		char eb[64], tb[64], pb[16];
+		v = frame_known(f, HDR_EXPIRATION);
+		v = v ? v : frame_known(f, HDR_X_MESSAGE_TTL);
+		if (routed && rr.nedits) {
+			/* route() may have set or removed them: the message's own
+			 * headers are the word, as its consumers will see them. */
+			expires = msg_header(m, "expires", eb, sizeof eb);
+			if (!(v = msg_header(m, "expiration", tb, sizeof tb)))
+				v = msg_header(m, "x-message-ttl", tb, sizeof tb);
+			persistent = msg_header(m, "persistent", pb, sizeof pb);
+		}
+		if (msg_set_expiry(m, expires, v, err, sizeof err) < 0) {
+			conn_close(c, receipt, "%s in SEND frame", err);
+			goto out;
+		}
+		if (persistent && strcmp(persistent, "true") == 0)
+			m->flags |= MSG_PERSISTENT;
 	}
-	if ((v = frame_known(f, HDR_PERSISTENT)) && strcmp(v, "true") == 0)
-		m->flags |= MSG_PERSISTENT;
 	c->messages_in++;
 	b->stats.messages_in++;
 

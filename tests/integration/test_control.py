@@ -200,6 +200,8 @@ def test_attach_and_create_refuse_what_cannot_work(broker):
         r = ctl.call(f"attach /pubsub/p {child}")
         assert r["status"] == 422 and why in r["message"], r
     assert ctl.call("show /temp-queue/x")["status"] == 404  # not created on the way
+    assert ctl.call("attach /pubsub/p /pubsub/q")["status"] == 409
+    assert ctl.call("show /pubsub/q")["status"] == 404
     r = ctl.call("create topic /queue/zz")
     assert r["status"] == 409 and "/queue/zz is a queue by its name" in r["message"]
     r = ctl.call("create queue /topic/zz")
@@ -223,6 +225,29 @@ def test_half_closed_control_client_gets_every_reply(broker):
         out += d
     s.close()
     assert out.count(b'{"status"') == 50
+
+
+def test_control_line_edge_cases(broker):
+    import socket
+
+    def ask(data):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(broker.info["control_socket"])
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        s.settimeout(10)
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+        s.close()
+        return out
+
+    assert b'"ok":true' in ask(b"stats")  # the last line needs no newline
+    out = ask(b"create queue /queue/n\0 persistent\n")
+    assert b"NUL byte" in out and Control(broker).call("show /queue/n")["status"] == 404
 
 
 def test_command_that_disconnects_its_sender_with_a_temporary_reply_queue(broker):

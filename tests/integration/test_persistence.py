@@ -330,3 +330,38 @@ def test_recovery_beyond_the_budget_pages(make_broker):
     got = drain(b, "/queue/rb")
     assert [m.body[:4] for m in got[:-1]] == [f"{i:04d}" for i in range(500)]
     assert all(m.headers["redelivered"] == "true" for m in got)
+
+
+def test_dead_letter_of_a_persistent_queue_survives_a_restart(broker):
+    """The default DLQ is not persistent, but a persistent queue's dead letter stays journaled."""
+    ctl = Control(broker)
+    ctl.ok("create queue /queue/A persistent max-deliveries=1")
+    p, prec = client(broker)
+    p.send("/queue/A", "poison", receipt="r")
+    prec.wait_receipt("r")
+    c, rec = client(broker)
+    c.subscribe("/queue/A", id="1", ack="client-individual")
+    c.nack(rec.wait_messages(1)[0].headers["ack"], receipt="n")
+    rec.wait_receipt("n")
+    assert ctl.ok("show /queue/DLQ.A")["depth"] == 1
+    p.disconnect()
+    c.disconnect()
+    broker.restart()
+    assert [m.body for m in drain(broker, "/queue/DLQ.A")] == ["poison"]
+
+
+def test_persistent_and_expiry_set_by_route_are_acted_on(make_broker):
+    b = make_broker(config="""
+function route(msg)
+	if msg.destination == "/queue/keep" then msg.headers.persistent = "true" end
+	if msg.destination == "/queue/stale" then msg.headers.expires = "1" end
+end
+""")
+    p, prec = client(b)
+    p.send("/queue/keep", "kept", receipt="r1")
+    p.send("/queue/stale", "old", receipt="r2")
+    prec.wait_receipt("r2")
+    p.disconnect()
+    b.restart()
+    assert [m.body for m in drain(b, "/queue/keep")] == ["kept"]
+    assert drain(b, "/queue/stale", quiet=0.3) == []

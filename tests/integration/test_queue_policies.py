@@ -452,3 +452,39 @@ def test_temporary_queue_is_private_to_its_connection(broker):
     assert orec.wait_messages(1)[0].body == "answer"
     owner.disconnect()
     p.disconnect()
+
+
+def test_redrive_keeps_what_it_cannot_deliver(broker):
+    ctl = Control(broker)
+    ctl.ok("create queue /queue/DLQ.x")
+    p, prec = client(broker)
+    # a forged origin naming a reserved queue, and one naming a topic
+    p.send("/queue/DLQ.x", "a", headers={"original-destination": "/durable/c:n"})
+    p.send("/queue/DLQ.x", "b", headers={"original-destination": "/topic/nobody"}, receipt="r")
+    prec.wait_receipt("r")
+    r = ctl.ok("redrive /queue/DLQ.x")
+    assert r["moved"] == 0 and r["kept"] == 2
+    r = ctl.call("redrive /queue/DLQ.x /topic/nobody")
+    assert r["status"] == 422 and "keeps nothing" in r["message"]
+    assert ctl.ok("show /queue/DLQ.x")["depth"] == 2
+    p.disconnect()
+
+
+def test_dead_letter_option_refuses_what_cannot_hold_dead_letters(broker):
+    ctl = Control(broker)
+    for bad in ("/durable/q", "/temp-queue/zz", "/command/shutdown", "/queue/"):
+        r = ctl.call(f"create queue /queue/dl dead-letter={bad}")
+        assert r["status"] == 422 and "cannot hold dead letters" in r["message"], r
+
+
+def test_deleting_a_topic_with_durable_subscriptions(broker):
+    ctl = Control(broker)
+    c, rec = client(broker, headers={"client-id": "keeper"})
+    c.subscribe("/topic/kept", id="1", headers={"activemq.subscriptionName": "s", "receipt": "r"})
+    rec.wait_receipt("r")
+    c.unsubscribe("1")
+    r = ctl.call("delete /topic/kept")
+    assert r["status"] == 409 and "1 durable subscription" in r["message"]
+    ctl.ok("delete /topic/kept force")
+    assert ctl.ok("list durables") == []
+    c.disconnect()

@@ -455,6 +455,7 @@ static const struct err_case err_cases[] = {
 	{ "types = { { '^/a' } }\n", 1, "types[1]: type is missing" },
 	{ "types = { { '^/a', 'pubsub', children = { '/x' } } }\n", 1, "types[1].children[1]: '/x' is not a queue (it would be a topic)" },
 	{ "destinations = { { '/pubsub/p', children = { '/temp-queue/x' } } }\n", 1, "destinations[1].children[1]: '/temp-queue/x' is a temporary queue" },
+	{ "destinations = { { '/durable/x:y', 'queue' } }\n", 1, "destinations[1]: '/durable/x:y' cannot be configured" },
 	{ "users = { { passcode = 'x' } }\n", 1, "users[1]: login is missing" },
 	{ "users = { { login = 'a' }, { login = 'a' } }\n", 1, "users[2]: login 'a' is listed twice" },
 	{ "users = { { login = 'a', passcode = 5 } }\n", 1, "users[1].passcode: expected a string, got 5" },
