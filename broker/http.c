@@ -597,6 +597,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	} else if (method == EVHTTP_REQ_POST && plen &&
 	           strncmp(path + 1, hs->path, plen) == 0 && (path[1 + plen] == 0 || path[1 + plen] == '/')) {
 		const char *rest = path + 1 + plen;
+		while (rest[0] == '/' && rest[1] == '/')
+			rest++;	/* /mq//queue/x is /mq/queue/x */
 		if (*rest == 0 || strcmp(rest, "/") == 0) {
 			char dflt[600];
 			snprintf(dflt, sizeof dflt, "/queue/%s", hs->path);

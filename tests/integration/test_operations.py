@@ -299,6 +299,8 @@ def test_http_on_a_kernel_chosen_port(make_broker):
     assert port > 0 and b.info["http_url"] == f"http://127.0.0.1:{port}/jobs/out"
     status, body = http("POST", f"http://127.0.0.1:{port}/jobs/out/queue/done", b"x")
     assert status == 201, body
+    status, body = http("POST", f"http://127.0.0.1:{port}/jobs/out//queue/done", b"y")
+    assert status == 201 and json.loads(body)["destination"] == "/queue/done"
     status, body = http("POST", f"http://127.0.0.1:{port}/jobs/out/queue/", b"x")
     assert status == 400 and "nothing after its prefix" in body
 
