@@ -39,6 +39,8 @@ struct ctl_client {
 	char who[160];			/* for the log */
 	bool streaming;			/* ran `events` */
 	bool closing;			/* close once the output drained */
+	bool linger;			/* ...after reading what the client still sends */
+	bool draining;			/* output gone, write side shut: discarding input until EOF */
 	bool shutdown_after;		/* ran `shutdown`: stop the broker once the reply is out */
 	int failures;			/* failed logins on the admin port */
 };
@@ -79,7 +81,19 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		cc->shutdown_after = false;
 		event_base_once(b->base, -1, EV_TIMEOUT, deferred_shutdown, b, NULL);
 	}
-	if (cc->closing)
+	if (cc->closing && cc->linger && !cc->draining) {
+		/* Closing with input unread would reset the connection and could
+		 * destroy the reply in the client's buffer: shut our side, then
+		 * read and discard until the client closes (2 s at most). */
+		struct timeval t = { 2, 0 };
+		cc->draining = true;
+		shutdown(bufferevent_getfd(cc->bev), SHUT_WR);
+		evbuffer_drain(bufferevent_get_input(cc->bev), evbuffer_get_length(bufferevent_get_input(cc->bev)));
+		bufferevent_set_timeouts(cc->bev, &t, NULL);
+		bufferevent_enable(cc->bev, EV_READ);
+		return;
+	}
+	if (cc->closing && !cc->draining)
 		client_free(cc);
 }
 
@@ -127,6 +141,7 @@ static void login(struct ctl_client *cc, const char *line, struct cmd_reply *r)
 	}
 	if (!cc->authed && ++cc->failures >= 3) {
 		cc->closing = true;
+		cc->linger = true;
 		bufferevent_disable(cc->bev, EV_READ);
 	}
 	free(argv);
@@ -166,6 +181,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	char *line;
 	size_t n;
 
+	if (cc->draining) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	while (!cc->closing && (line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)))
 		handle_line(cc, line, n);
 	if (!cc->closing && evbuffer_get_length(in) > CONTROL_MAX_LINE) {
@@ -175,6 +194,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		reply(cc, &r);
 		cmd_reply_fini(&r);
 		cc->closing = true;
+		cc->linger = true;
 		bufferevent_disable(bev, EV_READ);
 	}
 }
@@ -204,7 +224,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		bufferevent_disable(bev, EV_READ);
 		return;
 	}
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		client_free(cc);
 }
 

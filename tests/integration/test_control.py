@@ -246,6 +246,9 @@ def test_control_line_edge_cases(broker):
         return out
 
     assert b'"ok":true' in ask(b"stats")  # the last line needs no newline
+    # an over-long line: the 400 arrives whole, then an orderly close (no reset)
+    out = ask(b"x" * (70 << 10) + b"\nstats\n" + b"y" * (200 << 10))
+    assert out.startswith(b"400 ") and b"command line too long" in out
     out = ask(b"create queue /queue/n\0 persistent\n")
     assert b"NUL byte" in out and Control(broker).call("show /queue/n")["status"] == 404
 
