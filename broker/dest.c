@@ -254,23 +254,50 @@ void dest_free_all(struct vhost *vh)
 	strmap_fini(&vh->dests);
 }
 
+/* A queue with overflow=reject that has no room for m. */
+static bool queue_refuses(const struct dest *d, const struct msg *m, char *err, size_t errlen)
+{
+	if (d->opts.overflow != OVERFLOW_REJECT)
+		return false;
+	if (d->opts.max_length && d->count >= d->opts.max_length) {
+		snprintf(err, errlen, "queue %s is full: %zu message%s (max-length %llu)", d->name, d->count,
+		         d->count == 1 ? "" : "s", (unsigned long long)d->opts.max_length);
+		return true;
+	}
+	if (d->opts.max_bytes && d->bytes + m->body_len > d->opts.max_bytes) {
+		snprintf(err, errlen, "queue %s is full: %llu bytes (max-bytes %llu)", d->name,
+		         (unsigned long long)d->bytes, (unsigned long long)d->opts.max_bytes);
+		return true;
+	}
+	return false;
+}
+
+bool dest_would_refuse(const struct dest *d, const struct msg *m, char *err, size_t errlen)
+{
+	switch (d->type) {
+	case DEST_QUEUE:
+		return queue_refuses(d, m, err, errlen);
+	case DEST_PUBSUB:
+		/* refused only when every child refuses its copy */
+		for (size_t i = 0; i < d->nchildren; i++)
+			if (!dest_would_refuse(d->children[i], m, err, errlen))
+				return false;
+		return d->nchildren > 0;
+	case DEST_TOPIC:
+		return false;
+	case DEST_COMMAND:
+		break;
+	}
+	snprintf(err, errlen, "%s is a command destination", d->name);
+	return true;
+}
+
 enum send_status dest_send(struct dest *d, struct msg *m, uint64_t *seq, char *err, size_t errlen)
 {
 	switch (d->type) {
 	case DEST_QUEUE:
-		if (d->opts.max_length && d->count >= d->opts.max_length) {
-			if (d->opts.overflow == OVERFLOW_REJECT) {
-				snprintf(err, errlen, "queue %s is full: %zu message%s (max-length %llu)", d->name,
-				         d->count, d->count == 1 ? "" : "s", (unsigned long long)d->opts.max_length);
-				return SEND_REJECTED;
-			}
-		}
-		if (d->opts.max_bytes && d->bytes + m->body_len > d->opts.max_bytes &&
-		    d->opts.overflow == OVERFLOW_REJECT) {
-			snprintf(err, errlen, "queue %s is full: %llu bytes (max-bytes %llu)", d->name,
-			         (unsigned long long)d->bytes, (unsigned long long)d->opts.max_bytes);
+		if (queue_refuses(d, m, err, errlen))
 			return SEND_REJECTED;
-		}
 		{
 			bool journaled = store_wants(d, m);
 			if (journaled) {

@@ -118,6 +118,10 @@ bool dest_name_open(const char *name, char *err, size_t errlen);
 /* Sends one message (reference borrowed; holders take their own). */
 /* *seq receives the journal sequence a receipt must wait for (unchanged
  * when nothing was journaled). */
+/* Would dest_send() refuse m (a full queue with overflow=reject)? Asked of
+ * every target of a fan-out first, so that a refusal delivers nothing
+ * rather than some copies. (A journal write can still fail later.) */
+bool dest_would_refuse(const struct dest *d, const struct msg *m, char *err, size_t errlen);
 enum send_status dest_send(struct dest *d, struct msg *m, uint64_t *seq, char *err, size_t errlen);
 
 /* ---- queue.c ---- */

@@ -401,6 +401,9 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 	{
 		/* accepted when any target took it; a rejection stops the rest */
 		bool taken = false;
+		for (size_t i = 0; ndests > 1 && i < ndests && st != SEND_REJECTED; i++)
+			if (dest_would_refuse(dests[i], m, err, sizeof err))
+				st = SEND_REJECTED;	/* a fan-out delivers all its copies or none */
 		for (size_t i = 0; i < ndests && st != SEND_REJECTED; i++) {
 			st = dest_send(dests[i], m, &seq, err, sizeof err);
 			taken |= st == SEND_OK;

@@ -394,6 +394,14 @@ static void handle_connect(struct conn *c, struct frame *f, const char *receipt)
 int stomp_deliver(struct conn *c, struct msg *m, struct dest **dests, size_t ndests,
                   const char *receipt, uint64_t *seq)
 {
+	for (size_t i = 0; ndests > 1 && i < ndests; i++) {
+		char err[320];
+		if (dest_would_refuse(dests[i], m, err, sizeof err)) {
+			c->b->stats.rejected++;
+			conn_close(c, receipt, "%s", err);
+			return -1;
+		}
+	}
 	for (size_t i = 0; i < ndests; i++) {
 		char err[320];
 		if (dest_send(dests[i], m, seq, err, sizeof err) == SEND_REJECTED) {

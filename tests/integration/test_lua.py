@@ -238,6 +238,27 @@ end
     assert Control(b).ok("show /queue/kept")["depth"] == 1
 
 
+def test_refused_fanout_delivers_no_copy(make_broker):
+    """A fan-out with a full reject-queue among its targets is refused whole:
+    a retry must not duplicate the copies that went through."""
+    b = make_broker(config="""
+function route(msg)
+	if msg.destination == "/queue/fan" then return { "/queue/ok1", "/queue/full", "/queue/ok2" } end
+end
+""")
+    ctl = Control(b)
+    ctl.ok("create queue /queue/full max-length=1 overflow=reject")
+    p, prec = client(b)
+    p.send("/queue/full", "filler", receipt="f")
+    prec.wait_receipt("f")
+    r = Raw(b)
+    r.connect()
+    r.frame("SEND", {"destination": "/queue/fan", "receipt": "x"}, "copy")
+    r.expect_error("queue /queue/full is full")
+    assert ctl.ok("show /queue/ok1")["depth"] == 0 and ctl.ok("show /queue/ok2")["depth"] == 0
+    p.disconnect()
+
+
 def test_endless_route_is_stopped_and_the_broker_goes_on(make_broker):
     b = make_broker("-o", "lua_budget=100000", config=ROUTES)
     r = Raw(b)
