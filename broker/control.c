@@ -38,9 +38,8 @@ struct ctl_client {
 	bool authed;			/* logged in as an admin (always true on the Unix socket) */
 	char who[160];			/* for the log */
 	bool streaming;			/* ran `events` */
-	bool closing;			/* close once the output drained */
-	bool linger;			/* ...after reading what the client still sends */
-	bool draining;			/* output gone, write side shut: discarding input until EOF */
+	bool closing;			/* close once the output drained... */
+	bool draining;			/* ...and the client's input ended: write side shut, discarding */
 	bool shutdown_after;		/* ran `shutdown`: stop the broker once the reply is out */
 	int failures;			/* failed logins on the admin port */
 };
@@ -81,7 +80,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		cc->shutdown_after = false;
 		event_base_once(b->base, -1, EV_TIMEOUT, deferred_shutdown, b, NULL);
 	}
-	if (cc->closing && cc->linger && !cc->draining) {
+	if (cc->closing && !cc->draining) {
 		/* Closing with input unread would reset the connection and could
 		 * destroy the reply in the client's buffer: shut our side, then
 		 * read and discard until the client closes (2 s at most). */
@@ -91,10 +90,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(bufferevent_get_input(cc->bev), evbuffer_get_length(bufferevent_get_input(cc->bev)));
 		bufferevent_set_timeouts(cc->bev, &t, NULL);
 		bufferevent_enable(cc->bev, EV_READ);
-		return;
 	}
-	if (cc->closing && !cc->draining)
-		client_free(cc);
 }
 
 static void reply(struct ctl_client *cc, struct cmd_reply *r)
@@ -141,7 +137,6 @@ static void login(struct ctl_client *cc, const char *line, struct cmd_reply *r)
 	}
 	if (!cc->authed && ++cc->failures >= 3) {
 		cc->closing = true;
-		cc->linger = true;
 		bufferevent_disable(cc->bev, EV_READ);
 	}
 	free(argv);
@@ -194,7 +189,6 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		reply(cc, &r);
 		cmd_reply_fini(&r);
 		cc->closing = true;
-		cc->linger = true;
 		bufferevent_disable(bev, EV_READ);
 	}
 }

@@ -317,7 +317,6 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 	struct jw w;
 	enum send_status st = SEND_OK;
 	uint64_t seq = 0;
-	const char *v;
 
 	if (identify(hs, req, &p, login, sizeof login, peer, sizeof peer, err, sizeof err) < 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Basic realm=\"mqbroker\"");
@@ -358,21 +357,17 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 	}
 	m->timestamp = wall_ms();
 	{
-		const char *expires = post_header(&ph, "expires"), *persistent = post_header(&ph, "persistent");
-		char eb[64], tb[64], pb[16];
-		v = post_header(&ph, "expiration");
-		v = v ? v : post_header(&ph, "x-message-ttl");
-		if (routed && rr.nedits) {	/* route() may have set or removed them */
-			expires = msg_header(m, "expires", eb, sizeof eb);
-			if (!(v = msg_header(m, "expiration", tb, sizeof tb)))
-				v = msg_header(m, "x-message-ttl", tb, sizeof tb);
-			persistent = msg_header(m, "persistent", pb, sizeof pb);
-		}
-		if (msg_set_expiry(m, expires, v, err, sizeof err) < 0) {
+		struct msg_asks a;
+		a.expires = post_header(&ph, "expires");
+		a.ttl = post_header(&ph, "expiration");
+		a.persistent = post_header(&ph, "persistent");
+		if (!a.ttl)
+			a.ttl = post_header(&ph, "x-message-ttl");
+		if (msg_apply_asks(m, &a, routed && rr.nedits, err, sizeof err) < 0) {
 			send_error(req, 400, "%s in X-Mq- headers", err);
 			goto out;
 		}
-		if (persistent && strcasecmp(persistent, "true") == 0)
+		if (a.persistent && strcasecmp(a.persistent, "true") == 0)
 			m->flags |= MSG_PERSISTENT;
 	}
 	/* Only now, with the message known good, are destinations made. */

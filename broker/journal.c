@@ -749,6 +749,15 @@ void journal_close(struct journal *j)
 
 /* ---- the public appends ---- */
 
+/* A record asked for by the broker (compaction's rewrites are not counted). */
+static uint64_t counted_append(struct journal *j, const struct jrec *r)
+{
+	uint64_t seq = journal_append(j, r);
+	if (seq)
+		j->st.appends++;
+	return seq;
+}
+
 static bool refuse(const struct journal *j)
 {
 	if (j->failing) {
@@ -763,7 +772,6 @@ uint64_t journal_put_message(struct journal *j, uint32_t qid, uint64_t msg_id,
 {
 	struct jrec r = { .type = JREC_MESSAGE, .qid = qid, .msg_id = msg_id,
 	                  .val = payload, .vlen = len };
-	uint64_t seq;
 
 	if (refuse(j))
 		return 0;
@@ -775,16 +783,12 @@ uint64_t journal_put_message(struct journal *j, uint32_t qid, uint64_t msg_id,
 		errno = EEXIST;
 		return 0;
 	}
-	seq = journal_append(j, &r);
-	if (seq)
-		j->st.appends++;
-	return seq;
+	return counted_append(j, &r);
 }
 
 uint64_t journal_enqueue(struct journal *j, uint32_t qid, uint64_t msg_id)
 {
 	struct jrec r = { .type = JREC_ENQUEUE, .qid = qid, .msg_id = msg_id };
-	uint64_t seq;
 
 	if (refuse(j))
 		return 0;
@@ -792,17 +796,13 @@ uint64_t journal_enqueue(struct journal *j, uint32_t qid, uint64_t msg_id)
 		errno = ENOENT;
 		return 0;
 	}
-	seq = journal_append(j, &r);
-	if (seq)
-		j->st.appends++;
-	return seq;
+	return counted_append(j, &r);
 }
 
 uint64_t journal_remove(struct journal *j, uint32_t qid, uint64_t msg_id)
 {
 	struct jrec r = { .type = JREC_REMOVE, .qid = qid, .msg_id = msg_id };
 	struct jmsg *m;
-	uint64_t seq;
 
 	if (refuse(j))
 		return 0;
@@ -811,17 +811,13 @@ uint64_t journal_remove(struct journal *j, uint32_t qid, uint64_t msg_id)
 		errno = ENOENT;
 		return 0;
 	}
-	seq = journal_append(j, &r);
-	if (seq)
-		j->st.appends++;
-	return seq;
+	return counted_append(j, &r);
 }
 
 uint64_t journal_meta_put(struct journal *j, const char *key, const void *val, size_t len)
 {
 	struct jrec r = { .type = JREC_META_PUT, .key = key, .klen = strlen(key),
 	                  .val = val, .vlen = len };
-	uint64_t seq;
 
 	if (refuse(j))
 		return 0;
@@ -833,16 +829,12 @@ uint64_t journal_meta_put(struct journal *j, const char *key, const void *val, s
 		errno = EMSGSIZE;
 		return 0;
 	}
-	seq = journal_append(j, &r);
-	if (seq)
-		j->st.appends++;
-	return seq;
+	return counted_append(j, &r);
 }
 
 uint64_t journal_meta_del(struct journal *j, const char *key)
 {
 	struct jrec r = { .type = JREC_META_DEL, .key = key, .klen = strlen(key) };
-	uint64_t seq;
 
 	if (refuse(j))
 		return 0;
@@ -850,10 +842,7 @@ uint64_t journal_meta_del(struct journal *j, const char *key)
 		errno = ENOENT;
 		return 0;
 	}
-	seq = journal_append(j, &r);
-	if (seq)
-		j->st.appends++;
-	return seq;
+	return counted_append(j, &r);
 }
 
 /* ---- reading back ---- */

@@ -418,9 +418,16 @@ size_t msg_size(const struct msg *m)
 	return sizeof *m + m->dest_len + m->hdrs_len + m->body_len + 3 + m->hdrs_old_len[0] + m->hdrs_old_len[1];
 }
 
-int msg_set_expiry(struct msg *m, const char *expires, const char *ttl, char *err, size_t errlen)
+int msg_apply_asks(struct msg *m, struct msg_asks *a, bool edited, char *err, size_t errlen)
 {
+	const char *expires = a->expires, *ttl = a->ttl;
 	uint64_t v;
+	if (edited) {
+		expires = msg_header(m, "expires", a->buf[0], sizeof a->buf[0]);
+		if (!(ttl = msg_header(m, "expiration", a->buf[1], sizeof a->buf[1])))
+			ttl = msg_header(m, "x-message-ttl", a->buf[1], sizeof a->buf[1]);
+		a->persistent = msg_header(m, "persistent", a->buf[2], sizeof a->buf[2]);
+	}
 	if (expires && *expires) {
 		if (!parse_u64(expires, 0, UINT64_MAX, &v)) {
 			snprintf(err, errlen, "invalid expires '%s': expected milliseconds since the epoch", expires);

@@ -65,11 +65,18 @@ struct msg *msg_clone_for(const struct msg *m, const char *dest,
  * hdrs are "name:value\n" lines already 1.2-escaped. */
 struct msg *msg_from_parts(uint64_t id, const char *dest, const char *hdrs, size_t hdrs_len,
                            const void *body, size_t body_len);
-/* Sets m->expires from the producer's headers (NULL when absent): expires,
- * absolute ms since the epoch (ActiveMQ, Apollo), and a relative
- * time-to-live in ms from m->timestamp (RabbitMQ's expiration or
- * x-message-ttl); the earlier wins. -1 with the reason for a bad value. */
-int msg_set_expiry(struct msg *m, const char *expires, const char *ttl, char *err, size_t errlen);
+/* What a producer's headers ask of its message, as sent (NULL when absent). */
+struct msg_asks {
+	const char *expires;		/* absolute ms since the epoch (ActiveMQ, Apollo) */
+	const char *ttl;		/* relative ms (RabbitMQ's expiration, or x-message-ttl) */
+	const char *persistent;		/* "true" journals it */
+	char buf[3][64];		/* the values re-read after route() edits */
+};
+/* Sets m->expires from a (the earlier of the two expiries wins). When
+ * route() edited the headers (edited), the message's own headers are the
+ * word instead, as its consumers will see them, and a->persistent is
+ * re-read too for the caller. -1 with the reason for a bad value. */
+int msg_apply_asks(struct msg *m, struct msg_asks *a, bool edited, char *err, size_t errlen);
 
 static inline struct msg *msg_ref(struct msg *m)
 {

@@ -637,7 +637,6 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 	struct broker *b = c->b;
 	const char *name = required(c, f, "destination", receipt);
 	const char *txname = frame_known(f, HDR_TRANSACTION);
-	const char *v;
 	struct txn *t = NULL;
 	struct route_result rr;
 	bool routed = false;
@@ -718,23 +717,17 @@ static void handle_send(struct conn *c, struct frame *f, const char *receipt)
 	m = msg_new(broker_next_msg_id(b), name, f, edits, nedits);
 	m->timestamp = broker_now_ms(b);
 	{
-		const char *expires = frame_known(f, HDR_EXPIRES), *persistent = frame_known(f, HDR_PERSISTENT);
-		char eb[64], tb[64], pb[16];
-		v = frame_known(f, HDR_EXPIRATION);
-		v = v ? v : frame_known(f, HDR_X_MESSAGE_TTL);
-		if (routed && rr.nedits) {
-			/* route() may have set or removed them: the message's own
-			 * headers are the word, as its consumers will see them. */
-			expires = msg_header(m, "expires", eb, sizeof eb);
-			if (!(v = msg_header(m, "expiration", tb, sizeof tb)))
-				v = msg_header(m, "x-message-ttl", tb, sizeof tb);
-			persistent = msg_header(m, "persistent", pb, sizeof pb);
-		}
-		if (msg_set_expiry(m, expires, v, err, sizeof err) < 0) {
+		struct msg_asks a;	/* assigned, not initialised: buf stays untouched per SEND */
+		a.expires = frame_known(f, HDR_EXPIRES);
+		a.ttl = frame_known(f, HDR_EXPIRATION);
+		a.persistent = frame_known(f, HDR_PERSISTENT);
+		if (!a.ttl)
+			a.ttl = frame_known(f, HDR_X_MESSAGE_TTL);
+		if (msg_apply_asks(m, &a, routed && rr.nedits, err, sizeof err) < 0) {
 			conn_close(c, receipt, "%s in SEND frame", err);
 			goto out;
 		}
-		if (persistent && strcmp(persistent, "true") == 0)
+		if (a.persistent && strcmp(a.persistent, "true") == 0)
 			m->flags |= MSG_PERSISTENT;
 	}
 	c->messages_in++;
