@@ -12,15 +12,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker.h"
-#include "config.h"
-#include "control.h"
-#include "http.h"
-#include "listener.h"
-#include "log.h"
-#include "router.h"
-#include "tls.h"
-#include "util.h"
+#include "core/broker.h"
+#include "config/config.h"
+#include "admin/control.h"
+#include "http/http.h"
+#include "net/listener.h"
+#include "common/log.h"
+#include "rules/router.h"
+#include "net/tls.h"
+#include "common/util.h"
 
 /* What the command line said, kept so that a reload can apply it again on
  * top of the freshly loaded file. */

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util.h"
+#include "common/util.h"
 
 /* Usage words in capitals are placeholders; lower case ones are typed as
  * is (completion reads them), so NAME=VALUE rather than header=value. */

@@ -1,6 +1,6 @@
 /* cmds.h: every command mqsh knows, and finding one from what was typed.
  *
- * The broker's commands come from its table (broker/cmd_table.h through
+ * The broker's commands come from its table (common/cmd_table.h through
  * cmd_table()), never from a list of our own; mqsh adds the few it runs
  * itself (publish, tail, run, quit, exit), described with the same
  * struct cmd_info so that help and completion treat both alike. `help`
@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "cmd.h"
+#include "common/cmd_info.h"
 
 /* Set in cmd_info.flags of the commands mqsh runs itself. Above the
  * broker's CMD_* bits so that the two never collide. */

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmdline.h"
+#include "common/cmdline.h"
 #include "cmds.h"
-#include "util.h"
+#include "common/util.h"
 
 #define MAX_TOKENS 24
 

@@ -1,6 +1,6 @@
 /* complete.h: what Tab offers, worked out from the command table.
  *
- * Each command's `complete` hints (broker/cmd_table.h) say what an
+ * Each command's `complete` hints (common/cmd_table.h) say what an
  * argument position takes: kind, dest, queue, topic, pubsub, client,
  * listing, command (and mqsh's own: file). Live names come from the
  * broker through a fetch callback, so that this file does no I/O and the
@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "json.h"
+#include "common/json.h"
 
 /* Returns the `data` array of the broker's reply to `list LISTING`
  * ("destinations" or "clients"), borrowed until the next call, or NULL

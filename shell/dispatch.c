@@ -8,12 +8,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmdline.h"
+#include "common/cmdline.h"
 #include "cmds.h"
 #include "render.h"
 #include "repl.h"
 #include "scenario.h"
-#include "util.h"
+#include "common/util.h"
 
 #define RED "\033[31m"
 #define PLAIN "\033[0m"

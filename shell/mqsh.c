@@ -9,15 +9,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cmdline.h"
+#include "common/cmdline.h"
 #include "ctl.h"
 #include "dispatch.h"
-#include "json.h"
-#include "log.h"
+#include "common/json.h"
+#include "common/log.h"
 #include "repl.h"
 #include "script.h"
 #include "stomp_cmds.h"
-#include "util.h"
+#include "common/util.h"
 
 #define EXIT_USAGE 2
 /* How long a broker may take to answer one command, and the STOMP side
@@ -105,7 +105,7 @@ static int read_conn_file(const char *path, struct conn_info *ci, char *err, siz
 }
 
 /* The broker's default data directory, worked out as it does
- * (broker/config.c default_data_dir), so that both agree without being told. */
+ * (broker/config/config.c default_data_dir), so that both agree without being told. */
 static void default_data_dir(char *buf, size_t len)
 {
 	const char *state = getenv("XDG_STATE_HOME");

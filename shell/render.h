@@ -12,8 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "json.h"
-#include "util.h"
+#include "common/json.h"
+#include "common/util.h"
 
 /* A reply's `data`, whatever its shape. color: bold headers and keys (for
  * a terminal only). */

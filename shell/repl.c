@@ -11,7 +11,7 @@
 #include <readline/readline.h>
 
 #include "script.h"
-#include "util.h"
+#include "common/util.h"
 
 /* History files keep this many lines. */
 #define REPL_HISTORY_MAX 1000

@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "common/json.h"
 #include "scenario_int.h"
 
 #define START_TIMEOUT_MS 20000	/* a sanitized broker can take a while */

@@ -24,7 +24,7 @@
 
 #include "mqclient.h"
 #include "scenario.h"
-#include "util.h"
+#include "common/util.h"
 
 struct event;
 struct event_base;

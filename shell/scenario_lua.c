@@ -24,7 +24,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "json.h"
+#include "common/json.h"
 #include "scenario_int.h"
 
 #define RUN_KEY "mq.scenario.run"

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "json.h"
+#include "common/json.h"
 #include "scenario_int.h"
 
 void scn_report_tally(struct scn_source *const *sources, size_t nsources, struct scn_sink *const *sinks,

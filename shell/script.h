@@ -2,7 +2,7 @@
  *
  * `mqsh -c "a; b"`, lines read from a file and lines typed at the prompt
  * all go through here, so that ';' and '#' mean the same everywhere. The
- * scan follows cmdline_split()'s quoting (broker/cmdline.h): 'single'
+ * scan follows cmdline_split()'s quoting (common/cmdline.h): 'single'
  * quotes are literal, "double" quotes and bare words take a backslash
  * escape. A ';' or a newline outside quotes ends a command; a '#' that
  * starts a word outside quotes comments out the rest of its line. */

@@ -6,9 +6,9 @@
 
 #include <event2/event.h>
 
-#include "json.h"
+#include "common/json.h"
 #include "mqclient.h"
-#include "util.h"
+#include "common/util.h"
 
 /* The window a queue subscription gets: with a count, one message at a
  * time, so that at most one message past the count is sent to us (and

@@ -1,5 +1,5 @@
 /* stomp_cmds.h: mqsh's commands that speak STOMP to the broker, through
- * the project's client library (shell/client/mqclient.h): publish and
+ * the project's client library (client/mqclient.h): publish and
  * tail. Each makes its own event loop and session for the one command. */
 #ifndef MQSH_STOMP_CMDS_H
 #define MQSH_STOMP_CMDS_H

@@ -29,10 +29,10 @@
 
 #include <event2/event.h>
 
-#include "crc32c.h"
-#include "journal.h"
-#include "log.h"
-#include "util.h"
+#include "store/crc32c.h"
+#include "store/journal.h"
+#include "common/log.h"
+#include "common/util.h"
 
 struct bench {
 	struct event_base *base;

@@ -17,9 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "common/json.h"
 #include "scenario.h"
-#include "util.h"
+#include "common/util.h"
 
 struct fx {
 	char dir[64];		/* scratch directory for scripts and output */

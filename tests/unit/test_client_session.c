@@ -9,7 +9,7 @@
 
 #include "mqclient.h"
 #include "test_client_fake.h"
-#include "util.h"
+#include "common/util.h"
 
 /* A loopback port with nothing listening: bind one, note it, close it. */
 static uint16_t closed_port(void)

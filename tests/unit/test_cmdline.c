@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd.h"
-#include "cmdline.h"
-#include "util.h"
+#include "admin/cmd.h"
+#include "common/cmdline.h"
+#include "common/util.h"
 
 /* ---- the table ---- */
 
@@ -71,7 +71,7 @@ static const struct {
 	const char *handler;
 } raw_table[] = {
 #define CMD(name, usage, help, min, max, flags, complete, handler) { name, #handler },
-#include "cmd_table.h"
+#include "common/cmd_table.h"
 #undef CMD
 };
 

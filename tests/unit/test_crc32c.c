@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crc32c.h"
+#include "store/crc32c.h"
 
 struct vector {
 	const char *name;

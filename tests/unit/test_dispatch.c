@@ -16,12 +16,12 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "broker.h"
-#include "conn.h"
-#include "dest.h"
-#include "frame.h"
-#include "msg.h"
-#include "sub.h"
+#include "core/broker.h"
+#include "stomp/conn.h"
+#include "core/dest.h"
+#include "common/frame.h"
+#include "core/msg.h"
+#include "core/sub.h"
 
 struct client {
 	struct bufferevent *ours;	/* the test's end of the pair */

@@ -11,7 +11,7 @@
 
 #include <event2/buffer.h>
 
-#include "frame.h"
+#include "common/frame.h"
 
 static const struct frame_limits limits = {
 	.max_frame = 4096,

@@ -20,10 +20,10 @@
 
 #include <event2/event.h>
 
-#include "journal.h"
-#include "journal_int.h"
-#include "log.h"
-#include "util.h"
+#include "store/journal.h"
+#include "store/journal_int.h"
+#include "common/log.h"
+#include "common/util.h"
 
 /* ---- fault injection ---- */
 

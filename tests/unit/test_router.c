@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
-#include "router.h"
-#include "util.h"
+#include "config/config.h"
+#include "common/log.h"
+#include "rules/router.h"
+#include "common/util.h"
 
 /* ---- helpers ---- */
 

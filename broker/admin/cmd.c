@@ -1,0 +1,967 @@
+/* cmd.c: the dispatcher and a handler per admin command. */
+#include "admin/cmd.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/broker.h"
+#include "common/cmdline.h"
+#include "stomp/conn.h"
+#include "core/dest.h"
+#include "net/listener.h"
+#include "common/log.h"
+#include "store/journal.h"
+#include "core/msg.h"
+#include "core/store.h"
+#include "core/sub.h"
+#include "common/util.h"
+
+typedef int (*cmd_fn)(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r);
+
+#define CMD(name, usage, help, min, max, flags, complete, handler) \
+	static int handler(struct cmd_ctx *, int, char **, struct cmd_reply *);
+#include "common/cmd_table.h"
+#undef CMD
+
+static const struct {
+	const char *name;
+	cmd_fn fn;
+} handlers[] = {
+#define CMD(name, usage, help, min, max, flags, complete, handler) { name, handler },
+#include "common/cmd_table.h"
+#undef CMD
+};
+
+void cmd_reply_init(struct cmd_reply *r)
+{
+	memset(r, 0, sizeof *r);
+	r->status = CMD_OK;
+	sbuf_init(&r->data);
+	jw_init(&r->w, &r->data);
+}
+
+void cmd_reply_fini(struct cmd_reply *r)
+{
+	sbuf_fini(&r->data);
+}
+
+int cmd_fail(struct cmd_reply *r, int status, const char *fmt, ...)
+{
+	va_list ap;
+	r->status = status;
+	va_start(ap, fmt);
+	vsnprintf(r->message, sizeof r->message, fmt, ap);
+	va_end(ap);
+	sbuf_reset(&r->data);
+	jw_init(&r->w, &r->data);
+	return status;
+}
+
+static int ok(struct cmd_reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int ok(struct cmd_reply *r, const char *fmt, ...)
+{
+	va_list ap;
+	r->status = CMD_OK;
+	va_start(ap, fmt);
+	vsnprintf(r->message, sizeof r->message, fmt, ap);
+	va_end(ap);
+	return CMD_OK;
+}
+
+void cmd_reply_json(const struct cmd_reply *r, struct sbuf *out)
+{
+	struct jw w;
+	jw_init(&w, out);
+	jw_obj_begin(&w);
+	jw_kint(&w, "status", r->status);
+	jw_kbool(&w, "ok", r->status == CMD_OK);
+	jw_kstr(&w, "message", r->message);
+	if (r->data.len) {
+		jw_key(&w, "data");
+		jw_raw(&w, r->data.buf);
+	}
+	jw_obj_end(&w);
+}
+
+void cmd_exec(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	const struct cmd_info *info;
+	size_t n;
+	int nargs = argc - 1;
+
+	if (argc == 0) {
+		cmd_fail(r, CMD_SYNTAX, "empty command (try: help)");
+		return;
+	}
+	info = cmd_lookup(argv[0]);
+	if (!info) {
+		/* Unambiguous prefixes are accepted, as relayctl does. */
+		const struct cmd_info *t = cmd_table(&n), *match = NULL;
+		size_t len = strlen(argv[0]);
+		int matches = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (strncmp(t[i].name, argv[0], len) == 0) {
+				match = &t[i];
+				matches++;
+			}
+		}
+		if (matches == 1) {
+			info = match;
+		} else {
+			cmd_fail(r, CMD_NO_COMMAND, "unknown command '%s' (try: help)", argv[0]);
+			return;
+		}
+	}
+	if (nargs < info->min_args || (info->max_args >= 0 && nargs > info->max_args)) {
+		cmd_fail(r, CMD_SYNTAX, "%s: %s (usage: %s)", info->name,
+		         nargs < info->min_args ? "missing argument" : "too many arguments", info->usage);
+		return;
+	}
+	if ((info->flags & CMD_WRITE) && !ctx->admin) {
+		cmd_fail(r, CMD_FORBIDDEN, "%s: not permitted: admin rights needed", info->name);
+		return;
+	}
+	for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
+		if (strcmp(handlers[i].name, info->name) == 0) {
+			if (info->flags & CMD_WRITE)
+				log_info("admin command from %s: %s", ctx->who ? ctx->who : "?", info->name);
+			handlers[i].fn(ctx, nargs, argv + 1, r);
+			return;
+		}
+	}
+	cmd_fail(r, CMD_INTERNAL, "%s: no handler", info->name);
+}
+
+void cmd_exec_line(struct cmd_ctx *ctx, const char *line, struct cmd_reply *r)
+{
+	char **argv;
+	char err[128];
+	int argc = cmdline_split(line, &argv, err, sizeof err);
+	if (argc < 0) {
+		cmd_fail(r, CMD_SYNTAX, "%s", err);
+		return;
+	}
+	cmd_exec(ctx, argc, argv, r);
+	free(argv);
+}
+
+/* ---- argument helpers ---- */
+
+/* Pulls a trailing vhost=V out of the arguments. */
+static struct vhost *take_vhost(struct cmd_ctx *ctx, int *argc, char **argv, struct cmd_reply *r)
+{
+	for (int i = 0; i < *argc; i++) {
+		if (strncmp(argv[i], "vhost=", 6) == 0) {
+			struct vhost *vh = broker_vhost_find(ctx->b, argv[i] + 6);
+			if (!vh) {
+				cmd_fail(r, CMD_NOT_FOUND, "unknown virtual host '%s'", argv[i] + 6);
+				return NULL;
+			}
+			memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i - 1) * sizeof *argv);
+			(*argc)--;
+			return vh;
+		}
+	}
+	return ctx->b->default_vhost;
+}
+
+static struct dest *need_dest(struct vhost *vh, const char *name, int type, struct cmd_reply *r)
+{
+	struct dest *d = dest_find(vh, name);
+	if (!d) {
+		cmd_fail(r, CMD_NOT_FOUND, "no destination named %s%s%s", name,
+		         strcmp(vh->name, "/") ? " in virtual host " : "", strcmp(vh->name, "/") ? vh->name : "");
+		return NULL;
+	}
+	if (type >= 0 && d->type != (enum dest_type)type) {
+		cmd_fail(r, CMD_BAD_ARG, "%s is a %s, not a %s", name, dest_type_name(d->type),
+		         dest_type_name((enum dest_type)type));
+		return NULL;
+	}
+	return d;
+}
+
+static struct conn *need_client(struct broker *b, const char *id, struct cmd_reply *r)
+{
+	uint64_t n;
+	struct conn *c;
+	if (!parse_u64(id, 1, UINT64_MAX, &n)) {
+		cmd_fail(r, CMD_BAD_ARG, "'%s' is not a client id: expected the number shown by 'list clients'", id);
+		return NULL;
+	}
+	c = u64map_get(&b->conns_by_id, n);
+	if (!c || c->state >= CONN_CLOSING) {
+		cmd_fail(r, CMD_NOT_FOUND, "no client with id %s", id);
+		return NULL;
+	}
+	return c;
+}
+
+/* ---- rows ---- */
+
+static void dest_row(struct jw *w, const struct dest *d, bool detail)
+{
+	jw_obj_begin(w);
+	jw_kstr(w, "name", d->name);
+	jw_kstr(w, "type", dest_type_name(d->type));
+	jw_kstr(w, "vhost", d->vhost->name);
+	jw_kuint(w, "depth", d->count);
+	jw_kuint(w, "unacked", d->unacked);
+	jw_kint(w, "consumers", d->nsubs);
+	jw_kuint(w, "messages_in", d->messages_in);
+	jw_kuint(w, "messages_out", d->messages_out);
+	jw_kdouble(w, "rate_in", d->rate_in);
+	jw_kdouble(w, "rate_out", d->rate_out);
+	if (d->type == DEST_QUEUE) {
+		jw_kbool(w, "paused", d->paused);
+		jw_kbool(w, "persistent", d->opts.persistent);
+	}
+	if (d->type == DEST_PUBSUB)
+		jw_kuint(w, "children", d->nchildren);
+	if (detail) {
+		jw_kuint(w, "bytes", d->bytes);
+		jw_kuint(w, "paged", d->paged);
+		jw_kuint(w, "paged_bytes", d->paged_bytes);
+		jw_kuint(w, "dropped", d->dropped);
+		jw_kuint(w, "expired", d->expired);
+		jw_kuint(w, "dead_lettered", d->dead_lettered);
+		jw_kuint(w, "redelivered", d->redelivered);
+		jw_kbool(w, "configured", d->configured);
+		if (d->type == DEST_QUEUE) {
+			jw_kuint(w, "max_length", d->opts.max_length);
+			jw_kuint(w, "max_bytes", d->opts.max_bytes);
+			jw_kstr(w, "overflow", d->opts.overflow == OVERFLOW_REJECT ? "reject" : "drop-oldest");
+			jw_kuint(w, "ttl_ms", d->opts.ttl_ms);
+			jw_kuint(w, "max_deliveries", d->opts.max_deliveries);
+			{
+				char buf[1100];
+				/* where messages past max_deliveries go; null: dropped */
+				jw_kstr(w, "dead_letter", queue_dead_letter_name(d, false, buf, sizeof buf));
+			}
+		}
+		if (d->type == DEST_PUBSUB) {
+			jw_key(w, "child_names");
+			jw_arr_begin(w);
+			for (size_t i = 0; i < d->nchildren; i++)
+				jw_str(w, d->children[i]->name);
+			jw_arr_end(w);
+		}
+		jw_key(w, "subscribers");
+		jw_arr_begin(w);
+		const struct sub *s;
+		TAILQ_FOREACH(s, &d->subs, dest_link) {
+			jw_obj_begin(w);
+			jw_kuint(w, "client", s->conn->id);
+			jw_kstr(w, "id", s->id);
+			jw_kstr(w, "ack", ack_mode_name(s->opts.ack));
+			jw_kuint(w, "unacked", s->unacked);
+			jw_kint(w, "priority", s->opts.priority);
+			jw_obj_end(w);
+		}
+		jw_arr_end(w);
+	}
+	jw_obj_end(w);
+}
+
+static uint64_t client_unacked(const struct conn *c)
+{
+	uint64_t n = 0;
+	size_t it = 0;
+	void *v;
+	while (strmap_next(&c->subs, &it, NULL, &v))
+		n += ((struct sub *)v)->unacked;
+	return n;
+}
+
+static void client_row(struct jw *w, const struct conn *c, bool detail)
+{
+	uint64_t now = wall_ms();
+	jw_obj_begin(w);
+	jw_kuint(w, "id", c->id);
+	jw_kstr(w, "peer", c->peer);
+	jw_kstr(w, "login", c->login ? c->login : "");
+	jw_kstr(w, "vhost", c->vhost ? c->vhost->name : "");
+	jw_kstr(w, "version", c->state == CONN_HANDSHAKE ? "" : c->version == STOMP_1_2 ? "1.2"
+	                      : c->version == STOMP_1_1 ? "1.1" : "1.0");
+	jw_kstr(w, "transport", c->transport);
+	jw_kstr(w, "state", conn_state_name(c->state));
+	jw_kuint(w, "subscriptions", c->subs.count);
+	jw_kuint(w, "unacked", client_unacked(c));
+	jw_kuint(w, "messages_in", c->messages_in);
+	jw_kuint(w, "messages_out", c->messages_out);
+	jw_kuint(w, "connected_s", (now - c->connected_ms) / 1000);
+	if (detail) {
+		jw_kstr(w, "client_id", c->client_id ? c->client_id : "");
+		jw_kbool(w, "authenticated", c->authenticated);
+		jw_kbool(w, "admin", c->admin);
+		jw_kuint(w, "frames_in", c->frames_in);
+		jw_kuint(w, "frames_out", c->frames_out);
+		jw_kuint(w, "bytes_in", c->bytes_in);
+		jw_kuint(w, "bytes_out", c->bytes_out);
+		jw_kuint(w, "heartbeat_send_ms", c->hb_send_ms);
+		jw_kuint(w, "heartbeat_recv_ms", c->hb_recv_ms);
+		jw_kbool(w, "slow", c->out_blocked);
+		jw_key(w, "subscription_list");
+		jw_arr_begin(w);
+		size_t it = 0;
+		void *v;
+		while (strmap_next(&c->subs, &it, NULL, &v)) {
+			const struct sub *s = v;
+			jw_obj_begin(w);
+			jw_kstr(w, "id", s->id);
+			jw_kstr(w, "destination", s->dest->name);
+			jw_kstr(w, "ack", ack_mode_name(s->opts.ack));
+			jw_kuint(w, "unacked", s->unacked);
+			jw_obj_end(w);
+		}
+		jw_arr_end(w);
+	}
+	jw_obj_end(w);
+}
+
+/* ---- handlers ---- */
+
+static int cmd_help(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	size_t n;
+	const struct cmd_info *t = cmd_table(&n);
+	(void)ctx;
+	if (argc == 1) {
+		const struct cmd_info *i = cmd_lookup(argv[0]);
+		if (!i)
+			return cmd_fail(r, CMD_NO_COMMAND, "unknown command '%s' (try: help)", argv[0]);
+		jw_obj_begin(&r->w);
+		jw_kstr(&r->w, "command", i->name);
+		jw_kstr(&r->w, "usage", i->usage);
+		jw_kstr(&r->w, "help", i->help);
+		jw_obj_end(&r->w);
+		return ok(r, "%s", i->usage);
+	}
+	jw_arr_begin(&r->w);
+	for (size_t i = 0; i < n; i++) {
+		jw_obj_begin(&r->w);
+		jw_kstr(&r->w, "command", t[i].name);
+		jw_kstr(&r->w, "help", t[i].help);
+		jw_obj_end(&r->w);
+	}
+	jw_arr_end(&r->w);
+	return ok(r, "%zu commands", n);
+}
+
+static const char *const listings[] = { "destinations", "queues", "topics", "pubsubs", "clients",
+                                         "subscriptions", "durables" };
+
+static int cmd_list(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	struct broker *b = ctx->b;
+	const char *what = argc ? argv[0] : "destinations";
+	size_t count = 0;
+	int type = -1;
+	bool known = false;
+
+	for (size_t i = 0; i < ARRAY_LEN(listings); i++)
+		if (strncmp(listings[i], what, strlen(what)) == 0 && *what) {
+			what = listings[i];
+			known = true;
+			break;
+		}
+	if (!known)
+		return cmd_fail(r, CMD_BAD_ARG, "list: unknown listing '%s' (known: destinations, queues, topics, "
+		                "pubsubs, clients, subscriptions, durables)", what);
+	if (strcmp(what, "durables") == 0) {
+		size_t n;
+		struct dest **all = broker_dests(b, DEST_QUEUE, &n);
+		jw_arr_begin(&r->w);
+		for (size_t i = 0; i < n; i++) {
+			const struct dest *d = all[i];
+			if (!d->durable_topic)
+				continue;
+			jw_obj_begin(&r->w);
+			jw_kstr(&r->w, "name", d->name + strlen("/durable/"));
+			jw_kstr(&r->w, "topic", d->durable_topic);
+			jw_kstr(&r->w, "vhost", d->vhost->name);
+			jw_kuint(&r->w, "depth", d->count);
+			jw_kuint(&r->w, "unacked", d->unacked);
+			jw_kint(&r->w, "consumers", d->nsubs);
+			jw_kbool(&r->w, "active", d->nsubs > 0);
+			jw_obj_end(&r->w);
+			count++;
+		}
+		free(all);
+		jw_arr_end(&r->w);
+		return ok(r, "%zu durable subscription%s", count, count == 1 ? "" : "s");
+	}
+	if (strcmp(what, "clients") == 0) {
+		struct conn *c;
+		jw_arr_begin(&r->w);
+		TAILQ_FOREACH(c, &b->conns, link) {
+			if (c->state >= CONN_CLOSING)
+				continue;
+			client_row(&r->w, c, false);
+			count++;
+		}
+		jw_arr_end(&r->w);
+		return ok(r, "%zu client%s", count, count == 1 ? "" : "s");
+	}
+	if (strcmp(what, "subscriptions") == 0) {
+		struct conn *c;
+		jw_arr_begin(&r->w);
+		TAILQ_FOREACH(c, &b->conns, link) {
+			size_t it = 0;
+			void *v;
+			while (strmap_next(&c->subs, &it, NULL, &v)) {
+				const struct sub *s = v;
+				jw_obj_begin(&r->w);
+				jw_kuint(&r->w, "client", c->id);
+				jw_kstr(&r->w, "id", s->id);
+				jw_kstr(&r->w, "destination", s->dest->name);
+				jw_kstr(&r->w, "vhost", s->dest->vhost->name);
+				jw_kstr(&r->w, "ack", ack_mode_name(s->opts.ack));
+				jw_kuint(&r->w, "unacked", s->unacked);
+				jw_kuint(&r->w, "max_unacked", s->opts.max_unacked);
+				jw_kint(&r->w, "priority", s->opts.priority);
+				jw_kuint(&r->w, "delivered", s->delivered);
+				jw_obj_end(&r->w);
+				count++;
+			}
+		}
+		jw_arr_end(&r->w);
+		return ok(r, "%zu subscription%s", count, count == 1 ? "" : "s");
+	}
+	if (strcmp(what, "queues") == 0)
+		type = DEST_QUEUE;
+	else if (strcmp(what, "topics") == 0)
+		type = DEST_TOPIC;
+	else if (strcmp(what, "pubsubs") == 0)
+		type = DEST_PUBSUB;
+	{
+		/* Sorted by virtual host and name, so that listings read (and
+		 * diff) the same way every time. */
+		size_t n;
+		struct dest **rows = broker_dests(b, type, &n);
+		jw_arr_begin(&r->w);
+		for (size_t i = 0; i < n; i++)
+			dest_row(&r->w, rows[i], false);
+		jw_arr_end(&r->w);
+		count = n;
+		free(rows);
+	}
+	{
+		/* "1 queue", "2 queues": the listing's name without its plural s */
+		int len = (int)strlen(what) - (count == 1);
+		return ok(r, "%zu %.*s", count, len, what);
+	}
+}
+
+static int cmd_show(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	struct vhost *vh;
+	struct dest *d;
+	if (strcmp(argv[0], "client") == 0 && argc == 2) {
+		struct conn *c = need_client(ctx->b, argv[1], r);
+		if (!c)
+			return r->status;
+		client_row(&r->w, c, true);
+		return ok(r, "client %s", argv[1]);
+	}
+	vh = take_vhost(ctx, &argc, argv, r);
+	if (!vh)
+		return r->status;
+	if (argc != 1)
+		return cmd_fail(r, CMD_SYNTAX, "show: usage: show NAME | show client ID");
+	if (!(d = need_dest(vh, argv[0], -1, r)))
+		return r->status;
+	dest_row(&r->w, d, true);
+	return ok(r, "%s %s", dest_type_name(d->type), d->name);
+}
+
+static uint64_t rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long size, rss = 0;
+	if (f) {
+		if (fscanf(f, "%lu %lu", &size, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	struct broker *b = ctx->b;
+	const struct broker_stats *s = &b->stats;
+	struct jw *w = &r->w;
+	uint64_t depth = 0, unacked = 0, ndest = 0;
+	(void)argc;
+	(void)argv;
+	{
+		size_t n;
+		struct dest **all = broker_dests(b, -1, &n);
+		for (size_t i = 0; i < n; i++) {
+			depth += all[i]->count;
+			unacked += all[i]->unacked;
+		}
+		ndest = n;
+		free(all);
+	}
+	jw_obj_begin(w);
+	jw_kstr(w, "version", MQ_VERSION);
+	jw_kint(w, "pid", (int64_t)getpid());
+	jw_kstr(w, "host", listeners_host(b));
+	jw_kint(w, "port", listeners_port(b, false));
+	jw_kint(w, "tls_port", listeners_port(b, true));
+	jw_kint(w, "http_port", b->http ? b->http_port_bound : 0);
+	jw_kuint(w, "uptime_s", (mono_ms() - b->started_mono_ms) / 1000);
+	jw_kint(w, "connections", b->nconns);
+	jw_kuint(w, "connections_total", s->connections_total);
+	jw_kuint(w, "connections_refused", s->connections_refused);
+	jw_kdouble(w, "rate_in", b->rate_in);
+	jw_kdouble(w, "rate_out", b->rate_out);
+	jw_kuint(w, "messages_in", s->messages_in);
+	jw_kuint(w, "messages_out", s->messages_out);
+	jw_kuint(w, "destinations", ndest);
+	jw_kuint(w, "depth", depth);
+	jw_kuint(w, "unacked", unacked);
+	jw_kuint(w, "frames_in", s->frames_in);
+	jw_kuint(w, "frames_out", s->frames_out);
+	jw_kuint(w, "bytes_in", s->bytes_in);
+	jw_kuint(w, "bytes_out", s->bytes_out);
+	jw_kuint(w, "acks", s->acks);
+	jw_kuint(w, "nacks", s->nacks);
+	jw_kuint(w, "redelivered", s->redelivered);
+	jw_kuint(w, "dropped", s->dropped);
+	jw_kuint(w, "dropped_slow", s->dropped_slow);
+	jw_kuint(w, "expired", s->expired);
+	jw_kuint(w, "dead_lettered", s->dead_lettered);
+	jw_kuint(w, "rejected", s->rejected);
+	jw_kuint(w, "errors_sent", s->errors_sent);
+	jw_kuint(w, "lenient_acks", s->lenient_acks);
+	jw_kuint(w, "receipts", s->receipts);
+	jw_kuint(w, "heartbeat_timeouts", s->heartbeat_timeouts);
+	jw_kuint(w, "messages_held", msg_live_count());
+	jw_kuint(w, "message_bytes", msg_live_bytes());
+	jw_kuint(w, "rss_bytes", rss_bytes());
+	jw_kuint(w, "memory_high_watermark", b->mem_high);
+	jw_kbool(w, "memory_alarm", b->mem_blocked);
+	{
+		struct journal_stats js;
+		if (store_stats(b, &js)) {
+			jw_kuint(w, "journal_segments", js.segments);
+			jw_kuint(w, "journal_disk_bytes", js.disk_bytes);
+			jw_kuint(w, "journal_live_bytes", js.live_bytes);
+			jw_kuint(w, "journal_live_messages", js.live_messages);
+			jw_kuint(w, "journal_appends", js.appends);
+			jw_kuint(w, "journal_fsyncs", js.fsyncs);
+			jw_kuint(w, "journal_bytes_written", js.bytes_written);
+			jw_kuint(w, "journal_compactions", js.compactions);
+			jw_kbool(w, "journal_failing", js.failing_errno != 0);
+		}
+	}
+	jw_kint(w, "log_level", log_get_level());
+	jw_kbool(w, "persistent_server", b->cfg.persistent_server);
+	jw_obj_end(w);
+	return ok(r, "%d connection%s, %.0f msg/s in, %.0f msg/s out", b->nconns, b->nconns == 1 ? "" : "s",
+	          b->rate_in, b->rate_out);
+}
+
+static int cmd_create(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	struct vhost *vh = take_vhost(ctx, &argc, argv, r);
+	struct queue_opts opts;
+	struct dest *d;
+	int type;
+	char err[256];
+
+	if (!vh)
+		return r->status;
+	if (argc < 2)
+		return cmd_fail(r, CMD_SYNTAX, "create: usage: create queue|topic|pubsub NAME [options]");
+	type = dest_type_from(argv[0]);
+	if (type < 0 || type == DEST_COMMAND)
+		return cmd_fail(r, CMD_BAD_ARG, "create: unknown kind '%s' (expected queue, topic or pubsub)", argv[0]);
+	if (type != DEST_QUEUE && argc > 2)
+		return cmd_fail(r, CMD_BAD_ARG, "create: options such as '%s' apply to queues only", argv[2]);
+	d = dest_find(vh, argv[1]);
+	queue_opts_copy(&opts, d && d->type == DEST_QUEUE ? &d->opts : &ctx->b->cfg.queue_defaults);
+	for (int i = 2; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		if (eq)
+			*eq = 0;
+		if (queue_opts_set(&opts, argv[i], eq ? eq + 1 : NULL, err, sizeof err) < 0) {
+			queue_opts_fini(&opts);
+			return cmd_fail(r, CMD_BAD_ARG, "create: %s", err);
+		}
+	}
+	if (!dest_name_ok(argv[1], err, sizeof err) || (!d && !dest_name_open(argv[1], err, sizeof err))) {
+		queue_opts_fini(&opts);
+		return cmd_fail(r, CMD_BAD_ARG, "create: %s", err);
+	}
+	if (!d && strncmp(argv[1], "/temp-queue/", 12) == 0) {
+		queue_opts_fini(&opts);
+		return cmd_fail(r, CMD_BAD_ARG, "create: %s: temporary queues are made by their connection", argv[1]);
+	}
+	{
+		/* A name whose prefix or type rule says what it is cannot be
+		 * created as something else: clients would disagree with it. */
+		const struct type_rule *rule;
+		enum dest_type by_name = config_dest_type(&ctx->b->cfg, argv[1], &rule);
+		bool typed = rule || by_name != DEST_TOPIC || strncmp(argv[1], "/topic/", 7) == 0;
+		if (!d && typed && by_name != (enum dest_type)type) {
+			queue_opts_fini(&opts);
+			return cmd_fail(r, CMD_CONFLICT, "create: %s is a %s by its name%s", argv[1],
+			                dest_type_name(by_name), rule ? " (a destination-type rule)" : "");
+		}
+	}
+	if (d && d->type != (enum dest_type)type) {
+		queue_opts_fini(&opts);
+		return cmd_fail(r, CMD_CONFLICT, "create: %s already exists as a %s", argv[1], dest_type_name(d->type));
+	}
+	{
+		bool existed = d != NULL;
+		d = dest_create(vh, argv[1], (enum dest_type)type, &opts, err, sizeof err);
+		queue_opts_fini(&opts);
+		if (!d)
+			return cmd_fail(r, CMD_CONFLICT, "create: %s", err);
+		dest_row(&r->w, d, true);
+		return ok(r, "%s %s %s", dest_type_name(d->type), d->name, existed ? "updated" : "created");
+	}
+}
+
+static int cmd_delete(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	struct vhost *vh = take_vhost(ctx, &argc, argv, r);
+	struct dest *d;
+	bool force = false;
+	char err[256], name[1100];
+	if (!vh)
+		return r->status;
+	if (argc == 2) {
+		if (strcmp(argv[1], "force") != 0)
+			return cmd_fail(r, CMD_SYNTAX, "delete: unexpected '%s' (usage: delete NAME [force] [vhost=V])", argv[1]);
+		force = true;
+	}
+	if (!(d = need_dest(vh, argv[0], -1, r)))
+		return r->status;
+	if (d->type == DEST_COMMAND)
+		return cmd_fail(r, CMD_FORBIDDEN, "delete: %s is built in", d->name);
+	snprintf(name, sizeof name, "%s", d->name);
+	if (d->type == DEST_TOPIC && d->nchildren) {
+		/* Its durable subscriptions live by the topic: they go with it,
+		 * and only when asked to, like subscribers. */
+		if (!force)
+			return cmd_fail(r, CMD_CONFLICT, "delete: topic %s has %zu durable subscription%s; "
+			                "remove them first (unsubscribe) or add 'force'", d->name, d->nchildren,
+			                d->nchildren == 1 ? "" : "s");
+		while (d->nchildren)
+			if (dest_delete(d->children[0], true, err, sizeof err) < 0)
+				return cmd_fail(r, CMD_CONFLICT, "delete: %s", err);
+	}
+	if (dest_delete(d, force, err, sizeof err) < 0)
+		return cmd_fail(r, CMD_CONFLICT, "delete: %s", err);
+	return ok(r, "%s deleted", name);
+}
+
+static int cmd_purge(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	struct vhost *vh = take_vhost(ctx, &argc, argv, r);
+	struct dest *d;
+	uint64_t n;
+	if (!vh || !(d = need_dest(vh, argv[0], DEST_QUEUE, r)))
+		return r->status;
+	n = queue_purge(d);
+	jw_obj_begin(&r->w);
+	jw_kstr(&r->w, "name", d->name);
+	jw_kuint(&r->w, "purged", n);
+	jw_obj_end(&r->w);
+	return ok(r, "%s: %" PRIu64 " message%s removed", d->name, n, n == 1 ? "" : "s");
+}
+
+static int attach_detach(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r, bool attach)
+{
+	struct vhost *vh = take_vhost(ctx, &argc, argv, r);
+	struct dest *p, *child;
+	char err[256];
+	if (!vh)
+		return r->status;
+	if (argc != 2)
+		return cmd_fail(r, CMD_SYNTAX, "usage: %s PUBSUB CHILD [vhost=V]", attach ? "attach" : "detach");
+	if (!(p = need_dest(vh, argv[0], DEST_PUBSUB, r)))
+		return r->status;
+	if (attach) {
+		/* Checked before dest_get(), which would create the child. */
+		if (!dest_name_open(argv[1], err, sizeof err))
+			return cmd_fail(r, CMD_BAD_ARG, "attach: %s", err);
+		if (strncmp(argv[1], "/temp-queue/", 12) == 0 ||
+		    config_dest_type(&ctx->b->cfg, argv[1], NULL) == DEST_COMMAND)
+			return cmd_fail(r, CMD_BAD_ARG, "attach: %s cannot be a pubsub's child: %s", argv[1],
+			                strncmp(argv[1], "/temp-queue/", 12) == 0 ? "temporary queues belong to their connection"
+			                                                         : "it is a command destination");
+		if (!dest_find(vh, argv[1]) && config_dest_type(&ctx->b->cfg, argv[1], NULL) == DEST_PUBSUB)
+			return cmd_fail(r, CMD_CONFLICT, "attach: a pubsub cannot have pubsub %s as a child", argv[1]);
+		if (!(child = dest_get(vh, argv[1], err, sizeof err)))
+			return cmd_fail(r, CMD_BAD_ARG, "attach: %s", err);
+		if (pubsub_attach(p, child, err, sizeof err) < 0)
+			return cmd_fail(r, CMD_CONFLICT, "attach: %s", err);
+		return ok(r, "%s attached to %s", child->name, p->name);
+	}
+	if (!(child = need_dest(vh, argv[1], -1, r)))
+		return r->status;
+	if (pubsub_detach(p, child, err, sizeof err) < 0)
+		return cmd_fail(r, CMD_NOT_FOUND, "detach: %s", err);
+	return ok(r, "%s detached from %s", child->name, p->name);
+}
+
+static int cmd_attach(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	return attach_detach(ctx, argc, argv, r, true);
+}
+
+static int cmd_detach(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	return attach_detach(ctx, argc, argv, r, false);
+}
+
+static int pause_resume(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r, bool pause)
+{
+	struct vhost *vh = take_vhost(ctx, &argc, argv, r);
+	struct dest *d;
+	if (!vh || !(d = need_dest(vh, argv[0], DEST_QUEUE, r)))
+		return r->status;
+	if (d->paused == pause)
+		return ok(r, "%s was already %s", d->name, pause ? "paused" : "delivering");
+	d->paused = pause;
+	store_dest_changed(d);
+	{
+		const char *fields[] = { "name", d->name, "vhost", vh->name, NULL };
+		broker_event(ctx->b, pause ? "queue-paused" : "queue-resumed", fields);
+	}
+	log_info("vhost %s: queue %s %s", vh->name, d->name, pause ? "paused" : "resumed");
+	if (!pause)
+		queue_dispatch(d);
+	return ok(r, "%s %s", d->name, pause ? "paused" : "resumed");
+}
+
+static int cmd_pause(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	return pause_resume(ctx, argc, argv, r, true);
+}
+
+static int cmd_resume(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	return pause_resume(ctx, argc, argv, r, false);
+}
+
+static int cmd_disconnect(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	struct conn *c = need_client(ctx->b, argv[0], r);
+	struct sbuf reason;
+	if (!c)
+		return r->status;
+	sbuf_init(&reason);
+	for (int i = 1; i < argc; i++) {
+		if (i > 1)
+			sbuf_addc(&reason, ' ');
+		sbuf_adds(&reason, argv[i]);
+	}
+	conn_close(c, NULL, "disconnected by an administrator%s%s", reason.len ? ": " : "", sbuf_str(&reason));
+	sbuf_fini(&reason);
+	return ok(r, "client %s disconnected", argv[0]);
+}
+
+/* Where redrive may put messages: a queue or a pubsub that clients may
+ * name (a topic would drop them; an original-destination header is the
+ * sender's word, so it gets the same checks). */
+static bool redrive_target_ok(struct broker *b, struct vhost *vh, const char *name, char *err, size_t errlen)
+{
+	struct dest *d = dest_find(vh, name);
+	enum dest_type t = d ? d->type : config_dest_type(&b->cfg, name, NULL);
+	if (!dest_name_ok(name, err, errlen) || !dest_name_open(name, err, errlen))
+		return false;
+	if (strncmp(name, "/temp-queue/", 12) == 0 && !d) {
+		snprintf(err, errlen, "%s: the temporary queue is gone", name);
+		return false;
+	}
+	if (t != DEST_QUEUE && t != DEST_PUBSUB) {
+		snprintf(err, errlen, "%s is a %s, which keeps nothing: redrive into a queue or a pubsub", name,
+		         dest_type_name(t));
+		return false;
+	}
+	return true;
+}
+
+static int cmd_redrive(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	struct vhost *vh = take_vhost(ctx, &argc, argv, r);
+	struct dest *dlq, *target = NULL;
+	uint64_t moved = 0, kept = 0;
+	char err[256];
+	static const struct msg_edit strip[] = {
+		{ "original-destination", NULL },
+		{ "original-message-id", NULL },
+		{ "dead-letter-reason", NULL },
+		{ "original-delivery-count", NULL },
+	};
+	size_t n;
+
+	if (!vh || !(dlq = need_dest(vh, argv[0], DEST_QUEUE, r)))
+		return r->status;
+	if (argc == 2 && (!redrive_target_ok(ctx->b, vh, argv[1], err, sizeof err) ||
+	                  !(target = dest_get(vh, argv[1], err, sizeof err))))
+		return cmd_fail(r, CMD_BAD_ARG, "redrive: %s", err);
+	if (target == dlq)
+		return cmd_fail(r, CMD_BAD_ARG, "redrive: %s is the dead-letter queue itself", dlq->name);
+	/* Take the whole backlog first: sending may route back into dlq. */
+	n = dlq->count;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t deliveries;
+		bool journaled;
+		struct msg *m = queue_take_head(dlq, &deliveries, &journaled);
+		struct dest *to = target;
+		char origin[1100];
+		if (!m)
+			break;
+		if (!to && msg_header(m, "original-destination", origin, sizeof origin) &&
+		    redrive_target_ok(ctx->b, vh, origin, err, sizeof err))
+			to = dest_get(vh, origin, err, sizeof err);
+		if (!to || to == dlq) {
+			queue_push(dlq, m, deliveries, journaled);	/* back at the tail, unchanged */
+			msg_unref(m);
+			kept++;
+			continue;
+		}
+		{
+			struct msg *copy = msg_clone_for(m, to->name, strip, ARRAY_LEN(strip));
+			uint64_t seq = 0;
+			copy->id = broker_next_msg_id(ctx->b);
+			if (dest_send(to, copy, &seq, err, sizeof err) == SEND_REJECTED) {
+				queue_push(dlq, m, deliveries, journaled);
+				kept++;
+			} else {
+				queue_acked(dlq, m->id, journaled);
+				moved++;
+			}
+			msg_unref(copy);
+			msg_unref(m);
+		}
+	}
+	jw_obj_begin(&r->w);
+	jw_kstr(&r->w, "name", dlq->name);
+	jw_kuint(&r->w, "moved", moved);
+	jw_kuint(&r->w, "kept", kept);
+	jw_obj_end(&r->w);
+	return ok(r, "%s: %" PRIu64 " message%s moved back%s", dlq->name, moved, moved == 1 ? "" : "s",
+	          kept ? " (some kept: no usable origin, or the target refused them)" : "");
+}
+
+static int cmd_unsubscribe(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	struct vhost *vh = take_vhost(ctx, &argc, argv, r);
+	struct dest *d;
+	char err[256];
+	if (!vh)
+		return r->status;
+	d = durable_find(vh, argv[0]);
+	if (!d || !d->durable_topic)
+		return cmd_fail(r, CMD_NOT_FOUND, "no durable subscription named '%s' (see: list durables)", argv[0]);
+	if (dest_delete(d, true, err, sizeof err) < 0)
+		return cmd_fail(r, CMD_CONFLICT, "unsubscribe: %s", err);
+	return ok(r, "durable subscription %s removed", argv[0]);
+}
+
+static int cmd_reload(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	char err[1024];
+	(void)argc;
+	(void)argv;
+	if (broker_reload(ctx->b, err, sizeof err) < 0)
+		return cmd_fail(r, CMD_BAD_ARG, "reload failed, the running configuration stays: %s", err);
+	jw_obj_begin(&r->w);
+	jw_kstr(&r->w, "file", ctx->b->cfg.path ? ctx->b->cfg.path : "");
+	jw_kuint(&r->w, "reloads", ctx->b->reloads);
+	jw_kstr(&r->w, "restart_needed_for", ctx->b->restart_pending);
+	jw_obj_end(&r->w);
+	return ok(r, "configuration reloaded%s%s%s%s", ctx->b->cfg.path ? " from " : "",
+	          ctx->b->cfg.path ? ctx->b->cfg.path : "",
+	          ctx->b->restart_pending[0] ? "; these changes take effect at the next restart: " : "",
+	          ctx->b->restart_pending);
+}
+
+static int cmd_loglevel(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	uint64_t n;
+	(void)ctx;
+	if (argc == 1) {
+		if (!parse_u64(argv[0], 0, 4, &n))
+			return cmd_fail(r, CMD_BAD_ARG, "loglevel: expected 0 to 4, got '%s'", argv[0]);
+		log_set_level((int)n);
+		ctx->b->cfg.log_level = (int)n;
+	}
+	jw_obj_begin(&r->w);
+	jw_kint(&r->w, "log_level", log_get_level());
+	jw_obj_end(&r->w);
+	return ok(r, "log level %d", log_get_level());
+}
+
+static void config_option_json(struct jw *w, const struct config *c, const struct config_option *o)
+{
+	char value[1024], kind[64];
+	if (strcmp(o->name, "control_socket") == 0) {
+		char path[1024];	/* the path in use, default or not */
+		snprintf(value, sizeof value, "%s", config_control_socket(c, path, sizeof path));
+	} else
+		config_get(c, o, value, sizeof value);
+	config_option_kind(o, kind, sizeof kind);
+	jw_obj_begin(w);
+	jw_kstr(w, "name", o->name);
+	jw_kstr(w, "value", value);
+	jw_kstr(w, "default", o->dflt);
+	jw_kstr(w, "kind", kind);
+	jw_kstr(w, "help", o->help);
+	jw_obj_end(w);
+}
+
+static int cmd_config(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	size_t n;
+	const struct config_option *opts = config_options(&n);
+	if (argc == 1) {
+		const struct config_option *o = config_option_find(argv[0]);
+		const char *near;
+		if (!o && (near = config_option_nearest(argv[0])))
+			return cmd_fail(r, CMD_NOT_FOUND, "config: no option '%s' (did you mean %s?)", argv[0], near);
+		if (!o)
+			return cmd_fail(r, CMD_NOT_FOUND, "config: no option '%s'", argv[0]);
+		config_option_json(&r->w, &ctx->b->cfg, o);
+		return ok(r, "%s", o->name);
+	}
+	jw_arr_begin(&r->w);
+	for (size_t i = 0; i < n; i++)
+		config_option_json(&r->w, &ctx->b->cfg, &opts[i]);
+	jw_arr_end(&r->w);
+	return ok(r, "%zu options", n);
+}
+
+static int cmd_shutdown(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	(void)argc;
+	(void)argv;
+	if (ctx->b->cfg.persistent_server)
+		return cmd_fail(r, CMD_FORBIDDEN, "shutdown refused: the broker runs as a persistent server (-s)");
+	r->shutdown = true;
+	return ok(r, "shutting down");
+}
+
+static int cmd_events(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	(void)ctx;
+	(void)argc;
+	(void)argv;
+	r->stream = true;
+	return ok(r, "streaming events; one JSON object per line");
+}

@@ -1,0 +1,145 @@
+/* auth.c */
+#include "core/auth.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/broker.h"
+#include "stomp/conn.h"
+#include "common/log.h"
+#include "common/util.h"
+
+const char *authz_action_name(enum authz_action a)
+{
+	switch (a) {
+	case AUTHZ_CONNECT: return "connect";
+	case AUTHZ_SEND: return "send";
+	case AUTHZ_SUBSCRIBE: return "subscribe";
+	case AUTHZ_ADMIN: return "admin";
+	}
+	return "?";
+}
+
+/* Constant-time comparison, so that a passcode cannot be guessed byte by
+ * byte from response times. */
+static bool same_secret(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char diff = (unsigned char)(la != lb);
+	for (size_t i = 0; i < la; i++)
+		diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+	return diff == 0;
+}
+
+int auth_login(struct broker *b, struct conn *c, const char *login, const char *passcode,
+               char *err, size_t errlen)
+{
+	if (c->cert_login) {
+		/* The certificate already said who this is; a user of that
+		 * name may still be an admin. */
+		for (size_t i = 0; i < b->cfg.nusers; i++)
+			if (strcmp(b->cfg.users[i].login, c->login) == 0)
+				c->admin = b->cfg.users[i].admin;
+		return 0;
+	}
+	if (!login || !*login)
+		return 0;	/* anonymous: the authorize rules decide */
+	for (size_t i = 0; i < b->cfg.nusers; i++) {
+		const struct user_cfg *u = &b->cfg.users[i];
+		if (strcmp(u->login, login) != 0)
+			continue;
+		if (!u->passcode || same_secret(u->passcode, passcode ? passcode : "")) {
+			c->authenticated = true;
+			c->admin = u->admin;
+			return 0;
+		}
+		snprintf(err, errlen, "authentication failed for login '%s': wrong passcode", login);
+		return -1;
+	}
+	if (b->cfg.nusers) {
+		/* Users are configured and this is not one of them. */
+		snprintf(err, errlen, "authentication failed: unknown login '%s'", login);
+		return -1;
+	}
+	return 0;	/* no users configured: logins are accepted as given */
+}
+
+int auth_check_user(struct broker *b, const char *login, const char *passcode, bool *admin,
+                    char *err, size_t errlen)
+{
+	for (size_t i = 0; i < b->cfg.nusers; i++) {
+		const struct user_cfg *u = &b->cfg.users[i];
+		if (strcmp(u->login, login) != 0)
+			continue;
+		if (!u->passcode || same_secret(u->passcode, passcode ? passcode : "")) {
+			*admin = u->admin;
+			return 0;
+		}
+		snprintf(err, errlen, "authentication failed for login '%s': wrong passcode", login);
+		return -1;
+	}
+	snprintf(err, errlen, "authentication failed: unknown login '%s'", login);
+	return -1;
+}
+
+bool auth_allow(struct broker *b, struct conn *c, enum authz_action action, const char *dest,
+                char *err, size_t errlen)
+{
+	struct principal p = {
+		.login = c->login,
+		.peer = c->peer,
+		.vhost = c->vhost ? c->vhost->name : NULL,
+		.loopback = c->loopback,
+		.authenticated = c->authenticated,
+		.admin = c->admin,
+	};
+	return auth_allow_principal(b, &p, action, dest, err, errlen);
+}
+
+bool auth_allow_principal(struct broker *b, const struct principal *c, enum authz_action action,
+                          const char *dest, char *err, size_t errlen)
+{
+	const char *who = c->login ? c->login : "(anonymous)";
+
+	if (router_has_authorize(b->router)) {
+		struct authz_req req = {
+			.login = c->login,
+			.action = action,
+			.destination = dest,
+			.vhost = c->vhost,
+			.peer = c->peer,
+			.loopback = c->loopback,
+			.authenticated = c->authenticated,
+			.admin_user = c->admin,
+		};
+		char reason[256] = "";
+		switch (router_authorize(b->router, &req, reason, sizeof reason)) {
+		case AUTHZ_ALLOW:
+			return true;
+		case AUTHZ_DENY:
+			if (dest)
+				snprintf(err, errlen, "%s is not allowed to %s %s%s%s", who, authz_action_name(action),
+				         dest, reason[0] ? ": " : "", reason);
+			else
+				snprintf(err, errlen, "%s is not allowed to %s%s%s", who, authz_action_name(action),
+				         reason[0] ? ": " : "", reason);
+			return false;
+		case AUTHZ_NO_RULE:
+			break;
+		}
+	}
+	if (c->loopback)
+		return true;
+	if (action == AUTHZ_ADMIN) {
+		if (c->admin)
+			return true;
+		snprintf(err, errlen, "%s is not allowed to use admin commands from %s (only loopback clients and "
+		         "users marked admin are)", who, c->peer);
+		return false;
+	}
+	if (!b->cfg.nusers || c->authenticated)
+		return true;
+	snprintf(err, errlen, "%s from %s must log in as a configured user to %s", who, c->peer,
+	         authz_action_name(action));
+	return false;
+}

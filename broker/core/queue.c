@@ -1,0 +1,403 @@
+/* queue.c: a queue holds messages until one consumer takes each.
+ *
+ * Storage is a ring buffer of 16-byte slots (message, delivery count,
+ * flags), so pushing at the tail, popping at the head and putting a
+ * returned delivery back at the head are all O(1). Dispatch hands the head
+ * to the highest-priority subscriber with room, round-robin among equals.
+ *
+ * Queues larger than memory: beyond queue_memory_budget bytes of bodies,
+ * a slot whose message is in the journal keeps only the message id (it is
+ * "paged out"); the message is read back when its turn comes. The newest
+ * messages page out first, so the head, which goes next, stays in memory. */
+#include "core/dest.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stomp/conn.h"
+#include "common/log.h"
+#include "core/msg.h"
+#include "core/store.h"
+#include "core/sub.h"
+#include "common/util.h"
+
+/* Moves the slots, head first, into a ring of `cap` (a power of two). */
+static void resize(struct dest *q, size_t cap)
+{
+	struct qitem *items = xmalloc(cap * sizeof *items);
+	for (size_t i = 0; i < q->count; i++)
+		items[i] = q->items[(q->head + i) & (q->cap - 1)];
+	free(q->items);
+	q->items = items;
+	q->cap = cap;
+	q->head = 0;
+}
+
+static void grow(struct dest *q)
+{
+	resize(q, q->cap ? q->cap * 2 : 16);
+}
+
+static void maybe_shrink(struct dest *q)
+{
+	/* Give memory back after a backlog drains, but not for small queues. */
+	if (q->cap > 1024 && q->count < q->cap / 8) {
+		resize(q, q->cap / 4);
+	} else if (q->count == 0 && q->cap > 16) {
+		free(q->items);
+		q->items = NULL;
+		q->cap = 0;
+		q->head = 0;
+	}
+}
+
+static struct qitem pop_head(struct dest *q)
+{
+	struct qitem it = q->items[q->head];
+	q->head = (q->head + 1) & (q->cap - 1);
+	q->count--;
+	q->bytes -= it.len;
+	if (it.paged) {
+		q->paged--;
+		q->paged_bytes -= it.len;
+	}
+	return it;
+}
+
+uint64_t qitem_id(const struct qitem *it)
+{
+	return it->paged ? it->id : it->m->id;
+}
+
+/* The slot's message, read back from the journal if it was paged out (the
+ * slot then holds it in memory again). NULL when it cannot be read: the
+ * slot is then useless and the caller drops it. */
+static struct msg *item_msg(struct dest *q, struct qitem *it)
+{
+	struct msg *m;
+	if (!it->paged)
+		return it->m;
+	m = store_load(q, it->id);
+	if (!m)
+		return NULL;
+	if (it->recovered)
+		m->flags |= MSG_RECOVERED;
+	q->paged--;
+	q->paged_bytes -= it->len;
+	q->bytes -= it->len;
+	it->len = m->body_len;
+	q->bytes += it->len;
+	it->m = m;
+	it->paged = 0;
+	return m;
+}
+
+/* A slot that went away: its journal record too, and its reference. */
+static void discard(struct dest *q, struct qitem *it)
+{
+	queue_acked(q, qitem_id(it), it->journaled);
+	if (!it->paged)
+		msg_unref(it->m);
+}
+
+/* Where q's dead letters go, or NULL to drop them. Messages past their
+ * delivery limit go to the default /queue/DLQ.<name> unless told
+ * otherwise; expired and overflowing ones only when a dead-letter
+ * destination is set explicitly, so that a bounded queue does not grow an
+ * unbounded twin by default. */
+const char *queue_dead_letter_name(const struct dest *q, bool explicit_only, char *buf, size_t len)
+{
+	const char *dl = q->opts.dead_letter;
+	if (dl)
+		return *dl && strcmp(dl, q->name) != 0 ? dl : NULL;
+	if (explicit_only || strncmp(q->name, "/queue/DLQ.", 11) == 0)
+		return NULL;
+	snprintf(buf, len, "/queue/DLQ.%s",
+	         strncmp(q->name, "/queue/", 7) == 0 ? q->name + 7 : q->name + (q->name[0] == '/'));
+	return buf;
+}
+
+void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled,
+                       const char *reason, bool explicit_only)
+{
+	struct broker *b = q->vhost->broker;
+	char buf[1200], err[256], idbuf[24], count[24];
+	const char *name = queue_dead_letter_name(q, explicit_only, buf, sizeof buf);
+	struct dest *dlq;
+
+	queue_acked(q, m->id, journaled);	/* gone from this queue either way */
+	/* One hop only: a dead letter is not dead-lettered again but dropped,
+	 * so that queues naming each other (or a full DLQ with a DLQ of its
+	 * own) cannot bounce messages between them forever. */
+	if ((m->flags & MSG_DEAD_LETTER) || !name || !(dlq = dest_get(q->vhost, name, err, sizeof err)) ||
+	    dlq == q) {
+		q->dropped++;
+		b->stats.dropped++;
+		return;
+	}
+	u64_to_dec(m->id, idbuf);
+	u64_to_dec(deliveries, count);
+	{
+		/* A copy with a new id: the original may still sit in other
+		 * queues (pubsub), and the headers say where it came from. */
+		const struct msg_edit edits[] = {
+			{ "original-destination", q->name },
+			{ "original-message-id", idbuf },
+			{ "dead-letter-reason", reason },
+			{ "original-delivery-count", count },
+		};
+		struct msg *copy = msg_clone_for(m, name, edits, ARRAY_LEN(edits));
+		uint64_t seq = 0;
+		enum send_status st;
+		copy->id = broker_next_msg_id(b);
+		copy->flags |= MSG_DEAD_LETTER;
+		/* As durable as it was: a persistent queue's dead letter is
+		 * journaled in its dead-letter queue, whatever that queue is. */
+		if (q->opts.persistent)
+			copy->flags |= MSG_PERSISTENT;
+		/* As RabbitMQ does: a dead letter does not expire again (an
+		 * expired message would otherwise die on arrival). */
+		copy->expires = 0;
+		st = dest_send(dlq, copy, &seq, err, sizeof err);
+		if (st == SEND_OK) {
+			q->dead_lettered++;
+			b->stats.dead_lettered++;
+		} else {
+			q->dropped++;
+			b->stats.dropped++;
+		}
+		msg_unref(copy);
+	}
+}
+
+bool queue_expired(const struct dest *q, const struct msg *m, uint64_t now)
+{
+	if (m->expires && m->expires <= now)
+		return true;
+	return q->opts.ttl_ms && m->timestamp + q->opts.ttl_ms <= now;
+}
+
+static void expire(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled)
+{
+	q->expired++;
+	q->vhost->broker->stats.expired++;
+	queue_dead_letter(q, m, deliveries, journaled, "expired", true);
+}
+
+/* Makes room at the head for `incoming` more bytes (overflow drop-oldest). */
+static void drop_head_for_room(struct dest *q, size_t incoming)
+{
+	char buf[1200];
+	bool to_dlq = queue_dead_letter_name(q, true, buf, sizeof buf) != NULL;
+	while (q->count && ((q->opts.max_length && q->count >= q->opts.max_length) ||
+	                    (q->opts.max_bytes && q->bytes + incoming > q->opts.max_bytes))) {
+		struct qitem it = pop_head(q);
+		struct msg *m = to_dlq ? item_msg(q, &it) : (it.paged ? NULL : it.m);
+		if (m) {
+			queue_dead_letter(q, m, it.deliveries, it.journaled, "overflow", true);
+			msg_unref(m);
+		} else {
+			/* paged out and nowhere to go: its id is all we need */
+			queue_acked(q, it.id, it.journaled);
+			q->dropped++;
+			q->vhost->broker->stats.dropped++;
+		}
+	}
+}
+
+void queue_sweep(struct dest *q, uint64_t now)
+{
+	/* Only the head: expiry costs nothing for messages at rest, and a
+	 * queue in order of arrival expires from the head in the common case. */
+	while (q->count) {
+		struct qitem *head = &q->items[q->head];
+		struct msg *m = item_msg(q, head);
+		struct qitem it;
+		if (m && !queue_expired(q, m, now))
+			break;
+		it = pop_head(q);
+		if (m) {
+			expire(q, m, it.deliveries, it.journaled);
+			msg_unref(m);
+		} else {
+			discard(q, &it);	/* unreadable */
+		}
+	}
+	maybe_shrink(q);
+}
+
+static void page_out_tail(struct dest *q)
+{
+	struct qitem *it = &q->items[(q->head + q->count - 1) & (q->cap - 1)];
+	uint64_t id;
+	if (!it->journaled || it->paged)
+		return;
+	id = it->m->id;
+	it->recovered = (it->m->flags & MSG_RECOVERED) != 0;
+	msg_unref(it->m);
+	it->id = id;
+	it->paged = 1;
+	q->paged++;
+	q->paged_bytes += it->len;
+}
+
+bool queue_push(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled)
+{
+	uint64_t budget = q->vhost->broker->cfg.queue_memory_budget;
+	if ((m->expires || q->opts.ttl_ms) && queue_expired(q, m, wall_ms())) {
+		expire(q, m, deliveries, journaled);
+		return false;
+	}
+	if (q->opts.max_length || q->opts.max_bytes)
+		drop_head_for_room(q, m->body_len);
+	if (q->count == q->cap)
+		grow(q);
+	q->items[(q->head + q->count) & (q->cap - 1)] = (struct qitem){
+		.m = msg_ref(m), .deliveries = deliveries, .len = m->body_len, .journaled = journaled,
+	};
+	q->count++;
+	q->bytes += m->body_len;
+	/* Over the memory budget, and the journal has it: keep the id only. */
+	if (journaled && budget && q->bytes - q->paged_bytes > budget)
+		page_out_tail(q);
+	return true;
+}
+
+void queue_push_paged(struct dest *q, uint64_t id, size_t len, bool recovered)
+{
+	if (q->count == q->cap)
+		grow(q);
+	q->items[(q->head + q->count) & (q->cap - 1)] = (struct qitem){
+		.id = id, .len = (uint32_t)len, .journaled = 1, .paged = 1, .recovered = recovered,
+	};
+	q->count++;
+	q->bytes += len;
+	q->paged++;
+	q->paged_bytes += len;
+}
+
+bool queue_over_budget(const struct dest *q)
+{
+	uint64_t budget = q->vhost->broker->cfg.queue_memory_budget;
+	return budget && q->bytes - q->paged_bytes > budget;
+}
+
+void queue_push_front(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled)
+{
+	if (q->count == q->cap)
+		grow(q);
+	q->head = (q->head - 1) & (q->cap - 1);
+	q->items[q->head] = (struct qitem){
+		.m = msg_ref(m), .deliveries = deliveries, .len = m->body_len, .journaled = journaled,
+	};
+	q->count++;
+	q->bytes += m->body_len;
+}
+
+/* Highest priority with room, round-robin among that priority. */
+static struct sub *pick(struct dest *q)
+{
+	struct sub *s, *t;
+	int prio;
+
+	TAILQ_FOREACH(s, &q->subs, dest_link)
+		if (sub_has_room(s))
+			break;
+	if (!s)
+		return NULL;
+	prio = s->opts.priority;
+	if (q->rr && q->rr->opts.priority == prio) {
+		for (t = TAILQ_NEXT(q->rr, dest_link); t && t->opts.priority == prio; t = TAILQ_NEXT(t, dest_link))
+			if (sub_has_room(t))
+				return t;
+	}
+	return s;
+}
+
+void queue_dispatch(struct dest *q)
+{
+	uint64_t now = 0;
+
+	if (q->paused || q->dispatching || !q->count || !q->nsubs)
+		return;
+	q->dispatching = true;
+	while (q->count) {
+		struct sub *s = pick(q);
+		struct qitem it;
+		struct msg *m;
+		if (!s)
+			break;
+		m = item_msg(q, &q->items[q->head]);
+		it = pop_head(q);
+		if (!m) {
+			discard(q, &it);
+			q->dropped++;
+			continue;
+		}
+		if (m->expires || q->opts.ttl_ms) {
+			if (!now)
+				now = wall_ms();
+			if (queue_expired(q, m, now)) {
+				expire(q, m, it.deliveries, it.journaled);
+				msg_unref(m);
+				continue;
+			}
+		}
+		q->rr = s;
+		q->messages_out++;
+		sub_deliver(s, m, it.deliveries + 1, it.journaled);
+		msg_unref(m);	/* the queue's reference; the delivery holds its own */
+	}
+	q->dispatching = false;
+	maybe_shrink(q);
+}
+
+uint64_t queue_purge(struct dest *q)
+{
+	uint64_t n = q->count;
+	while (q->count) {
+		struct qitem it = pop_head(q);
+		discard(q, &it);
+	}
+	q->bytes = 0;
+	maybe_shrink(q);
+	return n;
+}
+
+struct msg *queue_take_head(struct dest *q, uint32_t *deliveries, bool *journaled)
+{
+	while (q->count) {
+		struct msg *m = item_msg(q, &q->items[q->head]);
+		struct qitem it = pop_head(q);
+		if (!m) {
+			discard(q, &it);
+			continue;
+		}
+		*deliveries = it.deliveries;
+		*journaled = it.journaled;
+		return m;
+	}
+	return NULL;
+}
+
+void queue_return(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled)
+{
+	if (q->opts.max_deliveries && deliveries >= q->opts.max_deliveries) {
+		char reason[64];
+		snprintf(reason, sizeof reason, "delivered %u times (max-deliveries %u)", deliveries,
+		         q->opts.max_deliveries);
+		queue_dead_letter(q, m, deliveries, journaled, reason, false);
+		return;
+	}
+	q->redelivered++;
+	q->vhost->broker->stats.redelivered++;
+	queue_push_front(q, m, deliveries, journaled);
+}
+
+void queue_acked(struct dest *q, uint64_t id, bool journaled)
+{
+	if (journaled)
+		store_remove(q, id);
+}

@@ -1,0 +1,142 @@
+/* topic.c: transient fan-out to whoever subscribes right now. */
+#include "core/dest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stomp/conn.h"
+#include "core/msg.h"
+#include "core/store.h"
+#include "core/sub.h"
+#include "common/util.h"
+
+/* -r: each group of connections sharing a client-id gets the message
+ * once, at the member after the one served last that has room. */
+static void publish_to_groups(struct dest *t, struct msg *m)
+{
+	struct broker *b = t->vhost->broker;
+	size_t it = 0;
+	void *v;
+	while (strmap_next(&t->groups, &it, NULL, &v)) {
+		struct rr_group *g = v;
+		struct sub *start = g->last ? TAILQ_NEXT(g->last, group_link) : NULL, *s = start, *pick = NULL;
+		if (!s)
+			s = TAILQ_FIRST(&g->members);
+		for (int i = 0; i < g->nmembers; i++) {
+			if (sub_has_room(s)) {
+				pick = s;
+				break;
+			}
+			s = TAILQ_NEXT(s, group_link);
+			if (!s)
+				s = TAILQ_FIRST(&g->members);
+		}
+		if (!pick) {
+			b->stats.dropped_slow++;
+			t->dropped++;
+			continue;
+		}
+		g->last = pick;
+		t->messages_out++;
+		sub_deliver(pick, m, 1, false);
+	}
+}
+
+/* Durable subscriptions are queues the topic feeds: they hold messages
+ * while their subscriber is away. */
+static bool feed_durables(struct dest *t, struct msg *m)
+{
+	bool fed = false;
+	for (size_t i = 0; i < t->nchildren; i++) {
+		char err[256];
+		uint64_t seq = 0;
+		if (dest_send(t->children[i], m, &seq, err, sizeof err) == SEND_OK)
+			fed = true;
+	}
+	return fed;
+}
+
+#define DURABLE_PREFIX "/durable/"
+
+struct dest *durable_find(struct vhost *vh, const char *key)
+{
+	char name[1200];
+	snprintf(name, sizeof name, DURABLE_PREFIX "%s", key);
+	return dest_find(vh, name);
+}
+
+struct dest *durable_get(struct dest *topic, const char *key, char *err, size_t errlen)
+{
+	struct vhost *vh = topic->vhost;
+	struct dest *q = durable_find(vh, key);
+	char name[1200];
+
+	if (q && q->type != DEST_QUEUE) {
+		/* Clients cannot name /durable/ destinations; a configuration
+		 * rule could still have made one a topic, which must never feed
+		 * itself. */
+		snprintf(err, errlen, "%s exists as a %s, not as a durable subscription's queue", q->name,
+		         dest_type_name(q->type));
+		return NULL;
+	}
+	if (q && q->durable_topic && strcmp(q->durable_topic, topic->name) == 0) {
+		for (size_t i = 0; i < topic->nchildren; i++)
+			if (topic->children[i] == q)
+				return q;
+	} else if (q) {
+		/* The name now follows another topic: what it held for the old
+		 * one is not wanted any more. */
+		pubsub_forget_child(q);
+		queue_purge(q);
+	} else {
+		struct queue_opts o;
+		snprintf(name, sizeof name, DURABLE_PREFIX "%s", key);
+		queue_opts_copy(&o, &vh->broker->cfg.queue_defaults);
+		o.persistent = true;	/* a durable subscription survives a restart */
+		q = dest_create(vh, name, DEST_QUEUE, &o, err, errlen);
+		queue_opts_fini(&o);
+		if (!q)
+			return NULL;
+	}
+	free(q->durable_topic);
+	q->durable_topic = xstrdup(topic->name);
+	store_dest_changed(q);
+	topic->children = xrealloc(topic->children, (topic->nchildren + 1) * sizeof *topic->children);
+	topic->children[topic->nchildren++] = q;
+	return q;
+}
+
+enum send_status topic_publish(struct dest *t, struct msg *m)
+{
+	struct broker *b = t->vhost->broker;
+	struct sub *s;
+	if (t->nchildren && feed_durables(t, m) && !t->nsubs)
+		return SEND_OK;
+	if (!t->nsubs) {
+		t->dropped++;
+		b->stats.dropped++;
+		return SEND_DROPPED;
+	}
+	if (m->expires && m->expires <= wall_ms()) {
+		t->expired++;
+		b->stats.expired++;
+		return SEND_DROPPED;
+	}
+	TAILQ_FOREACH(s, &t->subs, dest_link) {
+		if (s->group)
+			continue;	/* served below, one member per group */
+		if (!sub_has_room(s)) {
+			/* A topic keeps nothing: a consumer that cannot take the
+			 * message now misses it, rather than growing our memory. */
+			b->stats.dropped_slow++;
+			t->dropped++;
+			continue;
+		}
+		t->messages_out++;
+		sub_deliver(s, m, 1, false);
+	}
+	if (t->groups.count)
+		publish_to_groups(t, m);
+	return SEND_OK;
+}

@@ -1,0 +1,222 @@
+/* listener.c: accept sockets and make bufferevents for them. */
+#include "net/listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "core/broker.h"
+#include "stomp/conn.h"
+#include "common/log.h"
+#include "net/tls.h"
+#include "common/util.h"
+
+#define PORT_SCAN_RANGE 100
+
+struct listener {
+	struct listener *next;
+	struct broker *b;
+	struct evconnlistener *lev;	/* owned */
+	bool tls;
+	char host[64];			/* as bound, for the connection file */
+	int port;
+};
+
+static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+	struct listener *l = arg;
+	struct broker *b = l->b;
+	struct bufferevent *bev;
+	int one = 1;
+	(void)lev;
+	/* Frames are small and latency matters more than packet count: the
+	 * output is already batched per loop turn. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (l->tls)
+		bev = tls_accept_bev(b, fd);
+	else
+		bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		log_error("cannot set up a connection from a new client on port %d", l->port);
+		evutil_closesocket(fd);
+		return;
+	}
+	conn_new(b, bev, sa, (socklen_t)salen, l->tls ? "tls" : "tcp");
+}
+
+static void accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct listener *l = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	(void)lev;
+	/* EMFILE and friends: log and keep going; libevent retries. */
+	log_error("accept on port %d failed: %s", l->port, evutil_socket_error_to_string(err));
+}
+
+static struct evconnlistener *bind_one(struct broker *b, const char *host, int port, int *bound, int *err_out)
+{
+	struct sockaddr_storage ss;
+	int sslen;
+	struct evconnlistener *lev;
+
+	if (!host || !*host || strcmp(host, "*") == 0)
+		host = "0.0.0.0";
+	memset(&ss, 0, sizeof ss);
+	if (strchr(host, ':')) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) {
+			*err_out = EINVAL;
+			return NULL;
+		}
+		sslen = sizeof *in6;
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &in->sin_addr) != 1) {
+			*err_out = EINVAL;
+			return NULL;
+		}
+		sslen = sizeof *in;
+	}
+	lev = evconnlistener_new_bind(b->base, NULL, NULL,
+	                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	                              1024, (struct sockaddr *)&ss, sslen);
+	if (!lev) {
+		*err_out = errno;
+		return NULL;
+	}
+	*bound = port;
+	if (port == 0) {
+		struct sockaddr_storage got;
+		socklen_t glen = sizeof got;
+		if (getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&got, &glen) == 0)
+			*bound = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+			                                          : ((struct sockaddr_in *)&got)->sin_port);
+	}
+	return lev;
+}
+
+static bool tls_port_configured(const struct config *cfg, int port)
+{
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].tls && cfg->listeners[i].port == port)
+			return true;
+	return false;
+}
+
+int listeners_open(struct broker *b, char *err, size_t errlen)
+{
+	struct listener **tail = &b->listeners;
+	bool first_plain = true;
+
+	for (size_t i = 0; i < b->cfg.nlisteners; i++) {
+		const struct listener_cfg *lc = &b->cfg.listeners[i];
+		struct listener *l;
+		struct evconnlistener *lev = NULL;
+		int port = lc->port, bound = 0, e = 0;
+		/* Scanning is for the default port only: an explicit -p or
+		 * configured port is bound exactly or start-up fails. */
+		bool scan = !lc->tls && first_plain && !b->cfg.port_given && port != 0;
+
+		if (!lc->tls)
+			first_plain = false;
+		if (lc->tls && !b->tls) {
+			snprintf(err, errlen, "listener %s:%d asks for TLS but no certificate is configured (-k or tls_cert_key)",
+			         lc->address ? lc->address : "*", lc->port);
+			return -1;
+		}
+		for (int tries = 0; tries < (scan ? PORT_SCAN_RANGE : 1); tries++) {
+			/* The scan steps over a TLS listener's port (61614 by
+			 * default), which would otherwise fail to bind next. */
+			if (scan && tls_port_configured(&b->cfg, port + tries)) {
+				e = EADDRINUSE;
+				continue;
+			}
+			lev = bind_one(b, lc->address, port + tries, &bound, &e);
+			if (lev || e != EADDRINUSE)
+				break;
+		}
+		if (!lev) {
+			if (scan && e == EADDRINUSE)
+				snprintf(err, errlen, "cannot listen on %s: ports %d to %d are all in use",
+				         lc->address ? lc->address : "*", port, port + PORT_SCAN_RANGE - 1);
+			else if (e == EINVAL)
+				snprintf(err, errlen, "cannot listen on '%s': not an IPv4 or IPv6 address", lc->address);
+			else if (lc->tls && e == EADDRINUSE)
+				snprintf(err, errlen, "cannot listen for STOMP over TLS on %s:%d: %s (choose another "
+				         "port with -o tls_port=N or tls.port)", lc->address ? lc->address : "*", port,
+				         strerror(e));
+			else
+				snprintf(err, errlen, "cannot listen on %s:%d: %s", lc->address ? lc->address : "*",
+				         port, strerror(e));
+			return -1;
+		}
+		if (scan && bound != port)
+			log_notice("port %d is in use: listening on port %d instead", port, bound);
+		l = xcalloc(1, sizeof *l);
+		l->b = b;
+		l->lev = lev;
+		l->tls = lc->tls;
+		l->port = bound;
+		snprintf(l->host, sizeof l->host, "%s",
+		         (!lc->address || !*lc->address || strcmp(lc->address, "*") == 0) ? "0.0.0.0" : lc->address);
+		evconnlistener_set_cb(lev, accept_cb, l);
+		evconnlistener_set_error_cb(lev, accept_error_cb);
+		*tail = l;
+		tail = &l->next;
+		log_info("listening for STOMP%s on %s:%d", l->tls ? " over TLS" : "", l->host, l->port);
+	}
+	return 0;
+}
+
+void listeners_close(struct broker *b)
+{
+	for (struct listener *l = b->listeners; l; l = l->next)
+		evconnlistener_disable(l->lev);
+}
+
+void listeners_free(struct broker *b)
+{
+	struct listener *l = b->listeners, *next;
+	for (; l; l = next) {
+		next = l->next;
+		evconnlistener_free(l->lev);
+		free(l);
+	}
+	b->listeners = NULL;
+}
+
+const char *listeners_host(struct broker *b)
+{
+	static char name[256];
+	struct listener *l = b->listeners;
+	if (l && strcmp(l->host, "0.0.0.0") != 0)
+		return l->host;
+	/* Bound to every address: jobs on other machines reading the
+	 * connection file need a name they can dial, as mqserver gives. */
+	if (gethostname(name, sizeof name - 1) == 0 && name[0])
+		return name;
+	return "127.0.0.1";
+}
+
+int listeners_port(struct broker *b, bool tls)
+{
+	for (struct listener *l = b->listeners; l; l = l->next)
+		if (l->tls == tls)
+			return l->port;
+	return 0;
+}

@@ -1,0 +1,524 @@
+/* queue.c: destinations opened on a session: SUBSCRIBE and its options,
+ * delivery to on_message, SEND, and transactions. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "client_int.h"
+#include "common/log.h"
+#include "common/util.h"
+
+/* Bodies up to this size are copied into the frame's one reserved extent;
+ * larger ones are appended after it, so that a 10 MB body never needs a
+ * 10 MB contiguous reservation. */
+#define INLINE_BODY_MAX (64u << 10)
+
+static const char *ack_name(enum mq_ack_mode m)
+{
+	switch (m) {
+	case MQ_ACK_AUTO: return "auto";
+	case MQ_ACK_CLIENT: return "client";
+	case MQ_ACK_CLIENT_INDIVIDUAL: return "client-individual";
+	}
+	return "auto";
+}
+
+static void free_headers(struct mq_header *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)h[i].name);
+		free((char *)h[i].value);
+	}
+	free(h);
+}
+
+/* Checks the options that will be sent; before CONNECTED the version is
+ * unknown, so the strictest (1.0) rules apply. */
+static bool opts_ok(struct mq_session *s, const char *dest, const struct mq_queue_opts *o)
+{
+	if (!client_header_ok(s, "SUBSCRIBE", "destination", dest, STOMP_1_0))
+		return false;
+	if (!o)
+		return true;
+	if ((unsigned)o->ack > MQ_ACK_CLIENT_INDIVIDUAL) {
+		client_set_err(s, "SUBSCRIBE to %s: unknown ack mode %d", dest, (int)o->ack);
+		return false;
+	}
+	if (o->id && !client_header_ok(s, "SUBSCRIBE", "id", o->id, STOMP_1_0))
+		return false;
+	for (size_t i = 0; i < o->nheaders; i++) {
+		const char *n = o->headers[i].name;
+		if (!client_header_ok(s, "SUBSCRIBE", n, o->headers[i].value, STOMP_1_0))
+			return false;
+		/* A second receipt would settle nothing of ours; the others
+		 * would contradict the options. */
+		if (strcmp(n, "id") == 0 || strcmp(n, "destination") == 0 || strcmp(n, "ack") == 0 ||
+		    strcmp(n, "receipt") == 0) {
+			client_set_err(s, "SUBSCRIBE to %s: header '%s' is written by the library; "
+			               "use the queue options", dest, n);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void set_opts(struct mq_queue *q, const struct mq_queue_opts *o)
+{
+	static const struct mq_queue_opts defaults;
+	if (!o)
+		o = &defaults;
+	free_headers(q->hdrs, q->nhdrs);
+	q->hdrs = NULL;
+	q->nhdrs = o->nheaders;
+	if (o->nheaders) {
+		q->hdrs = xcalloc(o->nheaders, sizeof *q->hdrs);
+		for (size_t i = 0; i < o->nheaders; i++) {
+			q->hdrs[i].name = xstrdup(o->headers[i].name);
+			q->hdrs[i].value = xstrdup(o->headers[i].value);
+		}
+	}
+	q->ack = o->ack;
+	q->max_msgs = o->max_unconfirmed_messages;
+	q->max_bytes = o->max_unconfirmed_bytes;
+	q->priority = o->consumer_priority;
+	q->on_message = o->on_message;
+	q->on_ready = o->on_ready;
+	q->arg = o->arg;
+}
+
+static void wb_i64(struct wb *w, int64_t v)
+{
+	if (v < 0) {
+		*w->p++ = '-';
+		wb_u64(w, (uint64_t)0 - (uint64_t)v);
+	} else {
+		wb_u64(w, (uint64_t)v);
+	}
+}
+
+void client_subscribe(struct mq_queue *q)
+{
+	struct mq_session *s = q->s;
+	struct wb w;
+	struct pending *p = NULL;
+	size_t bound = 16 + WB_HDR_BOUND(2, strlen(q->id)) + WB_HDR_BOUND(11, strlen(q->dest)) +
+	               WB_HDR_BOUND(3, 17) + WB_HDR_BOUND(24, WB_U64_MAX) + WB_HDR_BOUND(21, WB_U64_MAX) +
+	               WB_HDR_BOUND(17, WB_U64_MAX + 1) + WB_HDR_BOUND(7, WB_U64_MAX);
+	for (size_t i = 0; i < q->nhdrs; i++)
+		bound += WB_HDR_BOUND(strlen(q->hdrs[i].name), strlen(q->hdrs[i].value));
+
+	wb_begin(&w, client_out(s), bound, s->version);
+	wb_str(&w, "SUBSCRIBE\n");
+	wb_hdrs(&w, "id", q->id);
+	wb_hdrs(&w, "destination", q->dest);
+	wb_hdrs(&w, "ack", ack_name(q->ack));
+	if (q->max_msgs) {
+		wb_str(&w, "max-unconfirmed-messages:");
+		wb_u64(&w, q->max_msgs);
+		*w.p++ = '\n';
+	}
+	if (q->max_bytes) {
+		wb_str(&w, "max-unconfirmed-bytes:");
+		wb_u64(&w, q->max_bytes);
+		*w.p++ = '\n';
+	}
+	if (q->priority) {
+		wb_str(&w, "consumer-priority:");
+		wb_i64(&w, q->priority);
+		*w.p++ = '\n';
+	}
+	for (size_t i = 0; i < q->nhdrs; i++)
+		wb_hdrs(&w, q->hdrs[i].name, q->hdrs[i].value);
+	if (q->on_ready || q->waiter) {
+		p = client_pending_new(s, PEND_SUBSCRIBE);
+		p->q = q;
+		wb_str(&w, "receipt:");
+		wb_u64(&w, p->id);
+		*w.p++ = '\n';
+	}
+	wb_raw(&w, "\n", 2);	/* the blank line and the NUL */
+	s->stats.bytes_out += wb_end(&w);
+	s->stats.frames_out++;
+}
+
+static void send_unsubscribe(struct mq_queue *q, struct pending *p)
+{
+	struct mq_session *s = q->s;
+	struct wb w;
+	wb_begin(&w, client_out(s), 16 + WB_HDR_BOUND(2, strlen(q->id)) + WB_HDR_BOUND(7, WB_U64_MAX),
+	         s->version);
+	wb_str(&w, "UNSUBSCRIBE\n");
+	wb_hdrs(&w, "id", q->id);
+	if (p) {
+		wb_str(&w, "receipt:");
+		wb_u64(&w, p->id);
+		*w.p++ = '\n';
+	}
+	wb_raw(&w, "\n", 2);
+	s->stats.bytes_out += wb_end(&w);
+	s->stats.frames_out++;
+}
+
+void client_queue_done(struct mq_queue *q, enum mq_ack_status st, const char *text)
+{
+	struct mq_ack ack = { .status = st, .text = text ? text : "" };
+	if (q->dead)
+		return;
+	if (q->waiter) {
+		q->waiter->done = true;
+		q->waiter->status = st;
+		snprintf(q->waiter->text, sizeof q->waiter->text, "%s", ack.text);
+		q->waiter = NULL;
+	}
+	if (q->on_ready)
+		q->on_ready(q, &ack, q->arg);
+}
+
+struct mq_queue *client_open(struct mq_session *s, const char *destination, unsigned flags,
+                             const struct mq_queue_opts *opts, struct sync_wait *waiter)
+{
+	struct mq_queue *q;
+	char idbuf[32];
+	const char *id = "";
+
+	if (!destination || !*destination) {
+		client_set_err(s, "cannot open a queue: empty destination");
+		return NULL;
+	}
+	if (!flags || (flags & ~(unsigned)(MQ_READ | MQ_WRITE))) {
+		client_set_err(s, "cannot open %s: flags 0x%x, expected MQ_READ, MQ_WRITE or both",
+		               destination, flags);
+		return NULL;
+	}
+	if (s->free_requested) {
+		client_set_err(s, "cannot open %s: the session is being freed", destination);
+		return NULL;
+	}
+	if (!opts_ok(s, destination, opts))
+		return NULL;
+	if (flags & MQ_READ) {
+		if (opts && opts->id && *opts->id) {
+			id = opts->id;
+		} else {
+			/* Skip ids a caller chose by hand that look like ours. */
+			do
+				snprintf(idbuf, sizeof idbuf, "sub-%u", ++s->next_sub);
+			while (strmap_get(&s->subs, idbuf));
+			id = idbuf;
+		}
+		if (strmap_get(&s->subs, id)) {
+			client_set_err(s, "cannot open %s: subscription id '%s' is already in use in this session",
+			               destination, id);
+			return NULL;
+		}
+	}
+	q = xcalloc(1, sizeof *q);
+	q->s = s;
+	q->dest = xstrdup(destination);
+	q->id = xstrdup(id);
+	q->flags = flags;
+	set_opts(q, opts);
+	q->waiter = waiter;
+	q->next = s->queues;
+	if (s->queues)
+		s->queues->prev = q;
+	s->queues = q;
+	if (flags & MQ_READ) {
+		strmap_put(&s->subs, q->id, q);
+		if (s->state == MQ_SESSION_CONNECTED)
+			client_subscribe(q);
+	}
+	return q;
+}
+
+struct mq_queue *mq_open(struct mq_session *s, const char *destination, unsigned flags,
+                         const struct mq_queue_opts *opts)
+{
+	return client_open(s, destination, flags, opts, NULL);
+}
+
+int mq_configure(struct mq_queue *q, const struct mq_queue_opts *opts)
+{
+	struct mq_session *s = q->s;
+	enum mq_ack_mode old = q->ack;
+
+	if (!(q->flags & MQ_READ)) {
+		client_set_err(s, "cannot configure %s: it was not opened with MQ_READ", q->dest);
+		return -1;
+	}
+	if (opts && opts->id && *opts->id && strcmp(opts->id, q->id) != 0) {
+		client_set_err(s, "cannot configure %s: the subscription id is '%s' and cannot change to '%s'",
+		               q->dest, q->id, opts->id);
+		return -1;
+	}
+	if (!opts_ok(s, q->dest, opts))
+		return -1;
+	set_opts(q, opts);
+	q->gen++;
+	if (s->state != MQ_SESSION_CONNECTED)
+		return 0;	/* the next CONNECTED subscribes with these */
+
+	struct pending *p = client_pending_new(s, PEND_UNSUBSCRIBE);
+	p->q = q;
+	send_unsubscribe(q, p);
+	/* Several configures may overlap: the old frames are delivered only
+	 * when every old subscription among them was ack:auto. */
+	q->stale_deliver = (q->unsub_wait ? q->stale_deliver : true) && old == MQ_ACK_AUTO;
+	q->unsub_wait++;
+	client_subscribe(q);
+	return 0;
+}
+
+void mq_close(struct mq_queue *q)
+{
+	struct mq_session *s;
+	if (!q || q->dead)
+		return;
+	s = q->s;
+	client_enter(s);
+	if (q->flags & MQ_READ) {
+		strmap_del(&s->subs, q->id);
+		if (s->state == MQ_SESSION_CONNECTED)
+			send_unsubscribe(q, NULL);
+	}
+	client_pending_cancel_queue(s, q);
+	q->waiter = NULL;
+	q->dead = true;
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		s->queues = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	q->prev = NULL;
+	q->next = s->dead_queues;
+	s->dead_queues = q;
+	client_leave(s);
+}
+
+void client_queue_free(struct mq_queue *q)
+{
+	free_headers(q->hdrs, q->nhdrs);
+	free(q->send_prefix);
+	free(q->dest);
+	free(q->id);
+	free(q);
+}
+
+const char *mq_queue_destination(const struct mq_queue *q) { return q->dest; }
+const char *mq_queue_id(const struct mq_queue *q) { return q->id; }
+void *mq_queue_arg(const struct mq_queue *q) { return q->arg; }
+struct mq_session *mq_queue_session(const struct mq_queue *q) { return q->s; }
+
+/* ---- delivery ---- */
+
+static struct mq_queue *by_destination(struct mq_session *s, const char *dest)
+{
+	/* A 1.0 broker need not say which subscription a MESSAGE is for. */
+	if (!dest)
+		return NULL;
+	for (struct mq_queue *q = s->queues; q; q = q->next)
+		if ((q->flags & MQ_READ) && strcmp(q->dest, dest) == 0)
+			return q;
+	return NULL;
+}
+
+void client_deliver(struct mq_session *s, struct frame *f)
+{
+	const char *sub = frame_get(f, "subscription");
+	struct mq_queue *q = sub ? strmap_get(&s->subs, sub) : by_destination(s, frame_get(f, "destination"));
+	struct mq_message *m = &s->cur;
+	mq_message_cb cb;
+	void *arg;
+	bool stale;
+
+	if (!q) {
+		s->stats.dropped++;
+		if (log_enabled(LOG_DEBUG))
+			log_debug("session %u %s: MESSAGE for subscription '%s' that is not open dropped",
+			          s->serial, s->addr, sub ? sub : "(none)");
+		return;
+	}
+	stale = q->unsub_wait > 0;
+	if (stale && !q->stale_deliver) {
+		/* The broker took it back when it processed our UNSUBSCRIBE. */
+		s->stats.dropped++;
+		return;
+	}
+	memset(m, 0, sizeof *m);
+	m->s = s;
+	m->q = q;
+	m->epoch = s->epoch;
+	m->gen = q->gen;
+	m->seq = ++q->delivered;
+	m->ack_mode = stale ? MQ_ACK_AUTO : q->ack;
+	m->ver = s->version;
+	client_message_fill(m, f->hdrs, f->nhdrs);
+	m->body = f->body;
+	m->len = f->body_len;
+	s->stats.received++;
+	cb = q->on_message ? q->on_message : s->on_message;
+	arg = q->on_message ? q->arg : s->arg;
+	if (cb)
+		cb(s, m, arg);
+	/* Whatever copy mq_message_ref made now lives on its own. */
+	m->copy = NULL;
+}
+
+/* ---- posting ---- */
+
+static void build_prefix(struct mq_queue *q, enum stomp_version v)
+{
+	size_t dl = strlen(q->dest);
+	char *p;
+	free(q->send_prefix);
+	q->send_prefix = p = xmalloc(5 + WB_HDR_BOUND(11, dl));
+	memcpy(p, "SEND\ndestination:", 17);
+	p += 17;
+	p += frame_escape(p, q->dest, dl, v);
+	*p++ = '\n';
+	q->send_prefix_len = (size_t)(p - q->send_prefix);
+	q->prefix_ver = v;
+}
+
+static bool reserved_header(const char *name)
+{
+	return strcmp(name, "destination") == 0 || strcmp(name, "receipt") == 0 ||
+	       strcmp(name, "content-length") == 0;
+}
+
+int client_post(struct mq_queue *q, const void *body, size_t len,
+                const struct mq_header *headers, size_t nheaders,
+                unsigned flags, mq_ack_cb on_ack, void *arg, uint64_t *receipt)
+{
+	struct mq_session *s = q->s;
+	struct evbuffer *out;
+	struct wb w;
+	size_t bound;
+	bool inline_body = len <= INLINE_BODY_MAX;
+
+	if (q->dead) {
+		client_set_err(s, "cannot post to %s: the queue is closed", q->dest);
+		return -1;
+	}
+	if (s->state != MQ_SESSION_CONNECTED) {
+		client_set_err(s, "cannot post to %s: session %s is %s", q->dest, s->addr,
+		               mq_session_state_name(s->state));
+		return -1;
+	}
+	if (!(q->flags & MQ_WRITE)) {
+		client_set_err(s, "cannot post to %s: the queue was not opened with MQ_WRITE", q->dest);
+		return -1;
+	}
+	if (!body && len) {
+		client_set_err(s, "cannot post to %s: NULL body of %zu bytes", q->dest, len);
+		return -1;
+	}
+	if (q->prefix_ver != s->version)
+		build_prefix(q, s->version);
+	bound = q->send_prefix_len + 9 + WB_U64_MAX + 16 + 16 + WB_U64_MAX + 3;
+	for (size_t i = 0; i < nheaders; i++) {
+		const char *n = headers[i].name, *v = headers[i].value;
+		if (!client_header_ok(s, "SEND", n, v, s->version))
+			return -1;
+		if (reserved_header(n)) {
+			client_set_err(s, "cannot post to %s: header '%s' is written by the library", q->dest, n);
+			return -1;
+		}
+		bound += WB_HDR_BOUND(strlen(n), strlen(v));
+	}
+	if (inline_body)
+		bound += len;
+
+	out = client_out(s);
+	wb_begin(&w, out, bound, s->version);
+	wb_raw(&w, q->send_prefix, q->send_prefix_len);
+	if (on_ack) {
+		struct pending *p = client_pending_new(s, PEND_POST);
+		p->cb = on_ack;
+		p->arg = arg;
+		if (receipt)
+			*receipt = p->id;
+		wb_raw(&w, "receipt:", 8);
+		wb_u64(&w, p->id);
+		*w.p++ = '\n';
+	}
+	if (flags & MQ_PERSISTENT)
+		wb_raw(&w, "persistent:true\n", 16);
+	for (size_t i = 0; i < nheaders; i++)
+		wb_hdrs(&w, headers[i].name, headers[i].value);
+	wb_raw(&w, "content-length:", 15);
+	wb_u64(&w, len);
+	wb_raw(&w, "\n\n", 2);
+	if (inline_body) {
+		if (len)
+			wb_raw(&w, body, len);
+		*w.p++ = 0;
+		s->stats.bytes_out += wb_end(&w);
+	} else {
+		s->stats.bytes_out += wb_end(&w);
+		evbuffer_add(out, body, len);
+		evbuffer_add(out, "", 1);
+		s->stats.bytes_out += len + 1;
+	}
+	s->stats.frames_out++;
+	s->stats.posted++;
+	client_check_high_water(s);
+	return 0;
+}
+
+int mq_post(struct mq_queue *q, const void *body, size_t len,
+            const struct mq_header *headers, size_t nheaders,
+            unsigned flags, mq_ack_cb on_ack, void *arg)
+{
+	return client_post(q, body, len, headers, nheaders, flags, on_ack, arg, NULL);
+}
+
+/* ---- transactions ---- */
+
+static int tx_frame(struct mq_session *s, const char *cmd, const char *tx, mq_ack_cb on_done, void *arg)
+{
+	struct wb w;
+	if (!tx || !*tx) {
+		client_set_err(s, "%s: empty transaction name", cmd);
+		return -1;
+	}
+	if (s->state != MQ_SESSION_CONNECTED) {
+		client_set_err(s, "cannot %s transaction %s: session %s is %s", cmd, tx, s->addr,
+		               mq_session_state_name(s->state));
+		return -1;
+	}
+	if (!client_header_ok(s, cmd, "transaction", tx, s->version))
+		return -1;
+	wb_begin(&w, client_out(s), 16 + WB_HDR_BOUND(11, strlen(tx)) + WB_HDR_BOUND(7, WB_U64_MAX), s->version);
+	wb_str(&w, cmd);
+	*w.p++ = '\n';
+	wb_hdrs(&w, "transaction", tx);
+	if (on_done) {
+		struct pending *p = client_pending_new(s, PEND_TX);
+		p->cb = on_done;
+		p->arg = arg;
+		wb_str(&w, "receipt:");
+		wb_u64(&w, p->id);
+		*w.p++ = '\n';
+	}
+	wb_raw(&w, "\n", 2);
+	s->stats.bytes_out += wb_end(&w);
+	s->stats.frames_out++;
+	return 0;
+}
+
+int mq_tx_begin(struct mq_session *s, const char *tx) { return tx_frame(s, "BEGIN", tx, NULL, NULL); }
+
+int mq_tx_commit(struct mq_session *s, const char *tx, mq_ack_cb on_done, void *arg)
+{
+	return tx_frame(s, "COMMIT", tx, on_done, arg);
+}
+
+int mq_tx_abort(struct mq_session *s, const char *tx, mq_ack_cb on_done, void *arg)
+{
+	return tx_frame(s, "ABORT", tx, on_done, arg);
+}

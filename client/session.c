@@ -1,0 +1,910 @@
+/* session.c: one connection to a broker: connect, CONNECT, the read loop
+ * and its handlers, receipts, heart-beats, and the one close path. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include <openssl/ssl.h>
+
+#include "client_int.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define DEFAULT_HOST "127.0.0.1"
+#define DEFAULT_PORT 61613
+#define DEFAULT_TLS_PORT 61614
+#define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_OUT_HIGH (4u << 20)
+#define DEFAULT_OUT_LOW (256u << 10)
+/* libevent 2.1 reads 4096 bytes at a time unless told otherwise; at high
+ * message rates that is one callback per few dozen messages. */
+#define MAX_SINGLE_IO (256u << 10)
+
+static unsigned session_serial;
+
+static void close_conn(struct mq_session *s, bool requested, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- small helpers ---- */
+
+void client_set_err(struct mq_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->err, sizeof s->err, fmt, ap);
+	va_end(ap);
+}
+
+static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+static const char *version_text(enum stomp_version v)
+{
+	switch (v) {
+	case STOMP_1_0: return "1.0";
+	case STOMP_1_1: return "1.1";
+	case STOMP_1_2: return "1.2";
+	}
+	return "?";
+}
+
+const char *mq_session_state_name(enum mq_session_state st)
+{
+	switch (st) {
+	case MQ_SESSION_IDLE: return "idle";
+	case MQ_SESSION_CONNECTING: return "connecting";
+	case MQ_SESSION_LOGIN: return "login";
+	case MQ_SESSION_CONNECTED: return "connected";
+	case MQ_SESSION_CLOSING: return "closing";
+	}
+	return "?";
+}
+
+static void set_state(struct mq_session *s, enum mq_session_state st)
+{
+	if (log_enabled(LOG_DEBUG))
+		log_debug("session %u %s: %s -> %s", s->serial, s->addr,
+		          mq_session_state_name(s->state), mq_session_state_name(st));
+	s->state = st;
+}
+
+static void emit(struct mq_session *s, const struct mq_event *ev)
+{
+	if (s->on_event && !s->free_requested)
+		s->on_event(s, ev, s->arg);
+}
+
+struct evbuffer *client_out(struct mq_session *s) { return bufferevent_get_output(s->bev); }
+
+void client_check_high_water(struct mq_session *s)
+{
+	if (!s->out_above_high && evbuffer_get_length(bufferevent_get_output(s->bev)) > s->out_high)
+		s->out_above_high = true;
+}
+
+/* ---- reentrancy ---- */
+
+static void destroy(struct mq_session *s);
+
+void client_enter(struct mq_session *s) { s->busy++; }
+
+/* Frees what was closed while callbacks could still be using it. */
+static void sweep(struct mq_session *s)
+{
+	for (size_t i = 0; i < s->ndead_bevs; i++)
+		bufferevent_free(s->dead_bevs[i]);
+	free(s->dead_bevs);
+	s->dead_bevs = NULL;
+	s->ndead_bevs = 0;
+	while (s->dead_queues) {
+		struct mq_queue *q = s->dead_queues;
+		s->dead_queues = q->next;
+		client_messages_detach_queue(s, q);
+		client_queue_free(q);
+	}
+}
+
+bool client_leave(struct mq_session *s)
+{
+	if (--s->busy > 0)
+		return false;
+	sweep(s);
+	if (s->free_requested && s->running == 0) {
+		destroy(s);
+		return true;
+	}
+	return false;
+}
+
+/* ---- receipts ---- */
+
+struct pending *client_pending_new(struct mq_session *s, enum pend_kind kind)
+{
+	struct pending *p = s->free_pend;
+	if (p)
+		s->free_pend = p->next_free;
+	else
+		p = xmalloc(sizeof *p);
+	memset(p, 0, sizeof *p);
+	p->id = ++s->next_receipt;
+	p->kind = kind;
+	u64map_put(&s->pending, p->id, p);
+	if (kind == PEND_POST)
+		s->stats.acks_pending++;
+	return p;
+}
+
+static void pending_recycle(struct mq_session *s, struct pending *p)
+{
+	p->next_free = s->free_pend;
+	s->free_pend = p;
+}
+
+/* Settles one receipt: the callback it carries runs here. */
+static void settle(struct mq_session *s, struct pending *p, enum mq_ack_status st, const char *text)
+{
+	struct mq_ack ack = { .status = st, .text = text ? text : "", .receipt = p->id };
+	struct pending copy = *p;
+
+	/* Recycled before the callback, which may post and reuse it. */
+	pending_recycle(s, p);
+	switch (copy.kind) {
+	case PEND_POST:
+		s->stats.acks_pending--;
+		if (st == MQ_ACK_OK)
+			s->stats.acked++;
+		else
+			s->stats.ack_failed++;
+		/* fall through */
+	case PEND_TX:
+		if (copy.cb)
+			copy.cb(s, &ack, copy.arg);
+		break;
+	case PEND_SUBSCRIBE:
+		if (copy.q)
+			client_queue_done(copy.q, st, ack.text);
+		break;
+	case PEND_UNSUBSCRIBE:
+		if (copy.q && copy.q->unsub_wait)
+			copy.q->unsub_wait--;
+		break;
+	case PEND_DISCONNECT:
+		if (st == MQ_ACK_OK)
+			close_conn(s, true, "closed by mq_session_stop");
+		break;
+	}
+}
+
+void client_pending_cancel_queue(struct mq_session *s, struct mq_queue *q)
+{
+	size_t it = 0;
+	void *v;
+	while (u64map_next(&s->pending, &it, NULL, &v)) {
+		struct pending *p = v;
+		if (p->q == q)
+			p->q = NULL;
+	}
+}
+
+/* Forgets a receipt whose waiter gave up (a *_sync timeout). */
+void client_pending_drop(struct mq_session *s, uint64_t id)
+{
+	struct pending *p = u64map_del(&s->pending, id);
+	if (!p)
+		return;
+	if (p->kind == PEND_POST) {
+		s->stats.acks_pending--;
+		s->stats.ack_failed++;
+	}
+	pending_recycle(s, p);
+}
+
+static int cmp_pending(const void *a, const void *b)
+{
+	const struct pending *x = *(struct pending *const *)a, *y = *(struct pending *const *)b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Every receipt still awaited fails, in the order they were asked for. */
+static void fail_all_pending(struct mq_session *s, const char *text)
+{
+	struct pending **list;
+	size_t n = 0, it = 0;
+	uint64_t key;
+	void *v;
+
+	if (s->pending.count <= 1)
+		return;	/* the anchor only */
+	list = xmalloc(s->pending.count * sizeof *list);
+	while (u64map_next(&s->pending, &it, &key, &v))
+		if (key != 0)
+			list[n++] = v;
+	/* Out of the map before any callback runs: they may add receipts. */
+	for (size_t i = 0; i < n; i++)
+		u64map_del(&s->pending, list[i]->id);
+	qsort(list, n, sizeof *list, cmp_pending);
+	for (size_t i = 0; i < n; i++)
+		settle(s, list[i], MQ_ACK_FAILED, text);
+	free(list);
+}
+
+/* ---- timers ---- */
+
+static void arm(struct event *ev, unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	event_add(ev, &tv);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mq_session *s = arg;
+	client_enter(s);
+	if (s->state == MQ_SESSION_CONNECTING || s->state == MQ_SESSION_LOGIN)
+		close_conn(s, false, "no CONNECTED from %s within %u ms", s->addr, s->timeout_ms);
+	else if (s->state == MQ_SESSION_CLOSING)
+		close_conn(s, true, "closed by mq_session_stop (no RECEIPT for DISCONNECT within %u ms)",
+		           s->timeout_ms);
+	client_leave(s);
+}
+
+static void hb_out_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mq_session *s = arg;
+	/* Only when nothing else went out since the last check: any frame is
+	 * proof of life. Checked at half the interval so that the gap never
+	 * exceeds it. */
+	if (s->stats.bytes_out == s->hb_out_mark && s->bev) {
+		evbuffer_add(bufferevent_get_output(s->bev), "\n", 1);
+		s->stats.bytes_out++;
+		s->stats.heartbeats_out++;
+	}
+	s->hb_out_mark = s->stats.bytes_out;
+}
+
+static void hb_in_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mq_session *s = arg;
+	if (s->rx_seen) {
+		s->rx_seen = false;
+		s->hb_in_misses = 0;
+		return;
+	}
+	/* Two whole intervals without a byte: the specification leaves the
+	 * tolerance to us, and one late heart-beat is not a dead broker. */
+	if (++s->hb_in_misses < 2)
+		return;
+	client_enter(s);
+	close_conn(s, false, "broker %s silent for %u ms (heart-beat interval %u ms)",
+	           s->addr, 2 * s->hb_in_ms, s->hb_in_ms);
+	client_leave(s);
+}
+
+/* ---- the close path ---- */
+
+static void close_conn(struct mq_session *s, bool requested, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	bool was_up;
+	struct mq_event ev = { 0 };
+
+	if (s->state == MQ_SESSION_IDLE)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	was_up = s->state == MQ_SESSION_CONNECTED || s->state == MQ_SESSION_CLOSING;
+	requested = requested || s->stop_requested;
+
+	client_enter(s);
+	if (s->bev) {
+		/* The bufferevent may be the one whose callback is running: free
+		 * it in the sweep, once every callback has returned. */
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+		s->dead_bevs = xrealloc(s->dead_bevs, (s->ndead_bevs + 1) * sizeof *s->dead_bevs);
+		s->dead_bevs[s->ndead_bevs++] = s->bev;
+		s->bev = NULL;
+	}
+	event_del(s->timer);
+	event_del(s->hb_out_ev);
+	event_del(s->hb_in_ev);
+	memset(&s->scan, 0, sizeof s->scan);
+	s->in_counted = 0;
+	s->epoch++;
+	s->out_above_high = false;
+	s->stop_requested = false;
+	set_state(s, MQ_SESSION_IDLE);
+	for (struct mq_queue *q = s->queues; q; q = q->next) {
+		q->unsub_wait = 0;
+		q->gen++;
+	}
+	snprintf(s->err, sizeof s->err, "%s", text);
+	if (was_up)
+		log_info("session %u %s: disconnected: %s", s->serial, s->addr, text);
+	else
+		log_info("session %u %s: connection failed: %s", s->serial, s->addr, text);
+
+	fail_all_pending(s, text);
+	ev.type = was_up ? MQ_EVENT_DISCONNECTED : MQ_EVENT_CONNECT_FAILED;
+	ev.text = text;
+	ev.requested = requested;
+	emit(s, &ev);
+	client_leave(s);
+}
+
+/* ---- frame handlers ---- */
+
+static bool offered(const struct mq_session *s, const char *v)
+{
+	const char *p = s->accept_version;
+	size_t n = strlen(v);
+	while (p && *p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		while (len && *p == ' ') {
+			p++;
+			len--;
+		}
+		while (len && p[len - 1] == ' ')
+			len--;
+		if (len == n && memcmp(p, v, n) == 0)
+			return true;
+		p = comma ? comma + 1 : NULL;
+	}
+	return false;
+}
+
+static void handle_connected(struct mq_session *s, struct frame *f)
+{
+	const char *v = frame_get(f, "version");
+	const char *hb = frame_get(f, "heart-beat");
+	unsigned long sx = 0, sy = 0;
+	char text[256];
+	struct mq_event ev = { .type = MQ_EVENT_CONNECTED };
+
+	if (s->state != MQ_SESSION_LOGIN) {
+		log_warn("session %u %s: CONNECTED frame in state %s ignored", s->serial, s->addr,
+		         mq_session_state_name(s->state));
+		return;
+	}
+	if (!v)
+		v = "1.0";	/* a 1.0 broker does not say */
+	if (strcmp(v, "1.0") == 0 || strcmp(v, "1.1") == 0 || strcmp(v, "1.2") == 0) {
+		if (!offered(s, v)) {
+			close_conn(s, false, "broker %s chose STOMP version %s, which was not offered (accept-version:%s)",
+			           s->addr, v, s->accept_version);
+			return;
+		}
+		s->version = (enum stomp_version)(10 + (v[2] - '0'));
+	} else {
+		close_conn(s, false, "broker %s answered with unknown STOMP version '%s' (accept-version:%s)",
+		           s->addr, v, s->accept_version);
+		return;
+	}
+	if (hb && s->version >= STOMP_1_1) {
+		char *end;
+		sx = strtoul(hb, &end, 10);
+		if (*end == ',')
+			sy = strtoul(end + 1, &end, 10);
+		if (*end) {
+			close_conn(s, false, "broker %s sent a malformed heart-beat header '%s' in CONNECTED: expected sx,sy",
+			           s->addr, hb);
+			return;
+		}
+	}
+	/* The specification's rule: each side sends at the slower of what one
+	 * can do and the other wants; 0 on either side means none. */
+	s->hb_out_ms = (s->hb_send_ms && sy) ? (unsigned)MAX(s->hb_send_ms, sy) : 0;
+	s->hb_in_ms = (s->hb_recv_ms && sx) ? (unsigned)MAX(s->hb_recv_ms, sx) : 0;
+	free(s->server);
+	free(s->broker_session);
+	s->server = xstrdup(frame_get(f, "server") ? frame_get(f, "server") : "");
+	s->broker_session = xstrdup(frame_get(f, "session") ? frame_get(f, "session") : "");
+
+	event_del(s->timer);
+	set_state(s, MQ_SESSION_CONNECTED);
+	s->stats.connects++;
+	if (s->hb_out_ms) {
+		s->hb_out_mark = s->stats.bytes_out;
+		arm(s->hb_out_ev, MAX(s->hb_out_ms / 2, 1));
+	}
+	if (s->hb_in_ms) {
+		s->rx_seen = false;
+		s->hb_in_misses = 0;
+		arm(s->hb_in_ev, s->hb_in_ms);
+	}
+	for (struct mq_queue *q = s->queues; q; q = q->next)
+		if (q->flags & MQ_READ)
+			client_subscribe(q);
+
+	snprintf(text, sizeof text, "connected to %s (STOMP %s%s%s)", s->addr, version_text(s->version),
+	         *s->server ? ", server " : "", s->server);
+	log_info("session %u %s", s->serial, text);
+	ev.text = text;
+	emit(s, &ev);
+}
+
+static struct pending *take_receipt(struct mq_session *s, const char *rid, const char *frame)
+{
+	uint64_t id;
+	struct pending *p;
+	if (!rid)
+		return NULL;
+	if (!parse_u64(rid, 1, UINT64_MAX, &id) || !(p = u64map_del(&s->pending, id))) {
+		log_warn("session %u %s: %s for unknown receipt '%s' ignored", s->serial, s->addr, frame, rid);
+		return NULL;
+	}
+	return p;
+}
+
+static void handle_receipt(struct mq_session *s, struct frame *f)
+{
+	struct pending *p = take_receipt(s, frame_get(f, "receipt-id"), "RECEIPT");
+	if (p)
+		settle(s, p, MQ_ACK_OK, "");
+}
+
+static void handle_error(struct mq_session *s, struct frame *f)
+{
+	const char *msg = frame_get(f, "message");
+	const char *rid = frame_get(f, "receipt-id");
+	char text[256];
+	struct pending *p;
+	struct mq_event ev = { .type = MQ_EVENT_ERROR_FRAME };
+
+	s->stats.errors++;
+	if (msg && *msg) {
+		snprintf(text, sizeof text, "%s", msg);
+	} else if (f->body_len) {
+		/* Some brokers put everything in the body; its first line will do. */
+		size_t n = strcspn(f->body, "\r\n");
+		snprintf(text, sizeof text, "%.*s", (int)MIN(n, sizeof text - 1), f->body);
+	} else {
+		snprintf(text, sizeof text, "ERROR frame without a message");
+	}
+	snprintf(s->last_error, sizeof s->last_error, "%s", text);
+
+	if (s->state == MQ_SESSION_CONNECTING || s->state == MQ_SESSION_LOGIN) {
+		close_conn(s, false, "broker %s refused CONNECT: %s", s->addr, text);
+		return;
+	}
+	log_info("session %u %s: ERROR from broker: %s", s->serial, s->addr, text);
+	p = take_receipt(s, rid, "ERROR");
+	if (p)
+		settle(s, p, MQ_ACK_FAILED, text);
+	if (s->state == MQ_SESSION_IDLE)
+		return;	/* the acknowledgement callback closed the session */
+	ev.text = text;
+	ev.detail = f->body;
+	ev.detail_len = f->body_len;
+	ev.receipt_id = rid;
+	emit(s, &ev);
+}
+
+static void dispatch(struct mq_session *s, struct frame *f)
+{
+	switch (f->cmd) {
+	case CMD_CONNECTED: handle_connected(s, f); break;
+	case CMD_MESSAGE:
+		if (s->state == MQ_SESSION_CONNECTED || s->state == MQ_SESSION_CLOSING)
+			client_deliver(s, f);
+		break;
+	case CMD_RECEIPT: handle_receipt(s, f); break;
+	case CMD_ERROR: handle_error(s, f); break;
+	default:
+		log_warn("session %u %s: unexpected %s frame from the broker ignored", s->serial, s->addr,
+		         frame_cmd_name(f->cmd));
+	}
+}
+
+/* libevent makes connecting sockets without close-on-exec: a program that
+ * runs children (the scenario runner starts brokers) would hand them our
+ * connections, and an aborted connection would stay open in the child. */
+static void keep_from_children(struct bufferevent *bev)
+{
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	if (fd >= 0)
+		evutil_make_socket_closeonexec(fd);
+}
+
+/* ---- bufferevent callbacks ---- */
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct mq_session *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint32_t epoch = s->epoch;
+	char err[256];
+
+	client_enter(s);
+	s->rx_seen = true;
+	s->stats.bytes_in += evbuffer_get_length(in) - s->in_counted;
+	for (;;) {
+		/* Until CONNECTED says otherwise, headers are taken raw: a 1.0
+		 * decoding can never fail on what a broker of any version sends. */
+		enum stomp_version v = s->state >= MQ_SESSION_CONNECTED ? s->version : STOMP_1_0;
+		enum frame_status st = frame_parse(in, &s->scan, &s->frame, &s->lim, v, err, sizeof err);
+		s->stats.heartbeats_in += s->frame.skipped_eols;
+		if (st == FRAME_NEED_MORE)
+			break;
+		if (st == FRAME_ERROR) {
+			close_conn(s, false, "malformed frame from broker %s: %s", s->addr, err);
+			break;
+		}
+		s->stats.frames_in++;
+		dispatch(s, &s->frame);
+		/* A callback closed the connection: its buffer is the dead one. */
+		if (s->epoch != epoch)
+			break;
+		frame_consume(in, &s->scan, &s->frame);
+	}
+	if (s->epoch == epoch)
+		s->in_counted = evbuffer_get_length(in);
+	client_leave(s);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct mq_session *s = arg;
+	struct mq_event ev = { .type = MQ_EVENT_DRAINED, .text = "output buffer drained" };
+	if (!s->out_above_high)
+		return;
+	s->out_above_high = false;
+	client_enter(s);
+	emit(s, &ev);
+	client_leave(s);
+}
+
+static void send_connect(struct mq_session *s)
+{
+	struct wb w;
+	size_t bound = 16 + WB_HDR_BOUND(14, strlen(s->accept_version)) + WB_HDR_BOUND(4, strlen(s->vhost)) +
+	               WB_HDR_BOUND(10, 2 * WB_U64_MAX + 1) + 2;
+	if (s->login)
+		bound += WB_HDR_BOUND(5, strlen(s->login));
+	if (s->passcode)
+		bound += WB_HDR_BOUND(8, strlen(s->passcode));
+	if (s->client_id)
+		bound += WB_HDR_BOUND(9, strlen(s->client_id));
+	/* CONNECT headers are never escaped, whatever the version. */
+	wb_begin(&w, client_out(s), bound, STOMP_1_0);
+	wb_str(&w, "CONNECT\n");
+	wb_hdrs(&w, "accept-version", s->accept_version);
+	wb_hdrs(&w, "host", s->vhost);
+	if (s->login)
+		wb_hdrs(&w, "login", s->login);
+	if (s->passcode)
+		wb_hdrs(&w, "passcode", s->passcode);
+	if (s->client_id)
+		wb_hdrs(&w, "client-id", s->client_id);
+	wb_str(&w, "heart-beat:");
+	wb_u64(&w, s->hb_send_ms);
+	wb_raw(&w, ",", 1);
+	wb_u64(&w, s->hb_recv_ms);
+	wb_raw(&w, "\n\n", 3);	/* the blank line and the NUL */
+	s->stats.bytes_out += wb_end(&w);
+	s->stats.frames_out++;
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct mq_session *s = arg;
+	char reason[256];
+
+	client_enter(s);
+	if (what & BEV_EVENT_CONNECTED) {
+		/* Sockets made after a name lookup are marked here. */
+		keep_from_children(bev);
+		evutil_socket_t fd = bufferevent_getfd(bev);
+		int one = 1;
+		/* Frames are batched in the output buffer already; Nagle would
+		 * only add latency to receipts and acknowledgements. */
+		if (fd >= 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		set_state(s, MQ_SESSION_LOGIN);
+		send_connect(s);
+	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		int err = EVUTIL_SOCKET_ERROR();	/* first: later calls may change it */
+		bool up = s->state == MQ_SESSION_CONNECTED || s->state == MQ_SESSION_CLOSING;
+		int dns = bufferevent_socket_get_dns_error(bev);
+		const char *why = err ? evutil_socket_error_to_string(err) : "connection failed";
+
+		if (dns) {
+			close_conn(s, false, "cannot resolve broker host '%s': %s", s->host, evutil_gai_strerror(dns));
+		} else if (s->state == MQ_SESSION_CONNECTING) {
+			if (s->tls && client_tls_describe(s, bev, reason, sizeof reason))
+				close_conn(s, false, "TLS handshake with %s failed: %s", s->addr, reason);
+			else if (what & BEV_EVENT_EOF)
+				close_conn(s, false, "connection to %s closed during the TLS handshake", s->addr);
+			else
+				close_conn(s, false, "cannot connect to %s: %s", s->addr, why);
+		} else if (what & BEV_EVENT_EOF) {
+			if (s->state == MQ_SESSION_CLOSING)
+				close_conn(s, true, "closed by mq_session_stop");
+			else if (*s->last_error)
+				close_conn(s, false, "connection to %s closed by the broker after ERROR: %s",
+				           s->addr, s->last_error);
+			else
+				close_conn(s, false, "connection to %s closed by the broker%s", s->addr,
+				           up ? "" : " before CONNECTED");
+		} else if (s->tls && client_tls_describe(s, bev, reason, sizeof reason)) {
+			close_conn(s, false, "TLS error on the connection to %s: %s", s->addr, reason);
+		} else {
+			close_conn(s, false, "connection to %s lost: %s", s->addr, why);
+		}
+	}
+	client_leave(s);
+}
+
+/* ---- public: life cycle ---- */
+
+struct mq_session *mq_session_new(struct event_base *base, const struct mq_session_opts *o)
+{
+	struct mq_session *s;
+	char addr[300];
+
+	if (!base || !o)
+		return NULL;
+	s = xcalloc(1, sizeof *s);
+	s->base = base;
+	s->serial = ++session_serial;
+	s->host = xstrdup(o->host && *o->host ? o->host : DEFAULT_HOST);
+	s->dns_base = o->dns_base;
+	s->vhost = xstrdup(o->vhost && *o->vhost ? o->vhost : s->host);
+	s->accept_version = xstrdup(o->accept_version && *o->accept_version ? o->accept_version : "1.0,1.1,1.2");
+	s->login = dup_or_null(o->login);
+	s->passcode = dup_or_null(o->passcode);
+	s->client_id = dup_or_null(o->client_id);
+	s->hb_send_ms = o->heartbeat_send_ms;
+	s->hb_recv_ms = o->heartbeat_recv_ms;
+	s->timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : DEFAULT_TIMEOUT_MS;
+	s->tls = o->tls;
+	s->tls_cert_key = dup_or_null(o->tls_cert_key);
+	s->tls_ca_chain = dup_or_null(o->tls_ca_chain);
+	s->tls_server_name = dup_or_null(o->tls_server_name);
+	if (o->tls_env)
+		client_tls_env(s);
+	s->port = o->port ? o->port : (s->tls ? DEFAULT_TLS_PORT : DEFAULT_PORT);
+	s->out_high = o->out_high_water ? o->out_high_water : DEFAULT_OUT_HIGH;
+	s->out_low = o->out_low_water ? o->out_low_water : DEFAULT_OUT_LOW;
+	if (s->out_low > s->out_high)
+		s->out_low = s->out_high;
+	s->on_event = o->on_event;
+	s->on_message = o->on_message;
+	s->arg = o->arg;
+	snprintf(addr, sizeof addr, strchr(s->host, ':') ? "[%s]:%u" : "%s:%u", s->host, s->port);
+	s->addr = xstrdup(addr);
+
+	s->lim.max_frame = o->max_frame ? o->max_frame : FRAME_DEFAULT_MAX_FRAME;
+	/* A broker may pass on every header its producers set: be generous
+	 * with counts and lines, strict only on the total. */
+	s->lim.max_headers = 1024;
+	s->lim.max_header_line = 64 * 1024;
+	frame_init(&s->frame);
+	u64map_init(&s->pending);
+	u64map_put(&s->pending, 0, &s->pend_anchor);
+	strmap_init(&s->subs);
+	s->server = xstrdup("");
+	s->broker_session = xstrdup("");
+	s->timer = evtimer_new(base, timer_cb, s);
+	s->hb_out_ev = event_new(base, -1, EV_PERSIST, hb_out_cb, s);
+	s->hb_in_ev = event_new(base, -1, EV_PERSIST, hb_in_cb, s);
+	return s;
+}
+
+static bool connect_headers_ok(struct mq_session *s)
+{
+	static const char *const names[] = { "accept-version", "host", "login", "passcode", "client-id" };
+	const char *values[] = { s->accept_version, s->vhost, s->login, s->passcode, s->client_id };
+	for (size_t i = 0; i < ARRAY_LEN(names); i++)
+		if (values[i] && !client_header_ok(s, "CONNECT", names[i], values[i], STOMP_1_0))
+			return false;
+	return true;
+}
+
+int mq_session_start(struct mq_session *s)
+{
+	struct bufferevent *bev;
+	const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+	struct sockaddr_storage ss;
+	int sslen = sizeof ss;
+	int r;
+
+	if (s->state != MQ_SESSION_IDLE) {
+		client_set_err(s, "session %s is already %s", s->addr, mq_session_state_name(s->state));
+		return -1;
+	}
+	if (s->free_requested) {
+		client_set_err(s, "session %s is being freed", s->addr);
+		return -1;
+	}
+	if (!connect_headers_ok(s))
+		return -1;
+	if (s->tls) {
+		struct ssl_st *ssl;
+		if (!s->ssl_ctx && !(s->ssl_ctx = client_tls_ctx(s)))
+			return -1;
+		if (!(ssl = client_tls_ssl(s)))
+			return -1;
+		bev = bufferevent_openssl_socket_new(s->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
+		if (!bev) {
+			SSL_free(ssl);
+			client_set_err(s, "cannot create a TLS connection to %s", s->addr);
+			return -1;
+		}
+		/* A broker that closes without close_notify has still closed. */
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	} else {
+		bev = bufferevent_socket_new(s->base, -1, opts);
+		if (!bev) {
+			client_set_err(s, "cannot create a connection to %s", s->addr);
+			return -1;
+		}
+	}
+	bufferevent_setcb(bev, read_cb, write_cb, event_cb, s);
+	bufferevent_set_max_single_read(bev, MAX_SINGLE_IO);
+	bufferevent_set_max_single_write(bev, MAX_SINGLE_IO);
+	bufferevent_setwatermark(bev, EV_WRITE, s->out_low, 0);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+
+	memset(&ss, 0, sizeof ss);
+	if (evutil_parse_sockaddr_port(s->host, (struct sockaddr *)&ss, &sslen) == 0) {
+		/* A numeric address: no resolver involved. */
+		if (ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = htons(s->port);
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons(s->port);
+		r = bufferevent_socket_connect(bev, (struct sockaddr *)&ss, sslen);
+	} else {
+		r = bufferevent_socket_connect_hostname(bev, s->dns_base, AF_UNSPEC, s->host, s->port);
+	}
+	if (r < 0) {
+		int err = EVUTIL_SOCKET_ERROR();
+		bufferevent_free(bev);
+		client_set_err(s, "cannot connect to %s: %s", s->addr, evutil_socket_error_to_string(err));
+		return -1;
+	}
+	keep_from_children(bev);
+	s->bev = bev;
+	s->last_error[0] = 0;
+	s->version = 0;
+	s->hb_out_ms = s->hb_in_ms = 0;
+	s->err[0] = 0;
+	set_state(s, MQ_SESSION_CONNECTING);
+	arm(s->timer, s->timeout_ms);
+	return 0;
+}
+
+void mq_session_stop(struct mq_session *s)
+{
+	struct wb w;
+	struct pending *p;
+
+	if (!s)
+		return;
+	switch (s->state) {
+	case MQ_SESSION_IDLE:
+	case MQ_SESSION_CLOSING:
+		return;
+	case MQ_SESSION_CONNECTING:
+	case MQ_SESSION_LOGIN:
+		close_conn(s, true, "stopped by mq_session_stop before CONNECTED");
+		return;
+	case MQ_SESSION_CONNECTED:
+		break;
+	}
+	p = client_pending_new(s, PEND_DISCONNECT);
+	wb_begin(&w, client_out(s), 32 + WB_U64_MAX, s->version);
+	wb_str(&w, "DISCONNECT\nreceipt:");
+	wb_u64(&w, p->id);
+	wb_raw(&w, "\n\n", 3);
+	s->stats.bytes_out += wb_end(&w);
+	s->stats.frames_out++;
+	s->stop_requested = true;
+	set_state(s, MQ_SESSION_CLOSING);
+	arm(s->timer, s->timeout_ms);
+}
+
+void mq_session_abort(struct mq_session *s)
+{
+	if (!s || s->state == MQ_SESSION_IDLE)
+		return;
+	close_conn(s, true, "aborted by mq_session_abort");
+}
+
+static void destroy(struct mq_session *s)
+{
+	/* Never back to zero: callbacks run below must not free it again. */
+	s->busy++;
+	fail_all_pending(s, "session freed");
+	if (s->bev)
+		bufferevent_free(s->bev);	/* not expected: free closes first */
+	sweep(s);
+	while (s->queues) {
+		struct mq_queue *q = s->queues;
+		s->queues = q->next;
+		client_messages_detach_queue(s, q);
+		client_queue_free(q);
+	}
+	client_messages_detach_session(s);
+	while (s->free_pend) {
+		struct pending *p = s->free_pend;
+		s->free_pend = p->next_free;
+		free(p);
+	}
+	u64map_fini(&s->pending);
+	strmap_fini(&s->subs);
+	frame_fini(&s->frame);
+	event_free(s->timer);
+	event_free(s->hb_out_ev);
+	event_free(s->hb_in_ev);
+	if (s->ssl_ctx)
+		SSL_CTX_free(s->ssl_ctx);
+	free(s->addr);
+	free(s->host);
+	free(s->vhost);
+	free(s->accept_version);
+	free(s->login);
+	free(s->passcode);
+	free(s->client_id);
+	free(s->tls_cert_key);
+	free(s->tls_ca_chain);
+	free(s->tls_server_name);
+	free(s->server);
+	free(s->broker_session);
+	free(s);
+}
+
+void mq_session_free(struct mq_session *s)
+{
+	if (!s || s->free_requested)
+		return;
+	client_enter(s);
+	/* From here on no event is reported; acknowledgement callbacks still
+	 * run, so that whatever their arguments hold can be released. */
+	s->free_requested = true;
+	if (s->state != MQ_SESSION_IDLE)
+		close_conn(s, true, "session freed");
+	client_leave(s);
+}
+
+/* ---- public: accessors ---- */
+
+enum mq_session_state mq_session_state(const struct mq_session *s) { return s->state; }
+const char *mq_session_error(const struct mq_session *s) { return s->err; }
+int mq_session_version(const struct mq_session *s)
+{
+	return s->state == MQ_SESSION_CONNECTED || s->state == MQ_SESSION_CLOSING ? (int)s->version : 0;
+}
+const char *mq_session_server(const struct mq_session *s) { return s->server; }
+const char *mq_session_broker_session(const struct mq_session *s) { return s->broker_session; }
+struct event_base *mq_session_base(const struct mq_session *s) { return s->base; }
+
+void mq_session_heartbeats(const struct mq_session *s, unsigned *send_ms, unsigned *recv_ms)
+{
+	if (send_ms)
+		*send_ms = s->hb_out_ms;
+	if (recv_ms)
+		*recv_ms = s->hb_in_ms;
+}
+
+size_t mq_session_pending_bytes(const struct mq_session *s)
+{
+	return s->bev ? evbuffer_get_length(bufferevent_get_output(s->bev)) : 0;
+}
+
+void mq_session_stats(const struct mq_session *s, struct mq_stats *out) { *out = s->stats; }
