@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 
 #include "common/frame.h"
+#include "common/frame_write.h"
 #include "common/hmap.h"
 #include "mqclient.h"
 
@@ -209,24 +210,7 @@ void client_message_fill(struct mq_message *m, struct frame_hdr *hdrs, size_t nh
 void client_messages_detach_queue(struct mq_session *s, struct mq_queue *q);
 void client_messages_detach_session(struct mq_session *s);
 
-/* wire.c: frames written straight into the output buffer. A frame is
- * begun with an upper bound of its size, filled, and committed once. */
-struct wb {
-	struct evbuffer *out;
-	struct evbuffer_iovec v;
-	char *p;
-	enum stomp_version ver;	/* escaping for headers */
-};
-/* Bound for one header line of these lengths, escaping included. */
-#define WB_HDR_BOUND(nlen, vlen) (2 * ((size_t)(nlen) + (size_t)(vlen)) + 2)
-#define WB_U64_MAX 20
-void wb_begin(struct wb *w, struct evbuffer *out, size_t bound, enum stomp_version ver);
-void wb_raw(struct wb *w, const void *p, size_t n);
-void wb_str(struct wb *w, const char *s);
-void wb_hdr(struct wb *w, const char *name, size_t nlen, const char *value, size_t vlen);
-void wb_hdrs(struct wb *w, const char *name, const char *value);	/* NUL-terminated */
-void wb_u64(struct wb *w, uint64_t v);
-size_t wb_end(struct wb *w);	/* commits; returns the bytes written */
+/* wire.c */
 bool client_header_ok(struct mq_session *s, const char *what, const char *name,
                       const char *value, enum stomp_version ver);
 

@@ -176,7 +176,7 @@ static int settle_message(struct mq_message *m, enum frame_cmd cmd, const char *
 	struct mq_session *s = m->s;
 	const char *verb = cmd == CMD_ACK ? "confirm" : "reject";
 	size_t bound;
-	struct wb w;
+	struct frame_writer w;
 
 	if (!s)
 		return -1;	/* the session is gone, and its error text with it */
@@ -223,21 +223,21 @@ static int settle_message(struct mq_message *m, enum frame_cmd cmd, const char *
 		return 0;
 	}
 
-	bound = 8 + WB_HDR_BOUND(12, strlen(m->ack)) + WB_HDR_BOUND(10, strlen(m->id)) +
-	        WB_HDR_BOUND(12, strlen(m->sub)) + (tx ? WB_HDR_BOUND(11, strlen(tx)) : 0);
-	wb_begin(&w, client_out(s), bound, m->ver);
-	wb_str(&w, cmd == CMD_ACK ? "ACK\n" : "NACK\n");
+	bound = 8 + FW_HDR_BOUND(12, strlen(m->ack)) + FW_HDR_BOUND(10, strlen(m->id)) +
+	        FW_HDR_BOUND(12, strlen(m->sub)) + (tx ? FW_HDR_BOUND(11, strlen(tx)) : 0);
+	fw_begin(&w, client_out(s), bound, m->ver);
+	fw_str(&w, cmd == CMD_ACK ? "ACK\n" : "NACK\n");
 	if (m->ver >= STOMP_1_2) {
-		wb_hdrs(&w, "id", m->ack);
+		fw_hdrs(&w, "id", m->ack);
 	} else {
-		wb_hdrs(&w, "message-id", m->id);
+		fw_hdrs(&w, "message-id", m->id);
 		if (m->ver == STOMP_1_1)
-			wb_hdrs(&w, "subscription", m->sub);
+			fw_hdrs(&w, "subscription", m->sub);
 	}
 	if (tx)
-		wb_hdrs(&w, "transaction", tx);
-	wb_raw(&w, "\n", 2);
-	s->stats.bytes_out += wb_end(&w);
+		fw_hdrs(&w, "transaction", tx);
+	fw_raw(&w, "\n", 2);
+	s->stats.bytes_out += fw_end(&w);
 	s->stats.frames_out++;
 	if (cmd == CMD_ACK)
 		s->stats.confirmed++;

@@ -89,76 +89,76 @@ static void set_opts(struct mq_queue *q, const struct mq_queue_opts *o)
 	q->arg = o->arg;
 }
 
-static void wb_i64(struct wb *w, int64_t v)
+static void wb_i64(struct frame_writer *w, int64_t v)
 {
 	if (v < 0) {
 		*w->p++ = '-';
-		wb_u64(w, (uint64_t)0 - (uint64_t)v);
+		fw_u64(w, (uint64_t)0 - (uint64_t)v);
 	} else {
-		wb_u64(w, (uint64_t)v);
+		fw_u64(w, (uint64_t)v);
 	}
 }
 
 void client_subscribe(struct mq_queue *q)
 {
 	struct mq_session *s = q->s;
-	struct wb w;
+	struct frame_writer w;
 	struct pending *p = NULL;
-	size_t bound = 16 + WB_HDR_BOUND(2, strlen(q->id)) + WB_HDR_BOUND(11, strlen(q->dest)) +
-	               WB_HDR_BOUND(3, 17) + WB_HDR_BOUND(24, WB_U64_MAX) + WB_HDR_BOUND(21, WB_U64_MAX) +
-	               WB_HDR_BOUND(17, WB_U64_MAX + 1) + WB_HDR_BOUND(7, WB_U64_MAX);
+	size_t bound = 16 + FW_HDR_BOUND(2, strlen(q->id)) + FW_HDR_BOUND(11, strlen(q->dest)) +
+	               FW_HDR_BOUND(3, 17) + FW_HDR_BOUND(24, FW_U64_MAX) + FW_HDR_BOUND(21, FW_U64_MAX) +
+	               FW_HDR_BOUND(17, FW_U64_MAX + 1) + FW_HDR_BOUND(7, FW_U64_MAX);
 	for (size_t i = 0; i < q->nhdrs; i++)
-		bound += WB_HDR_BOUND(strlen(q->hdrs[i].name), strlen(q->hdrs[i].value));
+		bound += FW_HDR_BOUND(strlen(q->hdrs[i].name), strlen(q->hdrs[i].value));
 
-	wb_begin(&w, client_out(s), bound, s->version);
-	wb_str(&w, "SUBSCRIBE\n");
-	wb_hdrs(&w, "id", q->id);
-	wb_hdrs(&w, "destination", q->dest);
-	wb_hdrs(&w, "ack", ack_name(q->ack));
+	fw_begin(&w, client_out(s), bound, s->version);
+	fw_str(&w, "SUBSCRIBE\n");
+	fw_hdrs(&w, "id", q->id);
+	fw_hdrs(&w, "destination", q->dest);
+	fw_hdrs(&w, "ack", ack_name(q->ack));
 	if (q->max_msgs) {
-		wb_str(&w, "max-unconfirmed-messages:");
-		wb_u64(&w, q->max_msgs);
+		fw_str(&w, "max-unconfirmed-messages:");
+		fw_u64(&w, q->max_msgs);
 		*w.p++ = '\n';
 	}
 	if (q->max_bytes) {
-		wb_str(&w, "max-unconfirmed-bytes:");
-		wb_u64(&w, q->max_bytes);
+		fw_str(&w, "max-unconfirmed-bytes:");
+		fw_u64(&w, q->max_bytes);
 		*w.p++ = '\n';
 	}
 	if (q->priority) {
-		wb_str(&w, "consumer-priority:");
+		fw_str(&w, "consumer-priority:");
 		wb_i64(&w, q->priority);
 		*w.p++ = '\n';
 	}
 	for (size_t i = 0; i < q->nhdrs; i++)
-		wb_hdrs(&w, q->hdrs[i].name, q->hdrs[i].value);
+		fw_hdrs(&w, q->hdrs[i].name, q->hdrs[i].value);
 	if (q->on_ready || q->waiter) {
 		p = client_pending_new(s, PEND_SUBSCRIBE);
 		p->q = q;
-		wb_str(&w, "receipt:");
-		wb_u64(&w, p->id);
+		fw_str(&w, "receipt:");
+		fw_u64(&w, p->id);
 		*w.p++ = '\n';
 	}
-	wb_raw(&w, "\n", 2);	/* the blank line and the NUL */
-	s->stats.bytes_out += wb_end(&w);
+	fw_raw(&w, "\n", 2);	/* the blank line and the NUL */
+	s->stats.bytes_out += fw_end(&w);
 	s->stats.frames_out++;
 }
 
 static void send_unsubscribe(struct mq_queue *q, struct pending *p)
 {
 	struct mq_session *s = q->s;
-	struct wb w;
-	wb_begin(&w, client_out(s), 16 + WB_HDR_BOUND(2, strlen(q->id)) + WB_HDR_BOUND(7, WB_U64_MAX),
+	struct frame_writer w;
+	fw_begin(&w, client_out(s), 16 + FW_HDR_BOUND(2, strlen(q->id)) + FW_HDR_BOUND(7, FW_U64_MAX),
 	         s->version);
-	wb_str(&w, "UNSUBSCRIBE\n");
-	wb_hdrs(&w, "id", q->id);
+	fw_str(&w, "UNSUBSCRIBE\n");
+	fw_hdrs(&w, "id", q->id);
 	if (p) {
-		wb_str(&w, "receipt:");
-		wb_u64(&w, p->id);
+		fw_str(&w, "receipt:");
+		fw_u64(&w, p->id);
 		*w.p++ = '\n';
 	}
-	wb_raw(&w, "\n", 2);
-	s->stats.bytes_out += wb_end(&w);
+	fw_raw(&w, "\n", 2);
+	s->stats.bytes_out += fw_end(&w);
 	s->stats.frames_out++;
 }
 
@@ -375,7 +375,7 @@ static void build_prefix(struct mq_queue *q, enum stomp_version v)
 	size_t dl = strlen(q->dest);
 	char *p;
 	free(q->send_prefix);
-	q->send_prefix = p = xmalloc(5 + WB_HDR_BOUND(11, dl));
+	q->send_prefix = p = xmalloc(5 + FW_HDR_BOUND(11, dl));
 	memcpy(p, "SEND\ndestination:", 17);
 	p += 17;
 	p += frame_escape(p, q->dest, dl, v);
@@ -396,7 +396,7 @@ int client_post(struct mq_queue *q, const void *body, size_t len,
 {
 	struct mq_session *s = q->s;
 	struct evbuffer *out;
-	struct wb w;
+	struct frame_writer w;
 	size_t bound;
 	bool inline_body = len <= INLINE_BODY_MAX;
 
@@ -419,7 +419,7 @@ int client_post(struct mq_queue *q, const void *body, size_t len,
 	}
 	if (q->prefix_ver != s->version)
 		build_prefix(q, s->version);
-	bound = q->send_prefix_len + 9 + WB_U64_MAX + 16 + 16 + WB_U64_MAX + 3;
+	bound = q->send_prefix_len + 9 + FW_U64_MAX + 16 + 16 + FW_U64_MAX + 3;
 	for (size_t i = 0; i < nheaders; i++) {
 		const char *n = headers[i].name, *v = headers[i].value;
 		if (!client_header_ok(s, "SEND", n, v, s->version))
@@ -428,38 +428,38 @@ int client_post(struct mq_queue *q, const void *body, size_t len,
 			client_set_err(s, "cannot post to %s: header '%s' is written by the library", q->dest, n);
 			return -1;
 		}
-		bound += WB_HDR_BOUND(strlen(n), strlen(v));
+		bound += FW_HDR_BOUND(strlen(n), strlen(v));
 	}
 	if (inline_body)
 		bound += len;
 
 	out = client_out(s);
-	wb_begin(&w, out, bound, s->version);
-	wb_raw(&w, q->send_prefix, q->send_prefix_len);
+	fw_begin(&w, out, bound, s->version);
+	fw_raw(&w, q->send_prefix, q->send_prefix_len);
 	if (on_ack) {
 		struct pending *p = client_pending_new(s, PEND_POST);
 		p->cb = on_ack;
 		p->arg = arg;
 		if (receipt)
 			*receipt = p->id;
-		wb_raw(&w, "receipt:", 8);
-		wb_u64(&w, p->id);
+		fw_raw(&w, "receipt:", 8);
+		fw_u64(&w, p->id);
 		*w.p++ = '\n';
 	}
 	if (flags & MQ_PERSISTENT)
-		wb_raw(&w, "persistent:true\n", 16);
+		fw_raw(&w, "persistent:true\n", 16);
 	for (size_t i = 0; i < nheaders; i++)
-		wb_hdrs(&w, headers[i].name, headers[i].value);
-	wb_raw(&w, "content-length:", 15);
-	wb_u64(&w, len);
-	wb_raw(&w, "\n\n", 2);
+		fw_hdrs(&w, headers[i].name, headers[i].value);
+	fw_raw(&w, "content-length:", 15);
+	fw_u64(&w, len);
+	fw_raw(&w, "\n\n", 2);
 	if (inline_body) {
 		if (len)
-			wb_raw(&w, body, len);
+			fw_raw(&w, body, len);
 		*w.p++ = 0;
-		s->stats.bytes_out += wb_end(&w);
+		s->stats.bytes_out += fw_end(&w);
 	} else {
-		s->stats.bytes_out += wb_end(&w);
+		s->stats.bytes_out += fw_end(&w);
 		evbuffer_add(out, body, len);
 		evbuffer_add(out, "", 1);
 		s->stats.bytes_out += len + 1;
@@ -481,7 +481,7 @@ int mq_post(struct mq_queue *q, const void *body, size_t len,
 
 static int tx_frame(struct mq_session *s, const char *cmd, const char *tx, mq_ack_cb on_done, void *arg)
 {
-	struct wb w;
+	struct frame_writer w;
 	if (!tx || !*tx) {
 		client_set_err(s, "%s: empty transaction name", cmd);
 		return -1;
@@ -493,20 +493,20 @@ static int tx_frame(struct mq_session *s, const char *cmd, const char *tx, mq_ac
 	}
 	if (!client_header_ok(s, cmd, "transaction", tx, s->version))
 		return -1;
-	wb_begin(&w, client_out(s), 16 + WB_HDR_BOUND(11, strlen(tx)) + WB_HDR_BOUND(7, WB_U64_MAX), s->version);
-	wb_str(&w, cmd);
+	fw_begin(&w, client_out(s), 16 + FW_HDR_BOUND(11, strlen(tx)) + FW_HDR_BOUND(7, FW_U64_MAX), s->version);
+	fw_str(&w, cmd);
 	*w.p++ = '\n';
-	wb_hdrs(&w, "transaction", tx);
+	fw_hdrs(&w, "transaction", tx);
 	if (on_done) {
 		struct pending *p = client_pending_new(s, PEND_TX);
 		p->cb = on_done;
 		p->arg = arg;
-		wb_str(&w, "receipt:");
-		wb_u64(&w, p->id);
+		fw_str(&w, "receipt:");
+		fw_u64(&w, p->id);
 		*w.p++ = '\n';
 	}
-	wb_raw(&w, "\n", 2);
-	s->stats.bytes_out += wb_end(&w);
+	fw_raw(&w, "\n", 2);
+	s->stats.bytes_out += fw_end(&w);
 	s->stats.frames_out++;
 	return 0;
 }

@@ -571,32 +571,32 @@ static void write_cb(struct bufferevent *bev, void *arg)
 
 static void send_connect(struct mq_session *s)
 {
-	struct wb w;
-	size_t bound = 16 + WB_HDR_BOUND(14, strlen(s->accept_version)) + WB_HDR_BOUND(4, strlen(s->vhost)) +
-	               WB_HDR_BOUND(10, 2 * WB_U64_MAX + 1) + 2;
+	struct frame_writer w;
+	size_t bound = 16 + FW_HDR_BOUND(14, strlen(s->accept_version)) + FW_HDR_BOUND(4, strlen(s->vhost)) +
+	               FW_HDR_BOUND(10, 2 * FW_U64_MAX + 1) + 2;
 	if (s->login)
-		bound += WB_HDR_BOUND(5, strlen(s->login));
+		bound += FW_HDR_BOUND(5, strlen(s->login));
 	if (s->passcode)
-		bound += WB_HDR_BOUND(8, strlen(s->passcode));
+		bound += FW_HDR_BOUND(8, strlen(s->passcode));
 	if (s->client_id)
-		bound += WB_HDR_BOUND(9, strlen(s->client_id));
+		bound += FW_HDR_BOUND(9, strlen(s->client_id));
 	/* CONNECT headers are never escaped, whatever the version. */
-	wb_begin(&w, client_out(s), bound, STOMP_1_0);
-	wb_str(&w, "CONNECT\n");
-	wb_hdrs(&w, "accept-version", s->accept_version);
-	wb_hdrs(&w, "host", s->vhost);
+	fw_begin(&w, client_out(s), bound, STOMP_1_0);
+	fw_str(&w, "CONNECT\n");
+	fw_hdrs(&w, "accept-version", s->accept_version);
+	fw_hdrs(&w, "host", s->vhost);
 	if (s->login)
-		wb_hdrs(&w, "login", s->login);
+		fw_hdrs(&w, "login", s->login);
 	if (s->passcode)
-		wb_hdrs(&w, "passcode", s->passcode);
+		fw_hdrs(&w, "passcode", s->passcode);
 	if (s->client_id)
-		wb_hdrs(&w, "client-id", s->client_id);
-	wb_str(&w, "heart-beat:");
-	wb_u64(&w, s->hb_send_ms);
-	wb_raw(&w, ",", 1);
-	wb_u64(&w, s->hb_recv_ms);
-	wb_raw(&w, "\n\n", 3);	/* the blank line and the NUL */
-	s->stats.bytes_out += wb_end(&w);
+		fw_hdrs(&w, "client-id", s->client_id);
+	fw_str(&w, "heart-beat:");
+	fw_u64(&w, s->hb_send_ms);
+	fw_raw(&w, ",", 1);
+	fw_u64(&w, s->hb_recv_ms);
+	fw_raw(&w, "\n\n", 3);	/* the blank line and the NUL */
+	s->stats.bytes_out += fw_end(&w);
 	s->stats.frames_out++;
 }
 
@@ -791,7 +791,7 @@ int mq_session_start(struct mq_session *s)
 
 void mq_session_stop(struct mq_session *s)
 {
-	struct wb w;
+	struct frame_writer w;
 	struct pending *p;
 
 	if (!s)
@@ -808,11 +808,11 @@ void mq_session_stop(struct mq_session *s)
 		break;
 	}
 	p = client_pending_new(s, PEND_DISCONNECT);
-	wb_begin(&w, client_out(s), 32 + WB_U64_MAX, s->version);
-	wb_str(&w, "DISCONNECT\nreceipt:");
-	wb_u64(&w, p->id);
-	wb_raw(&w, "\n\n", 3);
-	s->stats.bytes_out += wb_end(&w);
+	fw_begin(&w, client_out(s), 32 + FW_U64_MAX, s->version);
+	fw_str(&w, "DISCONNECT\nreceipt:");
+	fw_u64(&w, p->id);
+	fw_raw(&w, "\n\n", 3);
+	s->stats.bytes_out += fw_end(&w);
 	s->stats.frames_out++;
 	s->stop_requested = true;
 	set_state(s, MQ_SESSION_CLOSING);

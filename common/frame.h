@@ -1,8 +1,8 @@
 /* frame.h: the STOMP codec. evbuffer in, struct frame out, and back.
  *
  * No sockets here: the parser works on an input evbuffer that a connection
- * (broker side) or a session (client library) fills, and the writer appends
- * to an output evbuffer.
+ * (broker side) or a session (client library) fills; frame_write.h is the
+ * encoder.
  *
  * Parsing happens in place. frame_parse() first scans the header block
  * without touching it, checking every limit before anything is buffered
@@ -157,16 +157,5 @@ size_t frame_escape(char *dst, const char *src, size_t len, enum stomp_version v
 /* Decodes in place; returns the new length, or -1 on an undefined escape
  * (only an error in 1.2; 1.1 keeps it as written). */
 long frame_unescape(char *s, size_t len, enum stomp_version version);
-
-/* Appends "COMMAND\n". */
-void frame_put_cmd(struct evbuffer *out, enum frame_cmd cmd);
-/* Appends "name:value\n" escaped for `version` (pass STOMP_1_0 for raw). */
-void frame_put_header(struct evbuffer *out, enum stomp_version version,
-                      const char *name, const char *value);
-void frame_put_headern(struct evbuffer *out, enum stomp_version version,
-                       const char *name, size_t nlen, const char *value, size_t vlen);
-/* Appends content-length (when with_length), the blank line, the body and
- * the NUL. */
-void frame_put_body(struct evbuffer *out, const void *body, size_t len, bool with_length);
 
 #endif

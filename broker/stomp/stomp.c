@@ -15,6 +15,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "common/frame_write.h"
 #include "core/auth.h"
 #include "admin/cmd.h"
 #include "common/cmdline.h"

@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "common/frame.h"
+#include "common/frame_write.h"
 
 static const struct frame_limits limits = {
 	.max_frame = 4096,
