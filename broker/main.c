@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "core/broker.h"
+#include "server/server.h"
+#include "stomp/conn.h"
 #include "config/config.h"
 #include "admin/control.h"
 #include "http/http.h"
@@ -293,6 +295,13 @@ static int parse_args(int argc, char **argv, struct cli *out, struct config *unu
 	return 0;
 }
 
+/* The STOMP listeners' protocol: a connection per accepted socket. */
+static void accept_stomp(struct broker *b, struct bufferevent *bev, const struct sockaddr *sa, socklen_t salen,
+                         const char *transport)
+{
+	conn_new(b, bev, sa, salen, transport);
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -331,7 +340,7 @@ int main(int argc, char **argv)
 		if (!b->tls)
 			goto fail;
 	}
-	if (listeners_open(b, err, sizeof err) < 0 || control_open(b, err, sizeof err) < 0 ||
+	if (listeners_open(b, accept_stomp, err, sizeof err) < 0 || control_open(b, err, sizeof err) < 0 ||
 	    http_open(b, err, sizeof err) < 0)
 		goto fail;
 	if (broker_write_connection_file(b, err, sizeof err) < 0)

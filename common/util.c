@@ -268,3 +268,16 @@ size_t edit_distance(const char *a, const char *b)
 	}
 	return prev[lb];
 }
+
+size_t u64_to_dec(uint64_t v, char *out)
+{
+	/* Count the digits, then fill from the end: no reversal. Runs on
+	 * every delivery (message-id, content-length, delivery-count). */
+	size_t n = 1;
+	for (uint64_t t = v; t >= 10; t /= 10)
+		n++;
+	out[n] = 0;
+	for (size_t i = n; i-- > 0; v /= 10)
+		out[i] = (char)('0' + v % 10);
+	return n;
+}

@@ -52,4 +52,8 @@ void sbuf_addc(struct sbuf *b, char c);
 void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *sbuf_take(struct sbuf *b);		/* caller owns the string; b is emptied */
 const char *sbuf_str(const struct sbuf *b);	/* "" when empty */
+/* Decimal formatting without printf (ids on every delivery); writes the
+ * digits and a NUL, returns the length. */
+size_t u64_to_dec(uint64_t v, char *out);
+
 #endif

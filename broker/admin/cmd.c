@@ -10,7 +10,7 @@
 
 #include "core/broker.h"
 #include "common/cmdline.h"
-#include "stomp/conn.h"
+#include "core/sink.h"
 #include "core/dest.h"
 #include "net/listener.h"
 #include "common/log.h"
@@ -186,20 +186,19 @@ static struct dest *need_dest(struct vhost *vh, const char *name, int type, stru
 	return d;
 }
 
-static struct conn *need_client(struct broker *b, const char *id, struct cmd_reply *r)
+static struct sink *need_client(struct broker *b, const char *id, struct cmd_reply *r)
 {
 	uint64_t n;
-	struct conn *c;
+	struct sink *k;
 	if (!parse_u64(id, 1, UINT64_MAX, &n)) {
 		cmd_fail(r, CMD_BAD_ARG, "'%s' is not a client id: expected the number shown by 'list clients'", id);
 		return NULL;
 	}
-	c = u64map_get(&b->conns_by_id, n);
-	if (!c || c->state >= CONN_CLOSING) {
+	if (!(k = sink_find(b, n))) {
 		cmd_fail(r, CMD_NOT_FOUND, "no client with id %s", id);
 		return NULL;
 	}
-	return c;
+	return k;
 }
 
 /* ---- rows ---- */
@@ -256,7 +255,7 @@ static void dest_row(struct jw *w, const struct dest *d, bool detail)
 		const struct sub *s;
 		TAILQ_FOREACH(s, &d->subs, dest_link) {
 			jw_obj_begin(w);
-			jw_kuint(w, "client", s->conn->id);
+			jw_kuint(w, "client", s->sink->id);
 			jw_kstr(w, "id", s->id);
 			jw_kstr(w, "ack", ack_mode_name(s->opts.ack));
 			jw_kuint(w, "unacked", s->unacked);
@@ -268,49 +267,33 @@ static void dest_row(struct jw *w, const struct dest *d, bool detail)
 	jw_obj_end(w);
 }
 
-static uint64_t client_unacked(const struct conn *c)
-{
-	uint64_t n = 0;
-	size_t it = 0;
-	void *v;
-	while (strmap_next(&c->subs, &it, NULL, &v))
-		n += ((struct sub *)v)->unacked;
-	return n;
-}
-
-static void client_row(struct jw *w, const struct conn *c, bool detail)
+static void client_row(struct jw *w, const struct sink *k, bool detail)
 {
 	uint64_t now = wall_ms();
+	const struct principal *p = &k->who;
 	jw_obj_begin(w);
-	jw_kuint(w, "id", c->id);
-	jw_kstr(w, "peer", c->peer);
-	jw_kstr(w, "login", c->login ? c->login : "");
-	jw_kstr(w, "vhost", c->vhost ? c->vhost->name : "");
-	jw_kstr(w, "version", c->state == CONN_HANDSHAKE ? "" : c->version == STOMP_1_2 ? "1.2"
-	                      : c->version == STOMP_1_1 ? "1.1" : "1.0");
-	jw_kstr(w, "transport", c->transport);
-	jw_kstr(w, "state", conn_state_name(c->state));
-	jw_kuint(w, "subscriptions", c->subs.count);
-	jw_kuint(w, "unacked", client_unacked(c));
-	jw_kuint(w, "messages_in", c->messages_in);
-	jw_kuint(w, "messages_out", c->messages_out);
-	jw_kuint(w, "connected_s", (now - c->connected_ms) / 1000);
+	jw_kuint(w, "id", k->id);
+	jw_kstr(w, "peer", p->peer);
+	jw_kstr(w, "login", p->login ? p->login : "");
+	jw_kstr(w, "vhost", p->vhost ? p->vhost->name : "");
+	jw_kstr(w, "version", k->ops->version(k));
+	jw_kstr(w, "transport", k->transport);
+	jw_kstr(w, "state", k->ops->state(k));
+	jw_kuint(w, "subscriptions", k->subs.count);
+	jw_kuint(w, "unacked", sink_unacked(k));
+	jw_kuint(w, "messages_in", k->messages_in);
+	jw_kuint(w, "messages_out", k->messages_out);
+	jw_kuint(w, "connected_s", (now - k->connected_ms) / 1000);
 	if (detail) {
-		jw_kstr(w, "client_id", c->client_id ? c->client_id : "");
-		jw_kbool(w, "authenticated", c->authenticated);
-		jw_kbool(w, "admin", c->admin);
-		jw_kuint(w, "frames_in", c->frames_in);
-		jw_kuint(w, "frames_out", c->frames_out);
-		jw_kuint(w, "bytes_in", c->bytes_in);
-		jw_kuint(w, "bytes_out", c->bytes_out);
-		jw_kuint(w, "heartbeat_send_ms", c->hb_send_ms);
-		jw_kuint(w, "heartbeat_recv_ms", c->hb_recv_ms);
-		jw_kbool(w, "slow", c->out_blocked);
+		jw_kstr(w, "client_id", k->client_id ? k->client_id : "");
+		jw_kbool(w, "authenticated", p->authenticated);
+		jw_kbool(w, "admin", p->admin);
+		k->ops->describe(k, w);
 		jw_key(w, "subscription_list");
 		jw_arr_begin(w);
 		size_t it = 0;
 		void *v;
-		while (strmap_next(&c->subs, &it, NULL, &v)) {
+		while (strmap_next(&k->subs, &it, NULL, &v)) {
 			const struct sub *s = v;
 			jw_obj_begin(w);
 			jw_kstr(w, "id", s->id);
@@ -397,27 +380,25 @@ static int cmd_list(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 		return ok(r, "%zu durable subscription%s", count, count == 1 ? "" : "s");
 	}
 	if (strcmp(what, "clients") == 0) {
-		struct conn *c;
+		struct sink *k;
 		jw_arr_begin(&r->w);
-		TAILQ_FOREACH(c, &b->conns, link) {
-			if (c->state >= CONN_CLOSING)
-				continue;
-			client_row(&r->w, c, false);
+		TAILQ_FOREACH(k, &b->sinks, link) {
+			client_row(&r->w, k, false);
 			count++;
 		}
 		jw_arr_end(&r->w);
 		return ok(r, "%zu client%s", count, count == 1 ? "" : "s");
 	}
 	if (strcmp(what, "subscriptions") == 0) {
-		struct conn *c;
+		struct sink *k;
 		jw_arr_begin(&r->w);
-		TAILQ_FOREACH(c, &b->conns, link) {
+		TAILQ_FOREACH(k, &b->sinks, link) {
 			size_t it = 0;
 			void *v;
-			while (strmap_next(&c->subs, &it, NULL, &v)) {
+			while (strmap_next(&k->subs, &it, NULL, &v)) {
 				const struct sub *s = v;
 				jw_obj_begin(&r->w);
-				jw_kuint(&r->w, "client", c->id);
+				jw_kuint(&r->w, "client", k->id);
 				jw_kstr(&r->w, "id", s->id);
 				jw_kstr(&r->w, "destination", s->dest->name);
 				jw_kstr(&r->w, "vhost", s->dest->vhost->name);
@@ -463,10 +444,10 @@ static int cmd_show(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 	struct vhost *vh;
 	struct dest *d;
 	if (strcmp(argv[0], "client") == 0 && argc == 2) {
-		struct conn *c = need_client(ctx->b, argv[1], r);
-		if (!c)
+		struct sink *k = need_client(ctx->b, argv[1], r);
+		if (!k)
 			return r->status;
-		client_row(&r->w, c, true);
+		client_row(&r->w, k, true);
 		return ok(r, "client %s", argv[1]);
 	}
 	vh = take_vhost(ctx, &argc, argv, r);
@@ -518,7 +499,7 @@ static int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_repl
 	jw_kint(w, "tls_port", listeners_port(b, true));
 	jw_kint(w, "http_port", b->http ? b->http_port_bound : 0);
 	jw_kuint(w, "uptime_s", (mono_ms() - b->started_mono_ms) / 1000);
-	jw_kint(w, "connections", b->nconns);
+	jw_kint(w, "connections", b->nsinks);
 	jw_kuint(w, "connections_total", s->connections_total);
 	jw_kuint(w, "connections_refused", s->connections_refused);
 	jw_kdouble(w, "rate_in", b->rate_in);
@@ -566,7 +547,7 @@ static int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_repl
 	jw_kint(w, "log_level", log_get_level());
 	jw_kbool(w, "persistent_server", b->cfg.persistent_server);
 	jw_obj_end(w);
-	return ok(r, "%d connection%s, %.0f msg/s in, %.0f msg/s out", b->nconns, b->nconns == 1 ? "" : "s",
+	return ok(r, "%d connection%s, %.0f msg/s in, %.0f msg/s out", b->nsinks, b->nsinks == 1 ? "" : "s",
 	          b->rate_in, b->rate_out);
 }
 
@@ -759,9 +740,10 @@ static int cmd_resume(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_rep
 
 static int cmd_disconnect(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
 {
-	struct conn *c = need_client(ctx->b, argv[0], r);
+	struct sink *k = need_client(ctx->b, argv[0], r);
 	struct sbuf reason;
-	if (!c)
+	char why[600];
+	if (!k)
 		return r->status;
 	sbuf_init(&reason);
 	for (int i = 1; i < argc; i++) {
@@ -769,7 +751,8 @@ static int cmd_disconnect(struct cmd_ctx *ctx, int argc, char **argv, struct cmd
 			sbuf_addc(&reason, ' ');
 		sbuf_adds(&reason, argv[i]);
 	}
-	conn_close(c, NULL, "disconnected by an administrator%s%s", reason.len ? ": " : "", sbuf_str(&reason));
+	snprintf(why, sizeof why, "disconnected by an administrator%s%s", reason.len ? ": " : "", sbuf_str(&reason));
+	k->ops->close(k, why);
 	sbuf_fini(&reason);
 	return ok(r, "client %s disconnected", argv[0]);
 }

@@ -21,6 +21,7 @@
 
 #include "core/auth.h"
 #include "core/broker.h"
+#include "core/events.h"
 #include "common/cmdline.h"
 #include "admin/cmd.h"
 #include "common/log.h"
@@ -122,9 +123,13 @@ static void login(struct ctl_client *cc, const char *line, struct cmd_reply *r)
 	} else if (auth_check_user(b, argv[1], argv[2], &admin, err, sizeof err) < 0) {
 		cmd_fail(r, CMD_FORBIDDEN, "%s", err);
 	} else {
-		struct principal p = { .login = argv[1], .peer = cc->who, .vhost = b->default_vhost->name,
-		                       .authenticated = true, .admin = admin };
-		if (!auth_allow_principal(b, &p, AUTHZ_ADMIN, NULL, err, sizeof err)) {
+		struct principal p = { .login = argv[1], .vhost = b->default_vhost, .authenticated = true,
+		                       .admin = admin };
+		bool allowed;
+		snprintf(p.peer, sizeof p.peer, "%.63s", cc->who);
+		/* borrowed for the check: not freed, so not principal_fini */
+		allowed = auth_allow(b, &p, AUTHZ_ADMIN, NULL, err, sizeof err);
+		if (!allowed) {
 			cmd_fail(r, CMD_FORBIDDEN, "%s", err);
 		} else {
 			char who[160];
@@ -287,6 +292,9 @@ static int open_admin_port(struct broker *b, struct control *ctl, char *err, siz
 	return 0;
 }
 
+static bool has_listeners(struct broker *b);
+static void broadcast(struct broker *b, const char *json, size_t len);
+
 int control_open(struct broker *b, char *err, size_t errlen)
 {
 	struct control *ctl;
@@ -334,6 +342,10 @@ int control_open(struct broker *b, char *err, size_t errlen)
 	TAILQ_INIT(&ctl->clients);
 	ctl->lev = evconnlistener_new(b->base, accept_cb, ctl, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	b->control = ctl;
+	{
+		static const struct events_tap tap = { has_listeners, broadcast };
+		events_add_tap(b, &tap);
+	}
 	log_info("control socket %s", path);
 	if (b->cfg.admin_port && open_admin_port(b, ctl, err, errlen) < 0)
 		return -1;
@@ -376,15 +388,15 @@ void control_free(struct broker *b)
 	b->control = NULL;
 }
 
-bool control_has_listeners(struct broker *b)
+static bool has_listeners(struct broker *b)
 {
 	return b->control && b->control->nstreaming > 0;
 }
 
-void control_broadcast(struct broker *b, const char *json, size_t len)
+static void broadcast(struct broker *b, const char *json, size_t len)
 {
 	struct ctl_client *cc, *next;
-	if (!control_has_listeners(b))
+	if (!has_listeners(b))
 		return;
 	for (cc = TAILQ_FIRST(&b->control->clients); cc; cc = next) {
 		struct evbuffer *out;

@@ -18,7 +18,5 @@ int  control_open(struct broker *b, char *err, size_t errlen);
 /* Stops accepting, ends event streams, removes the socket file. */
 void control_close(struct broker *b);
 void control_free(struct broker *b);
-bool control_has_listeners(struct broker *b);
-void control_broadcast(struct broker *b, const char *json, size_t len);
 
 #endif

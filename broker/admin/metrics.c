@@ -72,7 +72,7 @@ void metrics_render(struct broker *b, struct sbuf *out)
 	FILE *f;
 	unsigned long size = 0, rss = 0;
 
-	scalar(out, "connections", "gauge", "Open client connections.", (uint64_t)b->nconns);
+	scalar(out, "connections", "gauge", "Open client connections.", (uint64_t)b->nsinks);
 	scalar(out, "connections_total", "counter", "Client connections accepted.", s->connections_total);
 	scalar(out, "connections_refused_total", "counter", "Connections refused (limit or rules).",
 	       s->connections_refused);

@@ -1,13 +1,48 @@
-/* auth.c */
+/* auth.c: principals, logins and the default authorization policy. */
 #include "core/auth.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/broker.h"
-#include "stomp/conn.h"
 #include "common/log.h"
 #include "common/util.h"
+
+void principal_set_peer(struct principal *p, const struct sockaddr *sa)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		p->loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+		snprintf(p->peer, sizeof p->peer, "%s:%d", host, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		p->loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+		              (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127);
+		snprintf(p->peer, sizeof p->peer, "[%s]:%d", host, ntohs(in6->sin6_port));
+	} else if (sa->sa_family == AF_UNIX) {
+		snprintf(p->peer, sizeof p->peer, "unix");
+		p->loopback = true;
+	}
+}
+
+void principal_set_login(struct principal *p, const char *login)
+{
+	free(p->login);
+	p->login = login ? xstrdup(login) : NULL;
+}
+
+void principal_fini(struct principal *p)
+{
+	free(p->login);
+	p->login = NULL;
+}
 
 const char *authz_action_name(enum authz_action a)
 {
@@ -31,7 +66,7 @@ static bool same_secret(const char *a, const char *b)
 	return diff == 0;
 }
 
-int auth_login(struct broker *b, struct conn *c, const char *login, const char *passcode,
+int auth_login(struct broker *b, struct principal *c, const char *login, const char *passcode,
                char *err, size_t errlen)
 {
 	if (c->cert_login) {
@@ -82,22 +117,8 @@ int auth_check_user(struct broker *b, const char *login, const char *passcode, b
 	return -1;
 }
 
-bool auth_allow(struct broker *b, struct conn *c, enum authz_action action, const char *dest,
+bool auth_allow(struct broker *b, const struct principal *c, enum authz_action action, const char *dest,
                 char *err, size_t errlen)
-{
-	struct principal p = {
-		.login = c->login,
-		.peer = c->peer,
-		.vhost = c->vhost ? c->vhost->name : NULL,
-		.loopback = c->loopback,
-		.authenticated = c->authenticated,
-		.admin = c->admin,
-	};
-	return auth_allow_principal(b, &p, action, dest, err, errlen);
-}
-
-bool auth_allow_principal(struct broker *b, const struct principal *c, enum authz_action action,
-                          const char *dest, char *err, size_t errlen)
 {
 	const char *who = c->login ? c->login : "(anonymous)";
 
@@ -106,7 +127,7 @@ bool auth_allow_principal(struct broker *b, const struct principal *c, enum auth
 			.login = c->login,
 			.action = action,
 			.destination = dest,
-			.vhost = c->vhost,
+			.vhost = c->vhost ? c->vhost->name : NULL,
 			.peer = c->peer,
 			.loopback = c->loopback,
 			.authenticated = c->authenticated,

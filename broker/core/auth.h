@@ -1,4 +1,8 @@
-/* auth.h: who may connect, and who may do what.
+/* auth.h: who is asking, and may they.
+ *
+ * A principal is who acts: a STOMP connection's user, an HTTP request's,
+ * a bridge's. Every way in fills one and every check reads it: the core's
+ * publish entry point, subscriptions, admin commands.
  *
  * Authentication checks a login and passcode against the configured users
  * (or takes a verified certificate's CN). Authorization asks the Lua
@@ -16,29 +20,37 @@
 #include "rules/router.h"
 
 struct broker;
-struct conn;
+struct sockaddr;
+struct vhost;
 
-/* Who is asking, whatever the transport (STOMP connection, HTTP request). */
 struct principal {
-	const char *login;		/* NULL when anonymous */
-	const char *peer;		/* "127.0.0.1:50122" */
-	const char *vhost;
+	char *login;			/* owned; NULL when anonymous */
+	struct vhost *vhost;		/* borrowed; the default one until CONNECT names another */
+	char peer[64];			/* "127.0.0.1:50122", "[::1]:50122", "unix" */
 	bool loopback;
-	bool authenticated;
+	bool authenticated;		/* passcode checked, or certificate verified */
 	bool admin;			/* a configured user marked admin */
+	bool cert_login;		/* the login came from a verified certificate */
 };
 
-/* Checks a login and passcode against the configured users (HTTP Basic). */
+/* Fills peer and loopback from a socket address. */
+void principal_set_peer(struct principal *p, const struct sockaddr *sa);
+/* Replaces the login (NULL for anonymous). */
+void principal_set_login(struct principal *p, const char *login);
+void principal_fini(struct principal *p);
+
+/* Checks a login and passcode against the configured users and fills in
+ * p (authenticated, admin); -1 with the reason on a mismatch. An empty
+ * login is anonymous (accepted: the authorization rules decide). With
+ * users configured, an unknown login is refused; without, any login is
+ * taken as given. A certificate login (p->cert_login) needs no passcode. */
+int auth_login(struct broker *b, struct principal *p, const char *login, const char *passcode,
+               char *err, size_t errlen);
+/* HTTP Basic: the login must be a configured user. */
 int auth_check_user(struct broker *b, const char *login, const char *passcode, bool *admin,
                     char *err, size_t errlen);
-bool auth_allow_principal(struct broker *b, const struct principal *p, enum authz_action action,
-                          const char *dest, char *err, size_t errlen);
-
-/* Checks CONNECT's login/passcode; -1 with the reason on a mismatch. */
-int auth_login(struct broker *b, struct conn *c, const char *login, const char *passcode,
-               char *err, size_t errlen);
-/* May c perform `action` on `dest` (NULL for connect/admin)? */
-bool auth_allow(struct broker *b, struct conn *c, enum authz_action action, const char *dest,
+/* May p perform `action` on `dest` (NULL for connect and admin)? */
+bool auth_allow(struct broker *b, const struct principal *p, enum authz_action action, const char *dest,
                 char *err, size_t errlen);
 const char *authz_action_name(enum authz_action a);
 

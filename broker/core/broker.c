@@ -1,127 +1,22 @@
-/* broker.c: set-up and teardown of the whole broker, virtual hosts,
- * message ids, the data directory and the periodic tick. */
+/* broker.c: the core's broker-wide services: virtual hosts, message ids,
+ * the clock, events, the memory high-watermark, the tick, reload. */
 #include "core/broker.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
-#include "stomp/conn.h"
-#include "admin/control.h"
+#include "common/log.h"
+#include "common/util.h"
 #include "core/dest.h"
 #include "core/events.h"
-#include "http/http.h"
-#include "common/json.h"
-#include "net/listener.h"
-#include "common/log.h"
 #include "core/msg.h"
-#include "rules/router.h"
 #include "core/store.h"
-#include "net/tls.h"
-#include "common/util.h"
-
-/* Message ids: boot number << 40 | counter. 2^40 ids per run, 2^24 runs. */
-#define MSG_ID_BOOT_SHIFT 40
-
-static int mkdir_p(const char *path, char *err, size_t errlen)
-{
-	char buf[4096];
-	size_t len = strlen(path);
-	if (len >= sizeof buf) {
-		snprintf(err, errlen, "path too long: %s", path);
-		return -1;
-	}
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
-			snprintf(err, errlen, "cannot create directory %s: %s", buf, strerror(errno));
-			return -1;
-		}
-		*p = '/';
-	}
-	if (mkdir(buf, 0750) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create data directory %s: %s", buf, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* One broker per data directory: the second one to start is refused. */
-static int lock_data_dir(struct broker *b, char *err, size_t errlen)
-{
-	char path[4096], pid[32];
-	int fd, n;
-	snprintf(path, sizeof path, "%s/mqbroker.lock", b->cfg.data_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot open lock file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		char other[32] = "";
-		ssize_t r = pread(fd, other, sizeof other - 1, 0);
-		if (r > 0) {
-			other[r] = 0;
-			other[strcspn(other, "\n")] = 0;
-		}
-		snprintf(err, errlen, "data directory %s is in use by another broker%s%s%s (lock file %s)",
-		         b->cfg.data_dir, other[0] ? " (pid " : "", other, other[0] ? ")" : "", path);
-		close(fd);
-		return -1;
-	}
-	n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
-		log_warn_sys("cannot write pid to %s", path);
-	b->lock_fd = fd;
-	return 0;
-}
-
-/* The boot counter makes message ids unique across restarts. */
-static int next_boot(struct broker *b, char *err, size_t errlen)
-{
-	char path[4096], tmp[4096], buf[32];
-	uint64_t boot = 0;
-	FILE *f;
-	snprintf(path, sizeof path, "%s/boot", b->cfg.data_dir);
-	snprintf(tmp, sizeof tmp, "%s/boot.tmp", b->cfg.data_dir);
-	if ((f = fopen(path, "r"))) {
-		if (fgets(buf, sizeof buf, f))
-			boot = strtoull(buf, NULL, 10);
-		fclose(f);
-	}
-	boot = (boot + 1) & ((1u << 24) - 1);
-	if (boot == 0)
-		boot = 1;
-	if (!(f = fopen(tmp, "w"))) {
-		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	fprintf(f, "%" PRIu64 "\n", boot);
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	if (rename(tmp, path) < 0) {
-		snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-		return -1;
-	}
-	b->next_msg_id = (boot << MSG_ID_BOOT_SHIFT) | 1;
-	return 0;
-}
+#include "rules/router.h"
 
 uint64_t broker_next_msg_id(struct broker *b)
 {
@@ -171,20 +66,6 @@ void broker_event(struct broker *b, const char *name, const char *const *fields)
 	events_publish(b, name, fields);
 }
 
-static void reap_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct broker *b = arg;
-	struct conn *c;
-	(void)fd;
-	(void)what;
-	while ((c = TAILQ_FIRST(&b->graveyard))) {
-		TAILQ_REMOVE(&b->graveyard, c, link);
-		conn_free(c);
-	}
-	if (b->shutting_down && TAILQ_EMPTY(&b->conns))
-		event_base_loopexit(b->base, NULL);
-}
-
 static int by_vhost_and_name(const void *a, const void *b)
 {
 	const struct dest *x = *(const struct dest *const *)a, *y = *(const struct dest *const *)b;
@@ -221,7 +102,7 @@ struct dest **broker_dests(struct broker *b, int type, size_t *n)
 static void mem_check_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct broker *b = arg;
-	struct conn *c;
+	struct sink *k, *next;
 	uint64_t live = msg_live_bytes();
 	(void)fd;
 	(void)what;
@@ -234,8 +115,11 @@ static void mem_check_cb(evutil_socket_t fd, short what, void *arg)
 	log_warn("message memory back to %" PRIu64 " bytes (high-watermark %" PRIu64 "): reading from producers again",
 	         live, b->mem_high);
 	broker_event(b, "memory-ok", NULL);
-	TAILQ_FOREACH(c, &b->conns, link)
-		conn_pause_reading(c, false);
+	for (k = TAILQ_FIRST(&b->sinks); k; k = next) {
+		next = TAILQ_NEXT(k, link);
+		if (k->ops->resume)
+			k->ops->resume(k);
+	}
 }
 
 bool broker_memory_blocked(struct broker *b)
@@ -295,70 +179,60 @@ static void update_rates(struct broker *b, double secs)
 	b->rate_out_prev = b->stats.messages_out;
 }
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
+void broker_tick(struct broker *b, double secs)
 {
-	struct broker *b = arg;
-	uint64_t now = mono_ms();
-	double secs = b->last_tick_ms ? (double)(now - b->last_tick_ms) / 1000.0 : 1.0;
-	(void)fd;
-	(void)what;
-	b->last_tick_ms = now;
 	if (secs > 0)
 		update_rates(b, secs);
 	sweep_queues(b);
-	if (b->cfg.idle_timeout_s && !b->cfg.persistent_server && !b->shutting_down &&
-	    now - b->last_activity_ms >= (uint64_t)b->cfg.idle_timeout_s * 1000) {
-		log_info("no network activity for %d seconds (-t): shutting down", b->cfg.idle_timeout_s);
-		broker_shutdown(b, "idle timeout");
-	}
-}
-
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
-{
-	struct broker *b = arg;
-	(void)what;
-	switch (sig) {
-	case SIGTERM:
-	case SIGINT:
-		log_info("%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-		broker_shutdown(b, sig == SIGTERM ? "SIGTERM" : "SIGINT");
-		break;
-	case SIGHUP: {
-		char err[1024];
-		log_info("SIGHUP received: reopening the log file and reloading the configuration");
-		log_reopen();
-		if (broker_reload(b, err, sizeof err) < 0)
-			log_error("reload failed, the running configuration stays: %s", err);
-		break;
-	}
-	}
-}
-
-static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct broker *b = arg;
-	(void)fd;
-	(void)what;
-	/* Clients that did not read their ERROR in time are cut off. */
-	event_base_loopexit(b->base, NULL);
 }
 
 void broker_shutdown(struct broker *b, const char *reason)
 {
-	struct conn *c, *next;
-	struct timeval grace = { 3, 0 };
-	if (b->shutting_down)
-		return;
-	b->shutting_down = true;
-	snprintf(b->shutdown_reason, sizeof b->shutdown_reason, "%s", reason);
-	listeners_close(b);
-	control_close(b);
-	for (c = TAILQ_FIRST(&b->conns); c; c = next) {
-		next = TAILQ_NEXT(c, link);
-		conn_close(c, NULL, "the broker is shutting down (%s)", reason);
+	if (b->shutdown_hook)
+		b->shutdown_hook(b, reason);
+}
+
+int broker_core_init(struct broker *b, char *err, size_t errlen)
+{
+	TAILQ_INIT(&b->sinks);
+	broker_apply_limits(b);
+	b->mem_ev = evtimer_new(b->base, mem_check_cb, b);
+	b->mem_high = b->cfg.memory_high_watermark ? b->cfg.memory_high_watermark : default_watermark();
+	b->default_vhost = vhost_new(b, b->cfg.default_vhost ? b->cfg.default_vhost : "/");
+	events_init(b);
+	for (size_t i = 0; i < b->cfg.nvhosts; i++)
+		if (!strmap_get(&b->vhosts, b->cfg.vhosts[i].name))
+			vhost_new(b, b->cfg.vhosts[i].name);
+	/* The journal first, the configuration after: what the file says
+	 * about a destination wins over what was recorded. */
+	if (store_open(b, err, errlen) < 0 || broker_create_configured(b, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+void broker_core_fini(struct broker *b)
+{
+	size_t it = 0;
+	void *v;
+	/* Closed before the destinations go: freeing them must not write
+	 * removals of messages that are meant to survive the restart. */
+	store_close(b);
+	while (strmap_next(&b->vhosts, &it, NULL, &v)) {
+		struct vhost *vh = v;
+		dest_free_all(vh);
 	}
-	event_base_once(b->base, -1, EV_TIMEOUT, stop_timer_cb, b, &grace);
-	event_active(b->reap_ev, EV_TIMEOUT, 0);
+	it = 0;
+	while (strmap_next(&b->vhosts, &it, NULL, &v)) {
+		struct vhost *vh = v;
+		free(vh->name);
+		free(vh);
+	}
+	strmap_fini(&b->vhosts);
+	u64map_fini(&b->sinks_by_id);
+	events_fini(b);
+	if (b->mem_ev)
+		event_free(b->mem_ev);
+	b->mem_ev = NULL;
 }
 
 /* Settings a running broker cannot change: the new configuration takes the
@@ -493,118 +367,6 @@ int broker_reload(struct broker *b, char *err, size_t errlen)
 	return 0;
 }
 
-int broker_write_connection_file(struct broker *b, char *err, size_t errlen)
-{
-	struct sbuf out;
-	struct jw w;
-	char tmp[4096], sockbuf[4096];
-	FILE *f;
-	const char *path = b->cfg.connection_file;
-	if (!path || !*path)
-		return 0;
-	sbuf_init(&out);
-	jw_init(&w, &out);
-	jw_obj_begin(&w);
-	jw_kstr(&w, "host", listeners_host(b));
-	jw_kint(&w, "port", listeners_port(b, false));
-	jw_kint(&w, "tls_port", listeners_port(b, true));
-	if (b->http) {
-		char url[512];
-		snprintf(url, sizeof url, "http://%s:%d/%s", listeners_host(b), b->http_port_bound,
-		         b->cfg.http_path ? b->cfg.http_path : "");
-		jw_kint(&w, "http_port", b->http_port_bound);
-		jw_kstr(&w, "http_path", b->cfg.http_path ? b->cfg.http_path : "");
-		jw_kstr(&w, "http_url", url);
-	}
-	jw_kstr(&w, "control_socket", config_control_socket(&b->cfg, sockbuf, sizeof sockbuf));
-	jw_kstr(&w, "data_dir", b->cfg.data_dir);
-	jw_kint(&w, "pid", (int64_t)getpid());
-	jw_kstr(&w, "version", MQ_VERSION);
-	jw_obj_end(&w);
-	sbuf_addc(&out, '\n');
-	/* Written aside and renamed, so that a job polling for the file
-	 * never reads half of it. */
-	snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-	f = fopen(tmp, "w");
-	if (!f || fwrite(out.buf, 1, out.len, f) != out.len || fclose(f) != 0) {
-		snprintf(err, errlen, "cannot write connection file %s: %s", tmp, strerror(errno));
-		sbuf_fini(&out);
-		return -1;
-	}
-	sbuf_fini(&out);
-	if (rename(tmp, path) < 0) {
-		snprintf(err, errlen, "cannot write connection file %s: %s", path, strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-struct broker *broker_new(struct config *cfg, struct router *router, char *err, size_t errlen)
-{
-	struct broker *b = xcalloc(1, sizeof *b);
-	struct event_config *ec;
-	int sigs[] = { SIGTERM, SIGINT, SIGHUP };
-
-	b->cfg = *cfg;			/* taken over */
-	memset(cfg, 0, sizeof *cfg);
-	b->router = router;
-	b->lock_fd = -1;
-	TAILQ_INIT(&b->conns);
-	TAILQ_INIT(&b->graveyard);
-	frame_init(&b->frame);
-	broker_apply_limits(b);
-	b->started_ms = wall_ms();
-	b->started_mono_ms = b->last_activity_ms = mono_ms();
-
-	ec = event_config_new();
-	/* -m: callbacks per loop iteration before looking for new events. */
-	event_config_set_max_dispatch_interval(ec, NULL, b->cfg.max_events, 0);
-	/* A consumer's write event is added when output waits and removed when
-	 * it has gone, once per loop turn under load: the changelist folds the
-	 * removal and the next addition together, saving an epoll_ctl per turn
-	 * (measured: 167,000 of them in 4 s of a 1-to-1 queue, 1,000 with it).
-	 * Its one caveat, descriptors cloned by dup(), does not apply here. */
-	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	b->base = event_base_new_with_config(ec);
-	event_config_free(ec);
-	if (!b->base) {
-		snprintf(err, errlen, "cannot create the event loop");
-		goto fail;
-	}
-	b->reap_ev = event_new(b->base, -1, 0, reap_cb, b);
-	b->mem_ev = evtimer_new(b->base, mem_check_cb, b);
-	b->mem_high = b->cfg.memory_high_watermark ? b->cfg.memory_high_watermark : default_watermark();
-	b->tick_ev = event_new(b->base, -1, EV_PERSIST, tick_cb, b);
-	{
-		struct timeval one = { 1, 0 };
-		event_add(b->tick_ev, &one);
-	}
-	for (size_t i = 0; i < ARRAY_LEN(sigs); i++) {
-		b->signal_ev[i] = evsignal_new(b->base, sigs[i], signal_cb, b);
-		event_add(b->signal_ev[i], NULL);
-	}
-	signal(SIGPIPE, SIG_IGN);
-
-	if (mkdir_p(b->cfg.data_dir, err, errlen) < 0 || lock_data_dir(b, err, errlen) < 0 ||
-	    next_boot(b, err, errlen) < 0)
-		goto fail;
-
-	b->default_vhost = vhost_new(b, b->cfg.default_vhost ? b->cfg.default_vhost : "/");
-	events_init(b);
-	for (size_t i = 0; i < b->cfg.nvhosts; i++)
-		if (!strmap_get(&b->vhosts, b->cfg.vhosts[i].name))
-			vhost_new(b, b->cfg.vhosts[i].name);
-	/* The journal first, the configuration after: what the file says
-	 * about a destination wins over what was recorded. */
-	if (store_open(b, err, errlen) < 0 || broker_create_configured(b, err, errlen) < 0)
-		goto fail;
-	return b;
-fail:
-	broker_free(b);
-	return NULL;
-}
-
 void broker_apply_limits(struct broker *b)
 {
 	b->limits.max_frame = b->cfg.max_frame;
@@ -645,65 +407,3 @@ int broker_create_configured(struct broker *b, char *err, size_t errlen)
 	return 0;
 }
 
-int broker_run(struct broker *b)
-{
-	return event_base_dispatch(b->base);
-}
-
-void broker_free(struct broker *b)
-{
-	struct conn *c;
-	size_t it = 0;
-	void *v;
-	if (!b)
-		return;
-	/* Whatever is still connected goes away now. */
-	while ((c = TAILQ_FIRST(&b->conns))) {
-		conn_close_quiet(c, "broker stopped");
-		if (c->state != CONN_CLOSED) {
-			TAILQ_REMOVE(&b->conns, c, link);
-			TAILQ_INSERT_TAIL(&b->graveyard, c, link);
-			c->state = CONN_CLOSED;
-		}
-	}
-	while ((c = TAILQ_FIRST(&b->graveyard))) {
-		TAILQ_REMOVE(&b->graveyard, c, link);
-		conn_free(c);
-	}
-	listeners_free(b);
-	http_free(b);
-	control_free(b);
-	tls_ctx_free(b->tls);
-	/* Closed before the destinations go: freeing them must not write
-	 * removals of messages that are meant to survive the restart. */
-	store_close(b);
-	while (strmap_next(&b->vhosts, &it, NULL, &v)) {
-		struct vhost *vh = v;
-		dest_free_all(vh);
-	}
-	it = 0;
-	while (strmap_next(&b->vhosts, &it, NULL, &v)) {
-		struct vhost *vh = v;
-		free(vh->name);
-		free(vh);
-	}
-	strmap_fini(&b->vhosts);
-	u64map_fini(&b->conns_by_id);
-	if (b->reap_ev)
-		event_free(b->reap_ev);
-	if (b->mem_ev)
-		event_free(b->mem_ev);
-	if (b->tick_ev)
-		event_free(b->tick_ev);
-	for (size_t i = 0; i < ARRAY_LEN(b->signal_ev); i++)
-		if (b->signal_ev[i])
-			event_free(b->signal_ev[i]);
-	if (b->base)
-		event_base_free(b->base);
-	if (b->lock_fd >= 0)
-		close(b->lock_fd);
-	frame_fini(&b->frame);
-	config_fini(&b->cfg);
-	router_free(b->router);
-	free(b);
-}

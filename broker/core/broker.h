@@ -1,7 +1,11 @@
-/* broker.h: the one struct that owns all state, passed explicitly.
+/* broker.h: the one struct that owns all state, passed explicitly, and the
+ * core's broker-wide services: virtual hosts, message ids, the clock,
+ * events, the memory high-watermark, the rates and expiry tick, reload.
  *
  * One libevent loop owns everything here; no other thread touches it
- * (the journal's fsync worker only ever sees a file descriptor). */
+ * (the journal's fsync worker only ever sees a file descriptor). The
+ * process wiring (server/server.h) creates and frees it; the faces keep
+ * their own state behind the opaque pointers at the end. */
 #ifndef MQ_BROKER_H
 #define MQ_BROKER_H
 
@@ -12,20 +16,20 @@
 #include "config/config.h"
 #include "common/frame.h"
 #include "common/hmap.h"
+#include "core/sink.h"
 #include "core/stats.h"
 
 struct event_base;
 struct event;
 struct router;
 struct store;
-struct conn;
 struct dest;
+struct conns;
 struct listener;
 struct control;
 struct http_server;
 struct tls_ctx;
-
-TAILQ_HEAD(conn_list, conn);
+struct events_tap;
 
 /* A virtual host: its own namespace of destinations. */
 struct vhost {
@@ -44,24 +48,15 @@ struct broker {
 	struct strmap vhosts;		/* name -> struct vhost *, owned */
 	struct vhost *default_vhost;	/* borrowed from vhosts */
 
-	struct conn_list conns;		/* every live connection */
-	struct conn_list graveyard;	/* closed, waiting to be freed outside their callbacks */
-	struct u64map conns_by_id;	/* id -> struct conn *, borrowed */
-	int nconns;
-	uint64_t next_conn_id;
-	struct event *reap_ev;		/* frees the graveyard */
-
-	struct listener *listeners;	/* owned list */
-	struct control *control;	/* owned; the admin socket */
-	struct http_server *http;	/* owned; -w */
-	struct tls_ctx *tls;		/* owned; -k */
+	struct sink_list sinks;		/* every attached sink (sink.h): connections, ... */
+	struct u64map sinks_by_id;	/* id -> struct sink *, borrowed */
+	int nsinks;
+	uint64_t next_sink_id;
 
 	/* Message ids: the boot number (from the data directory) in the high
 	 * bits, a counter in the low bits, so ids never repeat across runs. */
 	uint64_t next_msg_id;
-	int lock_fd;			/* data directory lock */
 
-	struct frame frame;		/* the one parse scratch: frames are handled one at a time */
 	struct broker_stats stats;
 	uint64_t started_ms;		/* wall clock */
 	uint64_t started_mono_ms;
@@ -69,12 +64,11 @@ struct broker {
 	uint64_t last_tick_ms;
 	double rate_in, rate_out;	/* messages/s over the last tick */
 	uint64_t rate_in_prev, rate_out_prev;
-	int http_port_bound;		/* the HTTP port actually bound */
-	struct event *tick_ev;		/* once a second: rates, idle timeout */
-	struct event *signal_ev[3];	/* SIGTERM, SIGINT, SIGHUP */
 	bool shutting_down;
 	char shutdown_reason[128];
 	struct dest *events_dest;	/* /command/events, in the default vhost */
+	struct events_tap *taps;	/* owned; other listeners of events (events.h) */
+	size_t ntaps;
 
 	/* Builds the configuration afresh (file, then command line), for
 	 * reloads; set by main, which owns the command line. */
@@ -87,15 +81,33 @@ struct broker {
 	uint64_t mem_high;		/* bytes of message memory */
 	bool mem_blocked;
 	struct event *mem_ev;		/* polls for the way down while blocked */
+
+	/* The process and the faces: owned and used by them, opaque to the
+	 * core (server/server.c creates them). */
+	int lock_fd;			/* data directory lock */
+	struct conns *conns;		/* every STOMP connection (the stomp face) */
+	struct listener *listeners;	/* the listening sockets (net) */
+	struct control *control;	/* the admin socket (admin) */
+	struct http_server *http;	/* -w (the http face) */
+	struct tls_ctx *tls;		/* -k (net) */
+	int http_port_bound;		/* the HTTP port actually bound */
+	struct event *tick_ev;		/* once a second: broker_tick(), idle timeout */
+	struct event *signal_ev[3];	/* SIGTERM, SIGINT, SIGHUP */
+	/* The graceful shutdown the process performs (stop accepting, tell
+	 * every sink, flush): what broker_shutdown() asks for. */
+	void (*shutdown_hook)(struct broker *b, const char *reason);
 };
 
-/* Sets up the loop, listeners and data directory from cfg (taken over).
- * NULL with a reason that names the file or address at fault. */
-struct broker *broker_new(struct config *cfg, struct router *router, char *err, size_t errlen);
-int  broker_run(struct broker *b);		/* until shutdown */
-void broker_free(struct broker *b);
-/* Starts a graceful shutdown: stop accepting, tell clients, flush. */
+/* Sets up the core's own state on b (the loop and cfg are there): the
+ * virtual hosts, the built-in destinations, the journal, the configured
+ * destinations. NULL-safe teardown in broker_core_fini(). */
+int broker_core_init(struct broker *b, char *err, size_t errlen);
+void broker_core_fini(struct broker *b);
+/* Asks the process to shut down gracefully: stop accepting, tell every
+ * client, flush. */
 void broker_shutdown(struct broker *b, const char *reason);
+/* Once a second: rates over the last `secs`, expired messages swept. */
+void broker_tick(struct broker *b, double secs);
 
 uint64_t broker_next_msg_id(struct broker *b);
 /* Wall clock in ms as of this loop turn: no system call per message. */
@@ -118,16 +130,14 @@ bool broker_memory_blocked(struct broker *b);
  * (listeners, TLS, HTTP, files, journal) keep their running values, with
  * a warning when the file changed them. */
 int broker_reload(struct broker *b, char *err, size_t errlen);
-/* -c: JSON with the addresses, written once the broker listens. */
-int broker_write_connection_file(struct broker *b, char *err, size_t errlen);
 
 struct vhost *broker_vhost(struct broker *b, const char *host);	/* never NULL */
 struct vhost *broker_vhost_find(struct broker *b, const char *name);	/* NULL if not configured */
 /* Finds or creates (recovery: a virtual host the journal knows). */
 struct vhost *broker_vhost_ensure(struct broker *b, const char *name);
 
-/* Broadcast an event to admin subscribers and the Lua on_event hook.
- * fields: NULL-terminated key, value list. */
+/* Broadcasts an event (events.h): admin listeners, /command/events and
+ * the Lua on_event hook. fields: NULL-terminated key, value list. */
 void broker_event(struct broker *b, const char *name, const char *const *fields);
 
 #endif

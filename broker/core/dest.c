@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stomp/conn.h"
 #include "common/log.h"
 #include "core/msg.h"
+#include "core/sink.h"
 #include "core/store.h"
 #include "core/sub.h"
 #include "common/util.h"
@@ -123,7 +123,7 @@ struct dest *dest_for_send(struct vhost *vh, const char *name, bool *absent_topi
 	if (dest_name_ok(name, err, errlen) &&
 	    (config_dest_type(&vh->broker->cfg, name, NULL) == DEST_TOPIC ||
 	     strncmp(name, "/temp-queue/", 12) == 0)) {
-		/* Likewise a temporary queue whose connection has gone. */
+		/* Likewise a temporary queue whose owner has gone. */
 		*absent_topic = true;
 		return NULL;
 	}
@@ -200,7 +200,7 @@ int dest_delete(struct dest *d, bool force, char *err, size_t errlen)
 	d->paused = true;
 	/* Pinned: the last sub_free() would otherwise release an idle
 	 * unconfigured topic under our feet. And no longer its owner's: the
-	 * owner's conn_close() below would delete a temporary queue again. */
+	 * owner closing below would delete a temporary queue again. */
 	d->configured = true;
 	if (d->owner) {
 		strmap_del(&d->owner->temp_queues, d->name);
@@ -208,9 +208,11 @@ int dest_delete(struct dest *d, bool force, char *err, size_t errlen)
 	}
 	while (!TAILQ_EMPTY(&d->subs)) {
 		struct sub *s = TAILQ_FIRST(&d->subs);
-		struct conn *c = s->conn;
+		struct sink *k = s->sink;
+		char why[1200];
 		sub_free(s);
-		conn_close(c, NULL, "destination %s was deleted by an administrator", d->name);
+		snprintf(why, sizeof why, "destination %s was deleted by an administrator", d->name);
+		k->ops->close(k, why);
 	}
 	dest_free(d);
 	return 0;

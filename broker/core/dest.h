@@ -20,7 +20,7 @@
 
 struct msg;
 struct sub;
-struct conn;
+struct sink;
 
 TAILQ_HEAD(sub_list, sub);
 
@@ -47,7 +47,7 @@ struct dest {
 	bool configured;		/* created by configuration or admin: kept when idle */
 	bool paused;			/* queues: accept, but do not deliver */
 	bool dispatching;		/* queue_dispatch is on the stack: do not re-enter */
-	struct conn *owner;		/* temporary queues: the connection they die with */
+	struct sink *owner;		/* temporary queues: the sink they die with (tempq.h) */
 	char *durable_topic;		/* owned; durable subscription queues: the topic they collect */
 	struct queue_opts opts;		/* queues */
 

@@ -23,18 +23,6 @@ bool msg_is_control_header(const char *name, size_t len)
 	return false;
 }
 
-size_t u64_to_dec(uint64_t v, char *out)
-{
-	/* Count the digits, then fill from the end: no reversal. Runs on
-	 * every delivery (message-id, content-length, delivery-count). */
-	size_t n = 1;
-	for (uint64_t t = v; t >= 10; t /= 10)
-		n++;
-	out[n] = 0;
-	for (size_t i = n; i-- > 0; v /= 10)
-		out[i] = (char)('0' + v % 10);
-	return n;
-}
 
 /* Bytes a value takes once 1.2-escaped, and whether it holds a \r. */
 static size_t escaped_len(const char *s, size_t len, bool *has_cr)
@@ -107,8 +95,18 @@ static char *put_line_raw(char *w, const char *name, size_t nlen, const char *va
 	return w;
 }
 
-struct msg *msg_new(uint64_t id, const char *dest, const struct frame *f,
-                    const struct msg_edit *edits, size_t nedits)
+/* The first header of that name: later repeats are ignored, as the
+ * STOMP specifications say. */
+static const struct frame_hdr *first_of(const struct frame_hdr *hdrs, unsigned n, const char *name)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(hdrs[i].name, name) == 0)
+			return &hdrs[i];
+	return NULL;
+}
+
+struct msg *msg_new(uint64_t id, const char *dest, const struct frame_hdr *hdrs, unsigned nhdrs,
+                    const void *body, size_t body_len, const struct msg_edit *edits, size_t nedits)
 {
 	size_t hlen = 0, raw_len = 0;
 	bool has_cr = false;
@@ -117,12 +115,12 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame *f,
 	char *(*put)(char *, const char *, size_t, const char *, size_t);
 
 	/* First pass: size the header block exactly. */
-	for (unsigned i = 0; i < f->nhdrs; i++) {
-		const struct frame_hdr *h = &f->hdrs[i];
+	for (unsigned i = 0; i < nhdrs; i++) {
+		const struct frame_hdr *h = &hdrs[i];
 		const struct msg_edit *e;
 		if (msg_is_control_header(h->name, h->name_len))
 			continue;
-		if (frame_get_hdr(f, h->name) != h)
+		if (first_of(hdrs, nhdrs, h->name) != h)
 			continue;	/* a repeat: the first one wins */
 		e = nedits ? find_edit(edits, nedits, h->name, h->name_len) : NULL;
 		if (e && !e->value)
@@ -133,7 +131,7 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame *f,
 		raw_len += h->name_len + 2 + (e ? strlen(e->value) : h->value_len);
 	}
 	for (size_t i = 0; i < nedits; i++) {
-		if (!edits[i].value || frame_get_hdr(f, edits[i].name) ||
+		if (!edits[i].value || first_of(hdrs, nhdrs, edits[i].name) ||
 		    msg_is_control_header(edits[i].name, strlen(edits[i].name)))
 			continue;
 		if (find_edit(edits, i, edits[i].name, strlen(edits[i].name)))
@@ -143,15 +141,15 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame *f,
 		raw_len += strlen(edits[i].name) + 2 + strlen(edits[i].value);
 	}
 
-	m = alloc_msg(id, dest, hlen, f->body_len);
+	m = alloc_msg(id, dest, hlen, body_len);
 	put = hlen == raw_len ? put_line_raw : put_line;
 	if (has_cr)
 		m->flags |= MSG_HDR_HAS_CR;
 	w = m->hdrs;
-	for (unsigned i = 0; i < f->nhdrs; i++) {
-		const struct frame_hdr *h = &f->hdrs[i];
+	for (unsigned i = 0; i < nhdrs; i++) {
+		const struct frame_hdr *h = &hdrs[i];
 		const struct msg_edit *e;
-		if (msg_is_control_header(h->name, h->name_len) || frame_get_hdr(f, h->name) != h)
+		if (msg_is_control_header(h->name, h->name_len) || first_of(hdrs, nhdrs, h->name) != h)
 			continue;
 		e = nedits ? find_edit(edits, nedits, h->name, h->name_len) : NULL;
 		if (e && !e->value)
@@ -162,7 +160,7 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame *f,
 			w = put(w, h->name, h->name_len, h->value, h->value_len);
 	}
 	for (size_t i = 0; i < nedits; i++) {
-		if (!edits[i].value || frame_get_hdr(f, edits[i].name) ||
+		if (!edits[i].value || first_of(hdrs, nhdrs, edits[i].name) ||
 		    msg_is_control_header(edits[i].name, strlen(edits[i].name)))
 			continue;
 		if (find_edit(edits, i, edits[i].name, strlen(edits[i].name)))
@@ -172,8 +170,8 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame *f,
 	assert((size_t)(w - m->hdrs) == hlen);
 	if (memchr(m->hdrs, '\\', hlen))
 		m->flags |= MSG_HDR_HAS_ESC;
-	if (f->body_len)
-		memcpy(m->body, f->body, f->body_len);
+	if (body_len)
+		memcpy(m->body, body, body_len);
 	return m;
 }
 
@@ -278,7 +276,7 @@ void msg_unref(struct msg *m)
 	live_bytes -= sizeof *m + m->dest_len + 1 + m->hdrs_len + 1 + m->body_len + 1;
 	free(m->hdrs_old[0]);
 	free(m->hdrs_old[1]);
-	free(m->fanout);
+	free(m->wire);
 	free(m);
 }
 

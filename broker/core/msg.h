@@ -1,10 +1,17 @@
 /* msg.h: a refcounted message, stored once and shared by every holder.
  *
  * One allocation holds the struct, the destination, the user headers
- * (already encoded as STOMP 1.2 header lines) and the body: the body is
- * copied once, out of the producer's frame, and never again. Each queue
- * slot, in-flight delivery, transaction and output buffer that keeps the
- * message takes its own reference; whoever drops the last one frees it. */
+ * (already encoded as STOMP 1.2 header lines) and the body, copied there
+ * from the producer's frame. Each queue slot, in-flight delivery,
+ * transaction and output buffer that keeps the message takes its own
+ * reference; whoever drops the last one frees it, and fan-out to many
+ * destinations or subscribers shares the one message.
+ *
+ * The body is copied again in two cases only: msg_clone_for(), when a
+ * copy must carry other headers (a dead letter, a message moved back by
+ * redrive), and a sink's encoding cache (wire below), which holds a small message
+ * already encoded for its subscribers so that a topic with many of them
+ * formats it once. */
 #ifndef MQ_MSG_H
 #define MQ_MSG_H
 
@@ -33,10 +40,11 @@ struct msg {
 	char *hdrs;			/* user header lines, 1.2-escaped, each "name:value\n" */
 	char *body;			/* inside data[] */
 	char *hdrs_old[2];		/* owned, lazy: hdrs re-encoded for 1.0 and 1.1 readers */
-	char *fanout;			/* owned, lazy: a topic delivery's MESSAGE from message-id
-					 * to the final NUL, shared by every subscriber (stomp.c) */
-	uint32_t fanout_len;
-	uint8_t fanout_version;
+	char *wire;			/* owned, lazy: the message encoded once by a sink for every
+					 * subscriber of a topic (the STOMP MESSAGE from message-id
+					 * to the final NUL); freed with the message */
+	uint32_t wire_len;
+	uint8_t wire_version;		/* what the encoding depends on (the STOMP version) */
 	uint32_t dest_len;
 	uint32_t hdrs_len;
 	uint32_t body_len;
@@ -47,22 +55,22 @@ struct msg {
 /* Headers that describe the frame, not the message: never copied into it. */
 bool msg_is_control_header(const char *name, size_t len);
 
-/* Builds a message from a SEND frame: its destination (or `dest` when a
- * route rewrote it), every user header, and the body. `extra`, when not
- * NULL, is a list of header edits applied on the way (name, value or NULL
- * to remove), `nextra` long. Reference count 1. */
+/* Builds a message from a producer's draft: its destination, every user
+ * header (headers that describe the frame, and repeats, are left out),
+ * and the body, copied here once. `edits` (nedits long) change headers on
+ * the way: a value, or NULL to remove. Reference count 1. */
 struct msg_edit {
 	const char *name;
 	const char *value;		/* NULL removes the header */
 };
-struct msg *msg_new(uint64_t id, const char *dest, const struct frame *f,
-                    const struct msg_edit *edits, size_t nedits);
-/* Same message under another destination (pubsub children, fan-out and
- * dead-lettering keep the id and the body; only the copy is new). */
+struct msg *msg_new(uint64_t id, const char *dest, const struct frame_hdr *hdrs, unsigned nhdrs,
+                    const void *body, size_t body_len, const struct msg_edit *edits, size_t nedits);
+/* A copy under another destination, with header edits (dead letters,
+ * redrive): the same id, the body copied. */
 struct msg *msg_clone_for(const struct msg *m, const char *dest,
                           const struct msg_edit *edits, size_t nedits);
-/* From raw parts: used by recovery, HTTP publishing and admin commands.
- * hdrs are "name:value\n" lines already 1.2-escaped. */
+/* From raw parts: used by recovery and the broker's own messages (events,
+ * command replies). hdrs are "name:value\n" lines already 1.2-escaped. */
 struct msg *msg_from_parts(uint64_t id, const char *dest, const char *hdrs, size_t hdrs_len,
                            const void *body, size_t body_len);
 /* What a producer's headers ask of its message, as sent (NULL when absent). */
@@ -105,7 +113,5 @@ uint64_t msg_live_bytes(void);
 /* Memory the message holds, for accounting. */
 size_t msg_size(const struct msg *m);
 
-/* Decimal formatting of ids without printf; returns the length. */
-size_t u64_to_dec(uint64_t v, char *out);
 
 #endif

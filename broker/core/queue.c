@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stomp/conn.h"
 #include "common/log.h"
 #include "core/msg.h"
 #include "core/store.h"

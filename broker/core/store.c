@@ -8,9 +8,7 @@
 #include <string.h>
 
 #include "core/broker.h"
-#include "stomp/conn.h"
 #include "core/dest.h"
-#include "http/http.h"
 #include "store/journal.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -35,6 +33,7 @@ struct store {
 	struct pending_children *pending;
 	size_t npending;
 	uint64_t recovered_msgs, skipped_msgs;
+	struct completion_list waiting;	/* by seq, lowest first */
 };
 
 static struct store *store_of(const struct broker *b) { return b->store; }
@@ -197,21 +196,48 @@ bool store_stats(const struct broker *b, struct journal_stats *out)
 	return true;
 }
 
-/* The journal reached `seq` (or failed from first_failed): receipts and
- * HTTP replies waiting for it go out, or turn into errors. */
+bool store_when_durable(struct broker *b, struct completion *c, uint64_t seq)
+{
+	struct store *st = store_of(b);
+	struct completion *at;
+	if (!st || seq <= journal_durable_seq(st->j))
+		return false;
+	c->seq = seq;
+	c->waiting = true;
+	/* Sequences are handed out in order, so the tail is almost always
+	 * the place; walk back from it to keep the list sorted regardless. */
+	for (at = TAILQ_LAST(&st->waiting, completion_list); at && at->seq > seq;
+	     at = TAILQ_PREV(at, completion_list, link))
+		;
+	if (at)
+		TAILQ_INSERT_AFTER(&st->waiting, at, c, link);
+	else
+		TAILQ_INSERT_HEAD(&st->waiting, c, link);
+	return true;
+}
+
+void store_cancel(struct broker *b, struct completion *c)
+{
+	struct store *st = store_of(b);
+	if (!c->waiting || !st)
+		return;
+	TAILQ_REMOVE(&st->waiting, c, link);
+	c->waiting = false;
+}
+
+/* The journal reached `seq` (or failed from first_failed): whoever waits
+ * for it is told. */
 static void on_durable(void *arg, uint64_t seq, uint64_t first_failed, int err)
 {
 	struct store *st = arg;
-	struct broker *b = st->b;
-	struct conn *c, *next;
+	struct completion *c;
 	if (err)
 		log_error("journal: records %" PRIu64 " to %" PRIu64 " not stored: %s", first_failed, seq, strerror(err));
-	for (c = TAILQ_FIRST(&b->conns); c; c = next) {
-		next = TAILQ_NEXT(c, link);
-		if (!TAILQ_EMPTY(&c->receipts))
-			conn_journal_progress(c, seq, first_failed, err);
+	while ((c = TAILQ_FIRST(&st->waiting)) && c->seq <= seq) {
+		TAILQ_REMOVE(&st->waiting, c, link);
+		c->waiting = false;
+		c->done(c, err && c->seq >= first_failed ? err : 0);
 	}
-	http_journal_progress(b, seq, first_failed, err);
 }
 
 /* ---- recovery ---- */
@@ -391,6 +417,7 @@ int store_open(struct broker *b, char *err, size_t errlen)
 	jo.fsync_interval_ms = (unsigned)b->cfg.fsync_interval_ms;
 	jo.segment_size = b->cfg.segment_size;
 	st->b = b;
+	TAILQ_INIT(&st->waiting);
 	st->next_qid = 1;
 	st->j = journal_open(b->base, &jo, on_durable, st, err, errlen);
 	if (!st->j) {

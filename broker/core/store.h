@@ -7,15 +7,17 @@
  * children, the topic of a durable subscription); so do configured
  * destinations, so that the topology comes back after a restart.
  *
- * A receipt for a durable SEND waits for the journal: dest_send() hands
- * back the sequence number, conn_receipt() holds the receipt until
- * store reports it durable. */
+ * Whoever must wait for a write to be durable (a STOMP receipt, an HTTP
+ * reply, a bridge's upstream acknowledgement) registers a completion for
+ * the journal sequence the publish handed back; the store calls it once
+ * the journal has synced that far, or has failed to. */
 #ifndef MQ_STORE_H
 #define MQ_STORE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct broker;
 struct dest;
@@ -45,6 +47,23 @@ void store_dest_deleted(struct dest *d);
 
 /* Highest sequence known durable; 0 without a store. */
 uint64_t store_durable_seq(const struct broker *b);
+
+/* Someone waiting for the journal. */
+struct completion {
+	TAILQ_ENTRY(completion) link;	/* the store's waiting list, while waiting */
+	uint64_t seq;			/* the journal sequence waited for */
+	bool waiting;
+	/* err 0: durable; else the errno of the write that failed. Called
+	 * from the loop; may cancel other completions, not this one. */
+	void (*done)(struct completion *c, int err);
+};
+TAILQ_HEAD(completion_list, completion);
+
+/* Calls c->done once seq is durable. Returns false, registering nothing,
+ * when it already is (or nothing was journaled: seq 0). */
+bool store_when_durable(struct broker *b, struct completion *c, uint64_t seq);
+/* Stops waiting (the waiter is going away); fine when not waiting. */
+void store_cancel(struct broker *b, struct completion *c);
 
 /* Figures for stats and /metrics; false without a store. */
 struct journal_stats;

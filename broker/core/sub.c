@@ -8,10 +8,9 @@
 #include <event2/buffer.h>
 
 #include "core/broker.h"
-#include "stomp/conn.h"
 #include "core/dest.h"
 #include "core/msg.h"
-#include "stomp/stomp.h"
+#include "core/sink.h"
 #include "common/util.h"
 
 const char *ack_mode_name(enum ack_mode m)
@@ -68,21 +67,21 @@ static void leave_group(struct dest *d, struct sub *s)
 	}
 }
 
-struct sub *sub_new(struct conn *c, struct dest *d, const char *id, const struct sub_opts *o,
+struct sub *sub_new(struct sink *k, struct dest *d, const char *id, const struct sub_opts *o,
                     const char *shown)
 {
 	struct sub *s = xcalloc(1, sizeof *s);
-	s->conn = c;
+	s->sink = k;
 	s->dest = d;
 	s->id = xstrdup(id);
 	s->shown = shown && strcmp(shown, d->name) != 0 ? xstrdup(shown) : NULL;
 	s->opts = *o;
 	TAILQ_INIT(&s->pending);
-	strmap_put(&c->subs, s->id, s);
+	strmap_put(&k->subs, s->id, s);
 	insert_by_priority(d, s);
 	d->nsubs++;
-	if (d->type == DEST_TOPIC && c->client_id && c->b->cfg.round_robin_names)
-		join_group(d, s, c->client_id);
+	if (d->type == DEST_TOPIC && k->client_id && k->b->cfg.round_robin_names)
+		join_group(d, s, k->client_id);
 	if (d->type == DEST_QUEUE)
 		queue_dispatch(d);
 	return s;
@@ -109,7 +108,7 @@ static void forget(struct delivery *d)
 {
 	struct sub *s = d->sub;
 	TAILQ_REMOVE(&s->pending, d, link);
-	conn_untrack_delivery(s->conn, d);
+	sink_untrack_delivery(s->sink, d);
 	s->unacked--;
 	s->unacked_bytes -= d->m->body_len;
 	if (s->dest->type == DEST_QUEUE)
@@ -135,10 +134,10 @@ void sub_free(struct sub *s)
 	leave_group(d, s);
 	TAILQ_REMOVE(&d->subs, s, dest_link);
 	d->nsubs--;
-	strmap_del(&s->conn->subs, s->id);
+	strmap_del(&s->sink->subs, s->id);
 	free(s->id);
 	free(s->shown);
-	free(s->prefix);
+	free(s->head);
 	free(s);
 	if (d->type == DEST_QUEUE)
 		queue_dispatch(d);
@@ -148,8 +147,7 @@ void sub_free(struct sub *s)
 
 bool sub_has_room(const struct sub *s)
 {
-	const struct conn *c = s->conn;
-	if (c->state != CONN_OPEN || c->out_blocked)
+	if (s->sink->full)
 		return false;
 	if (s->opts.max_unacked && s->unacked >= s->opts.max_unacked)
 		return false;
@@ -160,13 +158,13 @@ bool sub_has_room(const struct sub *s)
 
 void sub_deliver(struct sub *s, struct msg *m, uint32_t deliveries, bool journaled)
 {
-	struct conn *c = s->conn;
+	struct sink *k = s->sink;
 	struct dest *d = s->dest;
 
-	stomp_write_message(c, s, m, deliveries);
+	k->ops->deliver(k, s, m, deliveries);
 	s->delivered++;
-	c->messages_out++;
-	c->b->stats.messages_out++;
+	k->messages_out++;
+	k->b->stats.messages_out++;
 	if (s->opts.ack == ACK_AUTO) {
 		if (d->type == DEST_QUEUE)
 			queue_acked(d, m->id, journaled);
@@ -179,7 +177,7 @@ void sub_deliver(struct sub *s, struct msg *m, uint32_t deliveries, bool journal
 	dl->journaled = journaled;
 	dl->same_id = NULL;
 	TAILQ_INSERT_TAIL(&s->pending, dl, link);
-	conn_track_delivery(c, dl);
+	sink_track_delivery(k, dl);
 	s->unacked++;
 	s->unacked_bytes += m->body_len;
 	if (d->type == DEST_QUEUE)
@@ -198,7 +196,7 @@ void sub_ack(struct delivery *target, bool cumulative)
 		forget(dl);
 		if (d->type == DEST_QUEUE)
 			queue_acked(d, dl->m->id, dl->journaled);
-		s->conn->b->stats.acks++;
+		s->sink->b->stats.acks++;
 		msg_unref(dl->m);
 		free(dl);
 	}
@@ -217,7 +215,7 @@ void sub_nack(struct delivery *target, bool cumulative)
 	for (;;) {
 		prev = cumulative ? TAILQ_PREV(dl, delivery_list, link) : NULL;
 		forget(dl);
-		s->conn->b->stats.nacks++;
+		s->sink->b->stats.nacks++;
 		if (d->type == DEST_QUEUE)
 			queue_return(d, dl->m, dl->deliveries, dl->journaled);
 		msg_unref(dl->m);

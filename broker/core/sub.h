@@ -1,11 +1,12 @@
 /* sub.h: subscriptions, in-flight deliveries, flow control, acks.
  *
- * A subscription belongs to one connection and one destination. With the
- * client and client-individual ack modes each delivery stays on the
- * subscription's pending list (in delivery order) and in the connection's
- * id index until it is acknowledged; NACK, unsubscribe or disconnect
- * return it to its queue. Flow control (BlazingMQ's queue options) bounds
- * how many deliveries and bytes may be outstanding per subscriber. */
+ * A subscription belongs to one sink (sink.h: a connection, a bridge...)
+ * and one destination. With the client and client-individual ack modes
+ * each delivery stays on the subscription's pending list (in delivery
+ * order) and in the sink's id index until it is acknowledged; a NACK, the
+ * end of the subscription or of its sink return it to its queue. Flow
+ * control (BlazingMQ's queue options) bounds how many deliveries and bytes
+ * may be outstanding per subscriber. */
 #ifndef MQ_SUB_H
 #define MQ_SUB_H
 
@@ -13,9 +14,9 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-struct conn;
 struct dest;
 struct msg;
+struct sink;
 
 enum ack_mode {
 	ACK_AUTO,		/* delivered = acknowledged */
@@ -26,7 +27,7 @@ enum ack_mode {
 struct delivery {
 	TAILQ_ENTRY(delivery) link;	/* sub->pending, oldest first */
 	bool journaled;			/* the queue's copy is in the journal */
-	struct delivery *same_id;	/* next pending delivery with this message id on the connection */
+	struct delivery *same_id;	/* next pending delivery with this message id on the sink */
 	struct msg *m;			/* ref held */
 	struct sub *sub;		/* borrowed */
 	uint32_t deliveries;		/* including this one */
@@ -41,7 +42,7 @@ struct sub_opts {
 	int priority;			/* higher first */
 };
 
-/* -r: subscriptions to one topic from connections sharing a client-id
+/* -r: subscriptions to one topic from sinks sharing a client-id
  * form a group, and each message goes to one member in turn. */
 struct rr_group {
 	char *client_id;		/* owned; the key in dest->groups */
@@ -54,16 +55,17 @@ struct sub {
 	TAILQ_ENTRY(sub) dest_link;	/* dest->subs */
 	TAILQ_ENTRY(sub) group_link;	/* group->members */
 	struct rr_group *group;		/* borrowed; NULL unless -r grouped it */
-	struct conn *conn;		/* borrowed: the connection owns the sub */
+	struct sink *sink;		/* borrowed: the sink owns the sub */
 	struct dest *dest;		/* borrowed */
 	char *id;			/* owned; the SUBSCRIBE id header */
 	char *shown;			/* owned; the destination MESSAGE frames name when it is not
 					 * dest->name (a durable subscription's topic, a temporary
 					 * queue's local name); NULL otherwise */
 	struct sub_opts opts;
-	char *prefix;			/* owned: "MESSAGE\nsubscription:..\ndestination:..\n", escaped
-					 * for the connection's version; built on first delivery */
-	uint32_t prefix_len;
+	char *head;			/* owned; what the sink writes before every delivery of this
+					 * subscription (a STOMP MESSAGE's first lines), built by the
+					 * sink on first use */
+	uint32_t head_len;
 	uint32_t unacked;
 	uint64_t unacked_bytes;
 	struct delivery_list pending;
@@ -71,8 +73,8 @@ struct sub {
 };
 
 /* Creates, attaches to the destination and delivers what is waiting.
- * shown: the name MESSAGE frames carry, when not d->name (may be NULL). */
-struct sub *sub_new(struct conn *c, struct dest *d, const char *id, const struct sub_opts *o,
+ * shown: the name deliveries carry, when not d->name (may be NULL). */
+struct sub *sub_new(struct sink *k, struct dest *d, const char *id, const struct sub_opts *o,
                     const char *shown);
 /* Detaches and frees. Pending deliveries go back to their queue with
  * `requeue`, and are dropped otherwise (topics). */
@@ -80,9 +82,9 @@ void sub_free(struct sub *s);
 /* Changes flow control in place (a SUBSCRIBE reusing the same id). */
 void sub_configure(struct sub *s, const struct sub_opts *o);
 
-/* Room for one more delivery of `bytes`? (flow control and the output buffer) */
+/* Room for one more delivery? (the sink's, then flow control) */
 bool sub_has_room(const struct sub *s);
-/* Writes the MESSAGE; keeps it pending unless auto ack. */
+/* Hands m to the sink; keeps it pending unless auto ack. */
 void sub_deliver(struct sub *s, struct msg *m, uint32_t deliveries, bool journaled);
 
 /* Acknowledges d (and, cumulative, every earlier delivery on its sub). */

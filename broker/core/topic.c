@@ -5,13 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stomp/conn.h"
 #include "core/msg.h"
 #include "core/store.h"
 #include "core/sub.h"
 #include "common/util.h"
 
-/* -r: each group of connections sharing a client-id gets the message
+/* -r: each group of sinks sharing a client-id gets the message
  * once, at the member after the one served last that has room. */
 static void publish_to_groups(struct dest *t, struct msg *m)
 {

@@ -30,24 +30,25 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/evp.h>
 
+#include "admin/cmd.h"
+#include "admin/metrics.h"
+#include "common/cmdline.h"
+#include "common/log.h"
+#include "common/util.h"
 #include "core/auth.h"
 #include "core/broker.h"
-#include "admin/cmd.h"
-#include "common/cmdline.h"
 #include "core/dest.h"
-#include "net/listener.h"
-#include "common/log.h"
-#include "admin/metrics.h"
 #include "core/msg.h"
+#include "core/publish.h"
 #include "core/store.h"
-#include "common/util.h"
 
 /* A reply to a persistent POST, held until the journal has the message. */
 struct held_reply {
 	TAILQ_ENTRY(held_reply) link;
+	struct completion durable;		/* the store calls back through it */
+	struct http_server *hs;
 	struct evhttp_request *req;		/* borrowed: dropped if its connection closes */
 	struct evhttp_connection *hc;
-	uint64_t seq;
 	char *json;				/* owned */
 };
 
@@ -103,29 +104,26 @@ static void conn_closed(struct evhttp_connection *hc, void *arg)
 		next = TAILQ_NEXT(h, link);
 		if (h->hc == hc) {
 			TAILQ_REMOVE(&hs->held, h, link);
+			store_cancel(hs->b, &h->durable);
 			free(h->json);
 			free(h);
 		}
 	}
 }
 
-void http_journal_progress(struct broker *b, uint64_t seq, uint64_t first_failed, int err)
+/* The journal has the message (or failed to write it): 201, or 503. */
+static void reply_durable(struct completion *done, int err)
 {
-	struct http_server *hs = b->http;
-	struct held_reply *h;
-	if (!hs)
-		return;
-	while ((h = TAILQ_FIRST(&hs->held)) && h->seq <= seq) {
-		TAILQ_REMOVE(&hs->held, h, link);
-		if (err && h->seq >= first_failed) {
-			send_error(h->req, 503, "message not stored: journal write failed: %s", strerror(err));
-		} else {
-			struct sbuf json = { h->json, strlen(h->json), strlen(h->json) + 1 };
-			send_json(h->req, 201, &json);
-		}
-		free(h->json);
-		free(h);
+	struct held_reply *h = (struct held_reply *)((char *)done - offsetof(struct held_reply, durable));
+	TAILQ_REMOVE(&h->hs->held, h, link);
+	if (err) {
+		send_error(h->req, 503, "message not stored: journal write failed: %s", strerror(err));
+	} else {
+		struct sbuf json = { h->json, strlen(h->json), strlen(h->json) + 1 };
+		send_json(h->req, 201, &json);
 	}
+	free(h->json);
+	free(h);
 }
 
 /* Who sent the request: the peer address and, with HTTP Basic, a user. */
@@ -140,7 +138,7 @@ static int identify(struct http_server *hs, struct evhttp_request *req, struct p
 	memset(p, 0, sizeof *p);
 	evhttp_connection_get_peer(hc, &host, &port);
 	snprintf(peer, peerlen, "%s:%u", host ? host : "?", port);
-	p->peer = peer;
+	snprintf(p->peer, sizeof p->peer, "%s", peer);
 	if (host) {
 		struct in_addr a4;
 		struct in6_addr a6;
@@ -149,7 +147,7 @@ static int identify(struct http_server *hs, struct evhttp_request *req, struct p
 		else if (inet_pton(AF_INET6, host, &a6) == 1)
 			p->loopback = IN6_IS_ADDR_LOOPBACK(&a6);
 	}
-	p->vhost = hs->b->default_vhost->name;
+	p->vhost = hs->b->default_vhost;
 	if (auth && strncasecmp(auth, "Basic ", 6) == 0) {
 		unsigned char decoded[512];
 		const char *b64 = auth + 6;
@@ -176,7 +174,7 @@ static int identify(struct http_server *hs, struct evhttp_request *req, struct p
 		if (auth_check_user(hs->b, (char *)decoded, colon + 1, &admin, err, errlen) < 0)
 			return -1;
 		snprintf(login, loginlen, "%s", (char *)decoded);
-		p->login = login;
+		principal_set_login(p, login);
 		p->authenticated = true;
 		p->admin = admin;
 	}
@@ -244,59 +242,19 @@ static void collect_headers(struct evhttp_request *req, struct post_headers *ph)
 	}
 }
 
-static void reply_dropped(struct evhttp_request *req, const char *dest_name)
-{
-	struct sbuf out;
-	sbuf_init(&out);
-	sbuf_printf(&out, "{\"destination\":");
-	json_quote(&out, dest_name, strlen(dest_name));
-	sbuf_adds(&out, ",\"status\":\"dropped\"}");
-	send_json(req, 201, &out);
-	sbuf_fini(&out);
-}
 
-/* Runs route(msg) for a POST, as for a STOMP SEND. False when the message
- * goes no further (the reply has been sent). */
-static bool route_post(struct broker *b, struct evhttp_request *req, const char *dest_name,
-                       const struct post_headers *ph, const struct principal *p, const void *body, size_t len,
-                       struct route_result *rr)
+static int refusal_status(enum publish_refusal why)
 {
-	struct route_msg rm = {
-		.destination = dest_name,
-		.hdrs = ph->hdrs,
-		.nhdrs = ph->n,
-		.body = body,
-		.body_len = len,
-		.login = p->login,
-		.vhost = b->default_vhost->name,
-		.conn_id = 0,
-	};
-	switch (router_route(b->router, &rm, rr)) {
-	case ROUTE_DELIVER:
-	case ROUTE_REWRITE:
-	case ROUTE_FANOUT:
-		return true;
-	case ROUTE_DROP:
-		b->stats.messages_in++;
-		b->stats.dropped++;
-		reply_dropped(req, dest_name);
-		return false;
-	case ROUTE_REJECT:
-		b->stats.rejected++;
-		send_error(req, 403, "message to %s rejected: %s", dest_name, rr->error);
-		return false;
-	case ROUTE_BUDGET:
-	case ROUTE_NOMEM:
-	case ROUTE_ERROR:
-		log_error("http %s: route() failed for a message to %s: %s", p->peer, dest_name, rr->error);
-		b->stats.rejected++;
-		send_error(req, 500, "message to %s rejected: the routing rule failed", dest_name);
-		return false;
+	switch (why) {
+	case REFUSED_BAD_REQUEST: return 400;
+	case REFUSED_FORBIDDEN: return 403;
+	case REFUSED_UNAVAILABLE: return 503;
+	case REFUSED_INTERNAL: return 500;
 	}
-	return false;
+	return 500;
 }
 
-static void publish(struct http_server *hs, struct evhttp_request *req, const char *dest_name)
+static void publish_post(struct http_server *hs, struct evhttp_request *req, const char *dest_name)
 {
 	struct broker *b = hs->b;
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -305,150 +263,83 @@ static void publish(struct http_server *hs, struct evhttp_request *req, const ch
 	struct principal p;
 	char login[520], peer[128], err[512];
 	struct post_headers ph;
-	struct route_result rr;
-	bool routed = false;
-	const char *const *targets = &dest_name;
-	size_t ntargets = 1;
-	struct dest **dests = NULL;
-	size_t ndests = 0;
-	struct msg_edit *edits = NULL;
-	struct msg *m = NULL;
+	struct publish_result r;
+	struct publication pub;
+	struct draft d;
 	struct sbuf json;
 	struct jw w;
-	enum send_status st = SEND_OK;
-	uint64_t seq = 0;
 
 	if (identify(hs, req, &p, login, sizeof login, peer, sizeof peer, err, sizeof err) < 0) {
+		principal_fini(&p);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Basic realm=\"mqbroker\"");
 		send_error(req, 401, "%s", err);
 		return;
 	}
-	if (!dest_name_ok(dest_name, err, sizeof err) || !dest_name_open(dest_name, err, sizeof err)) {
-		send_error(req, 400, "bad destination: %s", err);
-		return;
-	}
 	if (config_dest_type(&b->cfg, dest_name, NULL) == DEST_COMMAND) {
+		principal_fini(&p);
 		send_error(req, 403, "%s is a command destination: use POST /api/<command>", dest_name);
 		return;
 	}
-	if (!auth_allow_principal(b, &p, AUTHZ_SEND, dest_name, err, sizeof err)) {
-		send_error(req, 403, "%s", err);
-		return;
-	}
 	collect_headers(req, &ph);
-	if (router_has_route(b->router)) {
-		routed = true;
-		if (!route_post(b, req, dest_name, &ph, &p, body, len, &rr))
-			goto out;
-		if (rr.ndests) {
-			targets = (const char *const *)rr.dests;
-			ntargets = rr.ndests;
-		}
-	}
-	m = msg_from_parts(broker_next_msg_id(b), dest_name, sbuf_str(&ph.lines), ph.lines.len, body, len);
-	if (routed && rr.nedits) {
-		struct msg *edited;
-		edits = xmalloc(rr.nedits * sizeof *edits);
-		for (size_t i = 0; i < rr.nedits; i++)
-			edits[i] = (struct msg_edit){ rr.edits[i].name, rr.edits[i].value };
-		edited = msg_clone_for(m, dest_name, edits, rr.nedits);
-		msg_unref(m);
-		m = edited;
-	}
-	m->timestamp = wall_ms();
-	{
-		struct msg_asks a;
-		a.expires = post_header(&ph, "expires");
-		a.ttl = post_header(&ph, "expiration");
-		a.persistent = post_header(&ph, "persistent");
-		if (!a.ttl)
-			a.ttl = post_header(&ph, "x-message-ttl");
-		if (msg_apply_asks(m, &a, routed && rr.nedits, err, sizeof err) < 0) {
-			send_error(req, 400, "%s in X-Mq- headers", err);
-			goto out;
-		}
-		if (a.persistent && strcasecmp(a.persistent, "true") == 0)
-			m->flags |= MSG_PERSISTENT;
-	}
-	/* Only now, with the message known good, are destinations made. */
-	dests = xmalloc(ntargets * sizeof *dests);
-	for (size_t i = 0; i < ntargets; i++) {
-		bool absent_topic;
-		struct dest *d = NULL;
-		if (dest_name_open(targets[i], err, sizeof err))
-			d = dest_for_send(b->default_vhost, targets[i], &absent_topic, err, sizeof err);
-		else
-			absent_topic = false;
-		if (d) {
-			dests[ndests++] = d;
-		} else if (absent_topic) {
-			b->stats.dropped++;	/* a topic nobody listens to */
-		} else {
-			send_error(req, 400, "cannot publish to '%s': %s", targets[i], err);
-			goto out;
-		}
-	}
-	b->stats.messages_in++;
-	if (!ndests) {
-		reply_dropped(req, dest_name);
-		goto out;
-	}
-	{
-		/* accepted when any target took it; a rejection stops the rest */
-		bool taken = false;
-		for (size_t i = 0; ndests > 1 && i < ndests && st != SEND_REJECTED; i++)
-			if (dest_would_refuse(dests[i], m, err, sizeof err))
-				st = SEND_REJECTED;	/* a fan-out delivers all its copies or none */
-		for (size_t i = 0; i < ndests && st != SEND_REJECTED; i++) {
-			st = dest_send(dests[i], m, &seq, err, sizeof err);
-			taken |= st == SEND_OK;
-		}
-		if (st != SEND_REJECTED && taken)
-			st = SEND_OK;
-	}
-	if (st == SEND_REJECTED) {
-		b->stats.rejected++;
-		send_error(req, 503, "%s", err);
+	d = (struct draft){
+		.dest = dest_name,
+		.hdrs = ph.hdrs,
+		.nhdrs = ph.n,
+		.body = body,
+		.body_len = len,
+		.expires = post_header(&ph, "expires"),
+		.ttl = post_header(&ph, "expiration"),
+		.persistent = post_header(&ph, "persistent"),
+	};
+	if (!d.ttl)
+		d.ttl = post_header(&ph, "x-message-ttl");
+	/* No sink: an HTTP request owns no temporary queues. */
+	if (publish_prepare(b, &p, NULL, &d, &pub, &r) == PUBLISH_OK)
+		publish_commit(b, &pub, &r);
+	if (r.status == PUBLISH_REFUSED) {
+		send_error(req, refusal_status(r.refusal), "%s", r.err);
 		goto out;
 	}
 	sbuf_init(&json);
 	jw_init(&w, &json);
 	jw_obj_begin(&w);
 	jw_kstr(&w, "destination", dest_name);
-	{
+	if (r.msg_id) {
 		char id[24];
-		u64_to_dec(m->id, id);
+		u64_to_dec(r.msg_id, id);
 		jw_kstr(&w, "message_id", id);
 	}
-	jw_kstr(&w, "status", st == SEND_DROPPED ? "dropped" : "accepted");
-	if (routed && (rr.ndests > 1 || (rr.ndests == 1 && strcmp(rr.dests[0], dest_name) != 0))) {
+	jw_kstr(&w, "status", r.status == PUBLISH_DROPPED ? "dropped" : "accepted");
+	if (r.rerouted && pub.m) {
 		jw_key(&w, "routed_to");
 		jw_arr_begin(&w);
-		for (size_t i = 0; i < ndests; i++)
-			jw_str(&w, dests[i]->name);
+		for (size_t i = 0; i < pub.ndests; i++)
+			jw_str(&w, pub.dests[i]->name);
 		jw_arr_end(&w);
 	}
 	jw_obj_end(&w);
-	if (seq > store_durable_seq(b)) {
+	{
 		/* 201 means stored: a persistent message waits for the journal. */
 		struct held_reply *h = xcalloc(1, sizeof *h);
+		h->hs = hs;
 		h->req = req;
 		h->hc = evhttp_request_get_connection(req);
-		h->seq = seq;
+		h->durable.done = reply_durable;
 		h->json = sbuf_take(&json);
-		TAILQ_INSERT_TAIL(&hs->held, h, link);
-	} else {
-		send_json(req, 201, &json);
+		if (store_when_durable(b, &h->durable, r.seq)) {
+			TAILQ_INSERT_TAIL(&hs->held, h, link);
+		} else {
+			struct sbuf now = { h->json, strlen(h->json), strlen(h->json) + 1 };
+			send_json(req, 201, &now);
+			free(h->json);
+			free(h);
+		}
 	}
 	sbuf_fini(&json);
 out:
-	if (m)
-		msg_unref(m);
-	free(dests);
-	free(edits);
-	if (routed)
-		route_result_fini(&rr);
+	publication_fini(&pub);
 	post_headers_fini(&ph);
+	principal_fini(&p);
 }
 
 /* Path segments after /api/ become the command's words; ?arg=... adds more. */
@@ -494,10 +385,12 @@ static void api(struct http_server *hs, struct evhttp_request *req, const char *
 		if (!p.authenticated) {
 			evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 			                  "Basic realm=\"mqbroker\"");
+			principal_fini(&p);
 			send_error(req, 401, "%s: admin credentials needed (HTTP Basic)", name);
 			return;
 		}
-		if (!auth_allow_principal(b, &p, AUTHZ_ADMIN, NULL, err, sizeof err)) {
+		if (!auth_allow(b, &p, AUTHZ_ADMIN, NULL, err, sizeof err)) {
+			principal_fini(&p);
 			send_error(req, 403, "%s", err);
 			return;
 		}
@@ -552,6 +445,7 @@ static void api(struct http_server *hs, struct evhttp_request *req, const char *
 	if (r.shutdown)
 		broker_shutdown(b, "shutdown command over HTTP");
 	cmd_reply_fini(&r);
+	principal_fini(&p);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -600,9 +494,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 		if (*rest == 0 || strcmp(rest, "/") == 0) {
 			char dflt[600];
 			snprintf(dflt, sizeof dflt, "/queue/%s", hs->path);
-			publish(hs, req, dflt);
+			publish_post(hs, req, dflt);
 		} else {
-			publish(hs, req, rest);
+			publish_post(hs, req, rest);
 		}
 	} else if (strncmp(path, "/api/", 5) == 0 && (method == EVHTTP_REQ_GET || method == EVHTTP_REQ_POST)) {
 		/* raw, so that encoded slashes inside one argument survive */
@@ -611,7 +505,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	} else if (strcmp(path, "/health") == 0 && method == EVHTTP_REQ_GET) {
 		char body[128];
 		int n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"uptime_s\":%" PRIu64 ",\"connections\":%d}",
-		                 (mono_ms() - b->started_mono_ms) / 1000, b->nconns);
+		                 (mono_ms() - b->started_mono_ms) / 1000, b->nsinks);
 		send_text(req, 200, "OK", "application/json", body, (size_t)n);
 	} else if (strcmp(path, "/metrics") == 0 && method == EVHTTP_REQ_GET) {
 		struct sbuf text;

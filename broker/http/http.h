@@ -11,8 +11,5 @@ struct broker;
 /* Starts the server when cfg.http_port is set; 0 when not configured. */
 int http_open(struct broker *b, char *err, size_t errlen);
 void http_free(struct broker *b);
-/* The journal reached seq (or failed from first_failed): replies to
- * persistent POSTs waiting for it go out as 201, or 503. */
-void http_journal_progress(struct broker *b, uint64_t seq, uint64_t first_failed, int err);
 
 #endif

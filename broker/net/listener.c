@@ -16,7 +16,6 @@
 #include <event2/listener.h>
 
 #include "core/broker.h"
-#include "stomp/conn.h"
 #include "common/log.h"
 #include "net/tls.h"
 #include "common/util.h"
@@ -26,6 +25,7 @@
 struct listener {
 	struct listener *next;
 	struct broker *b;
+	listener_accept_fn accept;	/* the protocol that takes each connection */
 	struct evconnlistener *lev;	/* owned */
 	bool tls;
 	char host[64];			/* as bound, for the connection file */
@@ -52,7 +52,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		evutil_closesocket(fd);
 		return;
 	}
-	conn_new(b, bev, sa, (socklen_t)salen, l->tls ? "tls" : "tcp");
+	l->accept(b, bev, sa, (socklen_t)salen, l->tls ? "tls" : "tcp");
 }
 
 static void accept_error_cb(struct evconnlistener *lev, void *arg)
@@ -118,7 +118,7 @@ static bool tls_port_configured(const struct config *cfg, int port)
 	return false;
 }
 
-int listeners_open(struct broker *b, char *err, size_t errlen)
+int listeners_open(struct broker *b, listener_accept_fn accept, char *err, size_t errlen)
 {
 	struct listener **tail = &b->listeners;
 	bool first_plain = true;
@@ -169,6 +169,7 @@ int listeners_open(struct broker *b, char *err, size_t errlen)
 			log_notice("port %d is in use: listening on port %d instead", port, bound);
 		l = xcalloc(1, sizeof *l);
 		l->b = b;
+		l->accept = accept;
 		l->lev = lev;
 		l->tls = lc->tls;
 		l->port = bound;

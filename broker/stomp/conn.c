@@ -1,9 +1,7 @@
-/* conn.c: one client connection on a bufferevent. */
+/* conn.c: one STOMP connection on a bufferevent. See conn.h. */
 #include "stomp/conn.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,14 +13,13 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "common/json.h"
+#include "common/util.h"
 #include "core/broker.h"
 #include "core/dest.h"
-#include "core/msg.h"
-#include "stomp/stomp.h"
-#include "core/store.h"
 #include "core/sub.h"
+#include "stomp/stomp.h"
 #include "stomp/txn.h"
-#include "common/util.h"
 
 /* Frames handled per read callback before yielding to other connections. */
 #define FRAMES_PER_TURN 512
@@ -33,9 +30,14 @@
 
 struct pending_receipt {
 	TAILQ_ENTRY(pending_receipt) link;
-	uint64_t seq;			/* journal sequence to wait for; 0 = none */
+	struct completion durable;	/* while the journal has not synced what it covers */
+	struct conn *c;
+	bool ready;			/* may go out once every earlier one has */
+	int err;			/* the journal failed: an ERROR instead */
 	char id[];
 };
+
+static const struct sink_ops conn_sink_ops;
 
 static const char *state_names[] = { "handshake", "open", "closing", "closed" };
 
@@ -44,47 +46,102 @@ const char *conn_state_name(enum conn_state s)
 	return (unsigned)s < ARRAY_LEN(state_names) ? state_names[s] : "?";
 }
 
+/* The core reads `full` on every dispatch: keep it true whenever no
+ * delivery may be written. */
+static void update_full(struct conn *c)
+{
+	c->sink.full = c->state != CONN_OPEN || c->out_blocked;
+}
+
 static void set_state(struct conn *c, enum conn_state s)
 {
 	if (log_enabled(LOG_DEBUG))
 		log_debug(CONN_FMT ": %s -> %s", CONN_ARGS(c), conn_state_name(c->state), conn_state_name(s));
 	c->state = s;
+	update_full(c);
 }
 
-static void describe_peer(struct conn *c, const struct sockaddr *sa)
+/* ---- the connections of a broker ---- */
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg);
+static void free_conn(struct conn *c);
+
+void conns_init(struct broker *b)
 {
-	char host[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-		port = ntohs(in->sin_port);
-		c->loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-		snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-		port = ntohs(in6->sin6_port);
-		c->loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
-		              (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127);
-		snprintf(c->peer, sizeof c->peer, "[%s]:%d", host, port);
-	} else if (sa->sa_family == AF_UNIX) {
-		snprintf(c->peer, sizeof c->peer, "unix");
-		c->loopback = true;
-	}
+	struct conns *cs = xcalloc(1, sizeof *cs);
+	cs->b = b;
+	TAILQ_INIT(&cs->live);
+	TAILQ_INIT(&cs->graveyard);
+	cs->reap_ev = event_new(b->base, -1, 0, reap_cb, cs);
+	frame_init(&cs->frame);
+	b->conns = cs;
 }
+
+int conns_count(const struct broker *b)
+{
+	return b->conns ? b->conns->nlive : 0;
+}
+
+void conns_check_done(struct broker *b)
+{
+	if (b->conns)
+		event_active(b->conns->reap_ev, EV_TIMEOUT, 0);
+	else if (b->shutting_down)
+		event_base_loopexit(b->base, NULL);
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conns *cs = arg;
+	struct conn *c;
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&cs->graveyard))) {
+		TAILQ_REMOVE(&cs->graveyard, c, link);
+		free_conn(c);
+	}
+	if (cs->b->shutting_down && TAILQ_EMPTY(&cs->live))
+		event_base_loopexit(cs->b->base, NULL);
+}
+
+void conns_free(struct broker *b)
+{
+	struct conns *cs = b->conns;
+	struct conn *c;
+	if (!cs)
+		return;
+	/* Whatever is still connected goes away now. */
+	while ((c = TAILQ_FIRST(&cs->live))) {
+		conn_close_quiet(c, "broker stopped");
+		if (c->state != CONN_CLOSED) {
+			TAILQ_REMOVE(&cs->live, c, link);
+			TAILQ_INSERT_TAIL(&cs->graveyard, c, link);
+			c->state = CONN_CLOSED;
+		}
+	}
+	while ((c = TAILQ_FIRST(&cs->graveyard))) {
+		TAILQ_REMOVE(&cs->graveyard, c, link);
+		free_conn(c);
+	}
+	if (cs->reap_ev)
+		event_free(cs->reap_ev);
+	frame_fini(&cs->frame);
+	free(cs);
+	b->conns = NULL;
+}
+
+/* ---- one connection ---- */
 
 static void to_graveyard(struct conn *c)
 {
-	struct broker *b = c->b;
+	struct conns *cs = c->b->conns;
 	if (c->state == CONN_CLOSED)
 		return;
 	set_state(c, CONN_CLOSED);
-	TAILQ_REMOVE(&b->conns, c, link);
-	TAILQ_INSERT_TAIL(&b->graveyard, c, link);
-	u64map_del(&b->conns_by_id, c->id);
+	TAILQ_REMOVE(&cs->live, c, link);
+	TAILQ_INSERT_TAIL(&cs->graveyard, c, link);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	event_active(b->reap_ev, EV_TIMEOUT, 0);
+	event_active(cs->reap_ev, EV_TIMEOUT, 0);
 }
 
 /* After the output drained: half-close and keep discarding what the peer
@@ -93,7 +150,7 @@ static void to_graveyard(struct conn *c)
 static void start_linger(struct conn *c)
 {
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
-	if (fd >= 0 && strcmp(c->transport, "tcp") == 0 && shutdown(fd, SHUT_WR) == 0) {
+	if (fd >= 0 && strcmp(c->sink.transport, "tcp") == 0 && shutdown(fd, SHUT_WR) == 0) {
 		bufferevent_enable(c->bev, EV_READ);
 		return;
 	}
@@ -116,21 +173,20 @@ static void arm_timer(struct conn *c, uint64_t ms)
 struct conn *conn_new(struct broker *b, struct bufferevent *bev,
                       const struct sockaddr *sa, socklen_t salen, const char *transport)
 {
+	struct conns *cs = b->conns;
 	struct conn *c = xcalloc(1, sizeof *c);
 	(void)salen;
 	c->b = b;
-	c->id = ++b->next_conn_id;
 	c->bev = bev;
-	c->transport = transport;
 	c->version = STOMP_1_0;
-	c->vhost = b->default_vhost;
-	c->connected_ms = wall_ms();
 	c->last_read_ms = c->last_write_ms = mono_ms();
-	describe_peer(c, sa);
+	sink_attach(&c->sink, b, &conn_sink_ops, transport);
+	c->sink.who.vhost = b->default_vhost;
+	principal_set_peer(&c->sink.who, sa);
 	TAILQ_INIT(&c->receipts);
-	TAILQ_INSERT_TAIL(&b->conns, c, link);
-	u64map_put(&b->conns_by_id, c->id, c);
-	b->nconns++;
+	TAILQ_INSERT_TAIL(&cs->live, c, link);
+	cs->nlive++;
+	set_state(c, CONN_HANDSHAKE);
 	b->stats.connections_total++;
 	b->last_activity_ms = mono_ms();
 
@@ -140,7 +196,7 @@ struct conn *conn_new(struct broker *b, struct bufferevent *bev,
 	bufferevent_set_max_single_read(bev, 256 * 1024);
 	bufferevent_set_max_single_write(bev, 256 * 1024);
 
-	if (b->nconns > b->cfg.max_connections || b->shutting_down) {
+	if (cs->nlive > b->cfg.max_connections || b->shutting_down) {
 		b->stats.connections_refused++;
 		log_warn(CONN_FMT ": refused: %s", CONN_ARGS(c),
 		         b->shutting_down ? "shutting down" : "too many connections");
@@ -148,7 +204,7 @@ struct conn *conn_new(struct broker *b, struct bufferevent *bev,
 			conn_close(c, NULL, "the broker is shutting down");
 		else
 			conn_close(c, NULL, "too many connections: %d open (limit %d, option -n)",
-			           b->nconns - 1, b->cfg.max_connections);
+			           cs->nlive - 1, b->cfg.max_connections);
 		return c;
 	}
 	log_info(CONN_FMT ": accepted over %s", CONN_ARGS(c), transport);
@@ -157,45 +213,50 @@ struct conn *conn_new(struct broker *b, struct bufferevent *bev,
 	return c;
 }
 
-/* Abandon every transaction, subscription and temporary queue. */
-static void release_state(struct conn *c)
+void conn_opened(struct conn *c)
 {
-	size_t it = 0;
-	void *v;
-	struct sub **subs;
-	size_t n, i;
-
-	txn_abort_all(c);
-	/* sub_free edits c->subs, so collect first. */
-	n = c->subs.count;
-	subs = xcalloc(n ? n : 1, sizeof *subs);
-	for (i = 0; strmap_next(&c->subs, &it, NULL, &v);)
-		subs[i++] = v;
-	for (i = 0; i < n; i++)
-		sub_free(subs[i]);
-	free(subs);
-	stomp_release_temp_queues(c);
+	set_state(c, CONN_OPEN);
 }
 
-static void close_common(struct conn *c, const char *reason)
+/* Receipts still waiting when the connection goes: nobody will read them. */
+static void drop_receipts(struct conn *c)
+{
+	struct pending_receipt *r;
+	while ((r = TAILQ_FIRST(&c->receipts))) {
+		TAILQ_REMOVE(&c->receipts, r, link);
+		store_cancel(c->b, &r->durable);
+		free(r);
+	}
+}
+
+static bool receipts_pending(const struct conn *c)
+{
+	return !TAILQ_EMPTY(&c->receipts);
+}
+
+static void close_common(struct conn *c, const char *reason, bool keep_receipts)
 {
 	struct broker *b = c->b;
 	bool was_open = c->state == CONN_OPEN;
 	snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
 	set_state(c, CONN_CLOSING);
-	release_state(c);
-	b->nconns--;
+	b->conns->nlive--;	/* a closing connection no longer counts against -n */
+	/* Abandon every transaction, subscription and temporary queue. */
+	txn_abort_all(c);
+	sink_detach(&c->sink);
+	if (!keep_receipts)
+		drop_receipts(c);
 	if (was_open) {
-		const char *fields[] = { "id", NULL, "peer", c->peer, "login", c->login ? c->login : "",
-		                         "reason", reason, NULL };
+		const char *fields[] = { "id", NULL, "peer", c->sink.who.peer, "login",
+		                         c->sink.who.login ? c->sink.who.login : "", "reason", reason, NULL };
 		char id[24];
-		u64_to_dec(c->id, id);
+		u64_to_dec(c->sink.id, id);
 		fields[1] = id;
 		broker_event(b, "client-disconnected", fields);
 	}
 	log_info(CONN_FMT ": closing: %s", CONN_ARGS(c), reason);
 	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && !receipts_pending(c)) {
 		start_linger(c);
 	} else {
 		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
@@ -214,7 +275,7 @@ void conn_close(struct conn *c, const char *receipt_id, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	stomp_write_error(c, receipt_id, msg, NULL);
-	close_common(c, msg);
+	close_common(c, msg, false);
 }
 
 void conn_close_quiet(struct conn *c, const char *reason)
@@ -224,29 +285,19 @@ void conn_close_quiet(struct conn *c, const char *reason)
 			to_graveyard(c);	/* the peer went away while we lingered */
 		return;
 	}
-	close_common(c, reason);
-	/* The peer is gone or said goodbye: what we still had for it is
-	 * written if the socket takes it; nothing waits for acknowledgement. */
+	/* A DISCONNECT still gets the receipts it is owed, the journal's
+	 * included (bounded by the close grace); a peer that is gone, none. */
+	close_common(c, reason, strcmp(reason, "client sent DISCONNECT") == 0);
 }
 
-void conn_free(struct conn *c)
+static void free_conn(struct conn *c)
 {
-	struct pending_receipt *r;
-	if (!c)
-		return;
-	while ((r = TAILQ_FIRST(&c->receipts))) {
-		TAILQ_REMOVE(&c->receipts, r, link);
-		free(r);
-	}
+	drop_receipts(c);
 	if (c->hb_timer)
 		event_free(c->hb_timer);
 	bufferevent_free(c->bev);
-	strmap_fini(&c->subs);
-	u64map_fini(&c->unacked);
 	strmap_fini(&c->txns);
-	strmap_fini(&c->temp_queues);
-	free(c->login);
-	free(c->client_id);
+	sink_fini(&c->sink);
 	free(c);
 }
 
@@ -261,14 +312,15 @@ void conn_wrote(struct conn *c)
 	c->last_write_ms = c->last_read_ms;	/* coarse: the loop's current turn */
 	if (!c->out_blocked && len >= c->b->cfg.max_output) {
 		c->out_blocked = true;
+		update_full(c);
 		/* Wake up when half of it has gone out. */
 		bufferevent_setwatermark(c->bev, EV_WRITE, c->b->cfg.max_output / 2, 0);
 		log_info(CONN_FMT ": slow consumer: %zu bytes waiting (max_output %llu), deliveries paused",
 		         CONN_ARGS(c), len, (unsigned long long)c->b->cfg.max_output);
 		{
 			char id[24], bytes[24];
-			const char *fields[] = { "id", id, "peer", c->peer, "pending_bytes", bytes, NULL };
-			u64_to_dec(c->id, id);
+			const char *fields[] = { "id", id, "peer", c->sink.who.peer, "pending_bytes", bytes, NULL };
+			u64_to_dec(c->sink.id, id);
 			u64_to_dec(len, bytes);
 			broker_event(c->b, "slow-consumer", fields);
 		}
@@ -288,12 +340,13 @@ static const char *limit_option(const char *err)
 	return NULL;
 }
 
-void conn_kick(struct conn *c)
+/* Deliveries may flow again: dispatch every queue this connection consumes. */
+static void kick(struct conn *c)
 {
 	size_t it = 0;
 	void *v;
 	/* queue_dispatch never frees subscriptions, so iterating is safe. */
-	while (c->state == CONN_OPEN && strmap_next(&c->subs, &it, NULL, &v)) {
+	while (c->state == CONN_OPEN && strmap_next(&c->sink.subs, &it, NULL, &v)) {
 		struct sub *s = v;
 		if (s->dest->type == DEST_QUEUE)
 			queue_dispatch(s->dest);
@@ -304,6 +357,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	struct broker *b = c->b;
+	struct conns *cs = b->conns;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	char err[512];
 	int budget = FRAMES_PER_TURN;
@@ -333,7 +387,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			bufferevent_trigger(bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 			break;
 		}
-		st = frame_parse(in, &c->scan, &b->frame, &b->limits,
+		st = frame_parse(in, &c->scan, &cs->frame, &b->limits,
 		                 c->state == CONN_OPEN ? c->version : STOMP_1_0, err, sizeof err);
 		if (st == FRAME_NEED_MORE)
 			break;
@@ -347,8 +401,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		}
 		c->frames_in++;
 		b->stats.frames_in++;
-		stomp_handle(c, &b->frame);
-		frame_consume(in, &c->scan, &b->frame);
+		stomp_handle(c, &cs->frame);
+		frame_consume(in, &c->scan, &cs->frame);
 	}
 	if (c->state == CONN_CLOSING)
 		evbuffer_drain(in, evbuffer_get_length(in));
@@ -365,14 +419,15 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	size_t len = evbuffer_get_length(bufferevent_get_output(bev));
 	if (c->state == CONN_CLOSING) {
-		if (len == 0)
+		if (len == 0 && !receipts_pending(c))
 			start_linger(c);
 		return;
 	}
 	if (c->out_blocked && len <= c->b->cfg.max_output / 2) {
 		c->out_blocked = false;
+		update_full(c);
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-		conn_kick(c);
+		kick(c);
 	}
 }
 
@@ -474,79 +529,102 @@ void conn_pause_reading(struct conn *c, bool pause)
 
 /* ---- receipts ---- */
 
+/* Writes every receipt at the head of the line that may go. */
+static void flush_receipts(struct conn *c)
+{
+	struct pending_receipt *r;
+	while ((r = TAILQ_FIRST(&c->receipts)) && r->ready) {
+		TAILQ_REMOVE(&c->receipts, r, link);
+		if (r->err)
+			conn_close(c, r->id, "message not stored: journal write failed: %s", strerror(r->err));
+		else if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
+			stomp_write_receipt(c, r->id);
+		free(r);
+	}
+	if (c->state == CONN_CLOSING && !receipts_pending(c) &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		start_linger(c);
+}
+
+static void receipt_durable(struct completion *done, int err)
+{
+	struct pending_receipt *r = (struct pending_receipt *)((char *)done - offsetof(struct pending_receipt, durable));
+	r->ready = true;
+	r->err = err;
+	flush_receipts(r->c);
+}
+
 void conn_receipt(struct conn *c, const char *receipt_id, uint64_t durable_seq)
 {
 	struct pending_receipt *r;
 	if (!receipt_id)
 		return;
-	if (durable_seq <= store_durable_seq(c->b) && TAILQ_EMPTY(&c->receipts)) {
+	if (TAILQ_EMPTY(&c->receipts) && (!durable_seq || durable_seq <= store_durable_seq(c->b))) {
 		stomp_write_receipt(c, receipt_id);
 		return;
 	}
 	/* Keep receipts in frame order: a later one waits behind an earlier
 	 * one that is still waiting for the journal. */
-	r = xmalloc(sizeof *r + strlen(receipt_id) + 1);
-	r->seq = durable_seq;
+	r = xcalloc(1, sizeof *r + strlen(receipt_id) + 1);
+	r->c = c;
 	strcpy(r->id, receipt_id);
+	r->durable.done = receipt_durable;
+	r->ready = !store_when_durable(c->b, &r->durable, durable_seq);
 	TAILQ_INSERT_TAIL(&c->receipts, r, link);
+	if (r->ready && TAILQ_FIRST(&c->receipts) == r)
+		flush_receipts(c);
 }
 
-void conn_journal_progress(struct conn *c, uint64_t seq, uint64_t first_failed, int err)
+/* ---- the sink the core sees ---- */
+
+static void sink_deliver(struct sink *k, struct sub *s, struct msg *m, uint32_t deliveries)
 {
-	struct pending_receipt *r;
-	while ((r = TAILQ_FIRST(&c->receipts)) && r->seq <= seq) {
-		TAILQ_REMOVE(&c->receipts, r, link);
-		if (err && r->seq >= first_failed) {
-			conn_close(c, r->id, "message not stored: journal write failed: %s", strerror(err));
-			free(r);
-			continue;
-		}
-		if (c->state == CONN_OPEN)
-			stomp_write_receipt(c, r->id);
-		free(r);
-	}
+	stomp_write_message(conn_of(k), s, m, deliveries);
 }
 
-/* ---- the delivery index: message id -> pending deliveries ---- */
-
-void conn_track_delivery(struct conn *c, struct delivery *d)
+static void sink_close(struct sink *k, const char *reason)
 {
-	struct delivery *head = u64map_get(&c->unacked, d->m->id);
-	if (!head) {
-		u64map_put(&c->unacked, d->m->id, d);
-		return;
-	}
-	/* The same message on two subscriptions of one connection (two
-	 * subscriptions to one topic): chain them, oldest first. */
-	while (head->same_id)
-		head = head->same_id;
-	head->same_id = d;
+	conn_close(conn_of(k), NULL, "%s", reason);
 }
 
-void conn_untrack_delivery(struct conn *c, struct delivery *d)
+static void sink_resume(struct sink *k)
 {
-	struct delivery *head = u64map_get(&c->unacked, d->m->id), *p;
-	if (head == d) {
-		if (d->same_id)
-			u64map_put(&c->unacked, d->m->id, d->same_id);
-		else
-			u64map_del(&c->unacked, d->m->id);
-		return;
-	}
-	for (p = head; p && p->same_id != d; p = p->same_id)
-		;
-	if (p)
-		p->same_id = d->same_id;
+	conn_pause_reading(conn_of(k), false);
 }
 
-struct delivery *conn_find_delivery(struct conn *c, const char *id, const char *sub_id)
+static const struct conn *const_conn_of(const struct sink *k)
 {
-	uint64_t mid;
-	struct delivery *d;
-	if (!parse_u64(id, 0, UINT64_MAX, &mid))
-		return NULL;
-	for (d = u64map_get(&c->unacked, mid); d; d = d->same_id)
-		if (!sub_id || strcmp(d->sub->id, sub_id) == 0)
-			return d;
-	return NULL;
+	return (const struct conn *)((const char *)k - offsetof(struct conn, sink));
 }
+
+static const char *sink_version(const struct sink *k)
+{
+	const struct conn *c = const_conn_of(k);
+	return c->state == CONN_HANDSHAKE ? "" : c->version == STOMP_1_2 ? "1.2" : c->version == STOMP_1_1 ? "1.1" : "1.0";
+}
+
+static const char *sink_state(const struct sink *k)
+{
+	return conn_state_name(const_conn_of(k)->state);
+}
+
+static void sink_describe(const struct sink *k, struct jw *w)
+{
+	const struct conn *c = const_conn_of(k);
+	jw_kuint(w, "frames_in", c->frames_in);
+	jw_kuint(w, "frames_out", c->frames_out);
+	jw_kuint(w, "bytes_in", c->bytes_in);
+	jw_kuint(w, "bytes_out", c->bytes_out);
+	jw_kuint(w, "heartbeat_send_ms", c->hb_send_ms);
+	jw_kuint(w, "heartbeat_recv_ms", c->hb_recv_ms);
+	jw_kbool(w, "slow", c->out_blocked);
+}
+
+static const struct sink_ops conn_sink_ops = {
+	.deliver = sink_deliver,
+	.close = sink_close,
+	.resume = sink_resume,
+	.version = sink_version,
+	.state = sink_state,
+	.describe = sink_describe,
+};

@@ -1,19 +1,26 @@
-/* conn.h: one client connection.
+/* conn.h: one STOMP connection, on a bufferevent.
  *
  * The connection sits on a bufferevent, so the transport underneath
- * (plain TCP, TLS, later WebSocket) is the listener's business: conn_new()
+ * (plain TCP, TLS, WebSocket) is the listener's business: conn_new()
  * takes any bufferevent. The read callback parses frames in place and
- * hands each to the handler table in stomp.c, at most a budget per turn so
+ * hands each to the handler table (stomp.h), at most a budget per turn so
  * that no connection starves the others.
  *
+ * To the core a connection is a sink (core/sink.h): it receives deliveries
+ * through sink_ops, keeps `full` current from its state and its output
+ * buffer, and publishes through core/publish.h under its principal.
+ * Receipts, heart-beats, transactions and the wire stay here.
+ *
  * Closing is one path: conn_close() sends the ERROR when one is due,
- * releases subscriptions (unacknowledged messages go back to their queues)
- * and transactions at once, then lets the output drain and frees the
- * connection from the loop, never inside a callback still using it. */
+ * detaches the sink (subscriptions end, unacknowledged messages go back to
+ * their queues) and aborts transactions at once, then lets the output
+ * drain and frees the connection from the loop, never inside a callback
+ * still using it. */
 #ifndef MQ_CONN_H
 #define MQ_CONN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -21,14 +28,13 @@
 #include "common/frame.h"
 #include "common/hmap.h"
 #include "common/log.h"
+#include "core/sink.h"
+#include "core/store.h"
 
 struct broker;
 struct bufferevent;
 struct evbuffer;
 struct event;
-struct vhost;
-struct delivery;
-struct msg;
 
 enum conn_state {
 	CONN_HANDSHAKE,		/* accepted; only CONNECT or STOMP is allowed */
@@ -41,30 +47,18 @@ struct pending_receipt;
 TAILQ_HEAD(receipt_list, pending_receipt);
 
 struct conn {
-	TAILQ_ENTRY(conn) link;		/* broker->conns or broker->graveyard */
+	struct sink sink;		/* what the core sees: principal, subscriptions, deliveries */
+	TAILQ_ENTRY(conn) link;		/* conns->live or conns->graveyard */
 	struct broker *b;
-	uint64_t id;
 	enum conn_state state;
 	struct bufferevent *bev;	/* owned */
-	struct vhost *vhost;		/* borrowed; set at CONNECT */
 	enum stomp_version version;
-	char peer[64];			/* "127.0.0.1:50122" */
-	const char *transport;		/* "tcp", "tls": static string */
-	char *login;			/* owned; NULL when anonymous */
-	char *client_id;		/* owned; CONNECT's client-id */
-	bool loopback;
-	bool authenticated;		/* passcode checked, or certificate verified */
-	bool admin;			/* may use admin commands */
-	bool cert_login;		/* login came from a verified certificate */
 	bool out_blocked;		/* output over max_output: no more deliveries */
 	bool read_paused;		/* memory high-watermark: not reading */
 
 	struct frame_scan scan;		/* progress on the frame being received */
-	struct strmap subs;		/* id -> struct sub *, owned */
-	struct u64map unacked;		/* message id -> struct delivery * (chain via same_id) */
-	struct strmap txns;		/* name -> struct txn *, owned */
-	struct receipt_list receipts;	/* receipts waiting for the journal */
-	struct strmap temp_queues;	/* name -> struct dest *, owned by the vhost */
+	struct strmap txns;		/* name -> struct txn *, owned (txn.h) */
+	struct receipt_list receipts;	/* in frame order; some wait for the journal */
 
 	/* heart-beats, in ms; 0 = off */
 	uint32_t hb_send_ms;		/* we send at least this often */
@@ -72,19 +66,39 @@ struct conn {
 	uint64_t last_read_ms;		/* monotonic */
 	uint64_t last_write_ms;
 	struct event *hb_timer;		/* owned; NULL without heart-beats */
-	struct event *close_timer;	/* owned; bounds CONN_CLOSING */
 
-	uint64_t connected_ms;		/* wall clock */
-	uint64_t frames_in, frames_out, messages_in, messages_out, bytes_in, bytes_out;
+	uint64_t frames_in, frames_out, bytes_in, bytes_out;
 	char close_reason[160];
 };
+
+/* Every STOMP connection of one broker, and what they share. */
+struct conns {
+	struct broker *b;
+	TAILQ_HEAD(, conn) live;	/* handshake, open and closing */
+	TAILQ_HEAD(, conn) graveyard;	/* closed, to be freed outside their callbacks */
+	int nlive;			/* handshake and open: counted against max_connections (-n) */
+	struct event *reap_ev;		/* frees the graveyard */
+	struct frame frame;		/* the one parse scratch: frames are handled one at a time */
+};
+
+/* Sets up b->conns. */
+void conns_init(struct broker *b);
+/* Closes every connection at once and frees them (broker teardown). */
+void conns_free(struct broker *b);
+/* During shutdown: the loop ends once every connection has gone. */
+void conns_check_done(struct broker *b);
+/* Connections in handshake or open. */
+int conns_count(const struct broker *b);
 
 /* Takes over bev (already connected). Refuses with an ERROR when the
  * broker is at its connection limit. */
 struct conn *conn_new(struct broker *b, struct bufferevent *bev,
                       const struct sockaddr *sa, socklen_t salen, const char *transport);
-/* Frees a connection from the graveyard. */
-void conn_free(struct conn *c);
+
+static inline struct conn *conn_of(struct sink *k)
+{
+	return (struct conn *)((char *)k - offsetof(struct conn, sink));
+}
 
 /* Closes. With a message, an ERROR frame carrying it goes out first
  * (receipt_id ties it to the faulty frame when that asked for a receipt).
@@ -97,27 +111,22 @@ void conn_close_quiet(struct conn *c, const char *reason);
 struct evbuffer *conn_output(struct conn *c);
 /* Called after writing to the output: tracks the flow-control state. */
 void conn_wrote(struct conn *c);
-/* Deliveries may flow again: dispatch every queue this connection consumes. */
-void conn_kick(struct conn *c);
+/* Moves to CONN_OPEN (CONNECTED is written). */
+void conn_opened(struct conn *c);
 /* Sets heart-beat intervals negotiated at CONNECT. */
 void conn_set_heartbeat(struct conn *c, uint32_t send_ms, uint32_t recv_ms);
 /* Stops or resumes reading (memory high-watermark). */
 void conn_pause_reading(struct conn *c, bool pause);
 
-/* Receipts: sent now, or after the journal makes `durable_seq` durable;
- * in either case in the order the frames arrived. */
+/* Receipts go out in the order the frames arrived: now, or once the
+ * journal has made `durable_seq` durable (0: nothing to wait for). */
 void conn_receipt(struct conn *c, const char *receipt_id, uint64_t durable_seq);
-/* The journal reached `seq` (err != 0: records from first_failed failed). */
-void conn_journal_progress(struct conn *c, uint64_t seq, uint64_t first_failed, int err);
-/* Deliveries index */
-void conn_track_delivery(struct conn *c, struct delivery *d);
-void conn_untrack_delivery(struct conn *c, struct delivery *d);
-struct delivery *conn_find_delivery(struct conn *c, const char *id, const char *sub_id);
 
 const char *conn_state_name(enum conn_state s);
 
-/* "conn 17 127.0.0.1:50122 login=alice vhost=/" for log lines */
+/* "conn 17 127.0.0.1:50122 login=alice" for log lines */
 #define CONN_FMT "conn %llu %s login=%s"
-#define CONN_ARGS(c) (unsigned long long)(c)->id, (c)->peer, (c)->login ? (c)->login : "-"
+#define CONN_ARGS(c) (unsigned long long)(c)->sink.id, (c)->sink.who.peer, \
+	(c)->sink.who.login ? (c)->sink.who.login : "-"
 
 #endif

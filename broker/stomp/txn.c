@@ -1,18 +1,18 @@
-/* txn.c */
+/* txn.c: a connection's transactions, held until COMMIT or ABORT. */
 #include "stomp/txn.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/broker.h"
-#include "stomp/conn.h"
-#include "core/dest.h"
 #include "common/log.h"
-#include "core/msg.h"
-#include "stomp/stomp.h"
-#include "core/sub.h"
 #include "common/util.h"
+#include "core/broker.h"
+#include "core/dest.h"
+#include "core/msg.h"
+#include "core/publish.h"
+#include "core/sub.h"
+#include "stomp/conn.h"
 
 enum op_kind { OP_SEND, OP_ACK, OP_NACK };
 
@@ -70,18 +70,17 @@ static struct op *add_op(struct conn *c, struct txn *t, char *err, size_t errlen
 	return &t->ops[t->nops++];
 }
 
-int txn_add_send(struct conn *c, struct txn *t, struct msg *m, const char *const *dests, size_t ndests,
-                 char *err, size_t errlen)
+int txn_add_send(struct conn *c, struct txn *t, const struct publication *pub, char *err, size_t errlen)
 {
 	struct op *op = add_op(c, t, err, errlen);
 	if (!op)
 		return -1;
 	op->kind = OP_SEND;
-	op->m = msg_ref(m);
-	op->dests = xmalloc((ndests ? ndests : 1) * sizeof *op->dests);
-	for (size_t i = 0; i < ndests; i++)
-		op->dests[i] = xstrdup(dests[i]);
-	op->ndests = ndests;
+	op->m = msg_ref(pub->m);
+	op->dests = xmalloc((pub->ndests ? pub->ndests : 1) * sizeof *op->dests);
+	for (size_t i = 0; i < pub->ndests; i++)
+		op->dests[i] = xstrdup(pub->dests[i]->name);
+	op->ndests = pub->ndests;
 	return 0;
 }
 
@@ -126,31 +125,18 @@ int txn_commit(struct conn *c, struct txn *t, const char *receipt, uint64_t *seq
 	for (size_t i = 0; i < t->nops && c->state == CONN_OPEN; i++) {
 		struct op *op = &t->ops[i];
 		if (op->kind == OP_SEND) {
-			struct dest *dests[op->ndests ? op->ndests : 1];
-			char err[320];
-			size_t j;
-			size_t n = 0;
-			for (j = 0; j < op->ndests; j++) {
-				bool absent_topic;
-				/* Names were resolved at SEND time (temporary queues
-				 * mapped): only a destination deleted since is missing. */
-				if ((dests[n] = dest_for_send(c->vhost, op->dests[j], &absent_topic, err, sizeof err))) {
-					n++;
-				} else if (absent_topic) {
-					c->b->stats.dropped++;
-				} else {
-					conn_close(c, receipt, "cannot send to '%s' in COMMIT: %s", op->dests[j], err);
-					break;
-				}
-			}
-			if (j < op->ndests || stomp_deliver(c, op->m, dests, n, receipt, seq) < 0) {
+			struct publish_result r;
+			if (publish_names(c->b, c->sink.who.vhost, op->m, op->dests, op->ndests, &r) == PUBLISH_REFUSED) {
+				conn_close(c, receipt, "%s", r.err);
 				rc = -1;
 				break;
 			}
+			if (r.seq > *seq)
+				*seq = r.seq;
 		} else {
 			/* Checked when the ACK arrived; it may have gone since
 			 * (the subscription closed): nothing left to do then. */
-			struct delivery *d = conn_find_delivery(c, op->id, op->sub_id);
+			struct delivery *d = sink_find_delivery(&c->sink, op->id, op->sub_id);
 			if (!d)
 				continue;
 			if (op->kind == OP_ACK)

@@ -12,21 +12,21 @@
 #include <stdint.h>
 
 struct conn;
-struct msg;
-struct dest;
+struct publication;
 
 struct txn;
 
 /* -1 with err when the name is taken or the limit is reached. */
 struct txn *txn_begin(struct conn *c, const char *name, char *err, size_t errlen);
 struct txn *txn_find(struct conn *c, const char *name);
-/* Takes a reference to m. */
-int txn_add_send(struct conn *c, struct txn *t, struct msg *m, const char *const *dests, size_t ndests,
-                 char *err, size_t errlen);
+/* Keeps the message (its own reference) and its destinations' names. */
+int txn_add_send(struct conn *c, struct txn *t, const struct publication *pub, char *err, size_t errlen);
 int txn_add_ack(struct conn *c, struct txn *t, const char *id, const char *sub_id, int nack, char *err, size_t errlen);
 /* Performs everything in order and frees the transaction; *seq gets the
  * journal sequence the receipt must wait for. -1 when a SEND was refused
- * (the connection is then closed with an ERROR tied to `receipt`). */
+ * (the connection is then closed with an ERROR tied to `receipt`). Each
+ * SEND delivers all its copies or none; the transaction as a whole is not
+ * undone when a later SEND is refused. */
 int txn_commit(struct conn *c, struct txn *t, const char *receipt, uint64_t *seq);
 void txn_abort(struct conn *c, struct txn *t);
 void txn_abort_all(struct conn *c);

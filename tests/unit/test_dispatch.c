@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "core/broker.h"
+#include "server/server.h"
 #include "stomp/conn.h"
 #include "core/dest.h"
 #include "common/frame.h"
