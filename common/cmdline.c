@@ -1,4 +1,4 @@
-/* cmdline.c */
+/* cmdline.c: splitting command lines shell-style, and quoting words back. */
 #include "common/cmdline.h"
 
 #include <stdio.h>

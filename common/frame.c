@@ -1,4 +1,4 @@
-/* frame.c: STOMP frame parsing and writing. See frame.h for the approach. */
+/* frame.c: STOMP frame parsing. See frame.h for the approach. */
 #include "common/frame.h"
 
 #include <inttypes.h>

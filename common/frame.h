@@ -1,4 +1,4 @@
-/* frame.h: the STOMP codec. evbuffer in, struct frame out, and back.
+/* frame.h: the STOMP codec's parser: evbuffer in, struct frame out.
  *
  * No sockets here: the parser works on an input evbuffer that a connection
  * (broker side) or a session (client library) fills; frame_write.h is the

@@ -1,4 +1,4 @@
-/* json.c */
+/* json.c: the JSON writer and the small DOM parser. */
 #include "common/json.h"
 
 #include <inttypes.h>

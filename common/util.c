@@ -1,4 +1,4 @@
-/* util.c */
+/* util.c: allocation, clocks, number parsing and formatting, string buffers. */
 #include "common/util.h"
 
 #include <ctype.h>

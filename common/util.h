@@ -1,4 +1,5 @@
-/* util.h: allocation that cannot return NULL, clocks, strict number parsing. */
+/* util.h: allocation that cannot return NULL, clocks, strict number parsing and
+ * formatting, growable strings. */
 #ifndef MQ_UTIL_H
 #define MQ_UTIL_H
 

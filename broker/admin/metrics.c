@@ -1,4 +1,4 @@
-/* metrics.c */
+/* metrics.c: the broker's counters and gauges rendered as Prometheus text. */
 #include "admin/metrics.h"
 
 #include <inttypes.h>

@@ -93,8 +93,8 @@ struct dest *dest_get(struct vhost *vh, const char *name, char *err, size_t errl
  * to, which is not created (*absent_topic is set and NULL returned: the
  * message is dropped and counted). NULL with err for a bad name. */
 struct dest *dest_for_send(struct vhost *vh, const char *name, bool *absent_topic, char *err, size_t errlen);
-/* Creates explicitly (configuration, admin). -1 if it exists with another
- * type or the name is bad. An existing destination of the same type is
+/* Creates explicitly (configuration, admin). NULL with err if it exists
+ * with another type or the name is bad. An existing destination of the same type is
  * marked configured and its options updated. */
 struct dest *dest_create(struct vhost *vh, const char *name, enum dest_type type,
                          const struct queue_opts *opts, char *err, size_t errlen);
@@ -115,13 +115,15 @@ bool dest_name_ok(const char *name, char *err, size_t errlen);
  * topic, never by name. */
 bool dest_name_open(const char *name, char *err, size_t errlen);
 
-/* Sends one message (reference borrowed; holders take their own). */
-/* *seq receives the journal sequence a receipt must wait for (unchanged
- * when nothing was journaled). */
 /* Would dest_send() refuse m (a full queue with overflow=reject)? Asked of
  * every target of a fan-out first, so that a refusal delivers nothing
  * rather than some copies. (A journal write can still fail later.) */
 bool dest_would_refuse(const struct dest *d, const struct msg *m, char *err, size_t errlen);
+/* Sends one message (reference borrowed; holders take their own). *seq is
+ * raised to the journal sequence a durable copy must wait for (unchanged
+ * when nothing was journaled). Only publish.c and the core's own moves
+ * (dead letters, redrive, durable subscriptions) call it: producers go
+ * through publish(). */
 enum send_status dest_send(struct dest *d, struct msg *m, uint64_t *seq, char *err, size_t errlen);
 
 /* ---- queue.c ---- */

@@ -1,4 +1,4 @@
-/* msg.c */
+/* msg.c: building, encoding and freeing messages; header lookups. */
 #include "core/msg.h"
 
 #include <assert.h>

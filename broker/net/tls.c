@@ -1,4 +1,4 @@
-/* tls.c */
+/* tls.c: the server's TLS context, client certificate checks, the CN as login. */
 #include "net/tls.h"
 
 #include <errno.h>

@@ -16,7 +16,7 @@ struct publication;
 
 struct txn;
 
-/* -1 with err when the name is taken or the limit is reached. */
+/* NULL with err when the name is taken or the limit is reached. */
 struct txn *txn_begin(struct conn *c, const char *name, char *err, size_t errlen);
 struct txn *txn_find(struct conn *c, const char *name);
 /* Keeps the message (its own reference) and its destinations' names. */
