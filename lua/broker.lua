@@ -83,6 +83,10 @@ http_max_connections = 64
 -- URL path messages are POSTed under, without leading or trailing '/'. (-w)
 http_path = ""
 
+-- /health and /metrics answer anyone who can reach the HTTP port; false:
+-- from other machines they need a user, as /api reads always do.
+http_public_metrics = true
+
 -- TCP port for admin commands with an admin login; 0 = none.
 admin_port = 0
 
@@ -130,12 +134,33 @@ max_transactions = 64
 -- SEND, ACK and NACK frames one transaction may hold.
 max_transaction_frames = 100000
 
+-- Message bytes one connection's open transactions may hold (at most a
+-- quarter of memory_high_watermark is enforced).
+max_transaction_bytes = "64MiB"
+
 -- Bytes waiting to be written to one connection before deliveries to it
 -- stop (a slow consumer) ...
 max_output = "4MiB"
 
 -- ... and before it is closed.
 max_output_hard = "64MiB"
+
+-- A consumer whose output stays full this long (ms) without taking
+-- anything is slow: until then topics slow their producers down instead
+-- of dropping its messages; after, they skip it, or disconnect it when
+-- slow_consumer_disconnect is true.
+slow_consumer_timeout = 10000
+slow_consumer_disconnect = false
+
+-- A new connection must send CONNECT within this many ms. At
+-- max_connections the connection that waited longest for its CONNECT
+-- gives way to a new one (from the new one's address when that address
+-- holds more than max_handshakes_per_address of them).
+handshake_timeout = 10000
+max_handshakes_per_address = 64
+
+-- A frame that has started arriving must be complete within this many ms.
+frame_timeout = 60000
 
 -- Shortest heart-beat interval the broker agrees to, either way.
 heartbeat_min_ms = 100

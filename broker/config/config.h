@@ -123,8 +123,15 @@ struct config {
 	int max_subscriptions;		/* per connection */
 	int max_transactions;		/* open at once, per connection */
 	uint64_t max_transaction_frames;/* frames held by one transaction */
+	uint64_t max_transaction_bytes;	/* message bytes held by one connection's open transactions */
 	uint64_t max_output;		/* bytes queued to one connection before deliveries stop */
 	uint64_t max_output_hard;	/* ... and before the connection is closed */
+	int slow_consumer_timeout_ms;	/* a full output that has not moved for this long is slow */
+	bool slow_consumer_disconnect;	/* slow topic subscribers are disconnected, not skipped */
+	int handshake_timeout_ms;	/* from accept to CONNECT */
+	int max_handshakes_per_address;	/* connections from one address still before CONNECT */
+	int frame_timeout_ms;		/* a frame that has started must be complete within this */
+	bool http_public_metrics;	/* /health and /metrics answer anyone who reaches the port */
 	int heartbeat_min_ms;		/* shortest heart-beat interval we agree to */
 	int heartbeat_grace_pct;	/* tolerance before a silent peer is dropped */
 

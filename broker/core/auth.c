@@ -66,6 +66,22 @@ static bool same_secret(const char *a, const char *b)
 	return diff == 0;
 }
 
+/* The passcode check for a configured user: a user without one logs in
+ * only with a verified certificate. */
+static int check_passcode(const struct user_cfg *u, const char *login, const char *passcode, char *err,
+                          size_t errlen)
+{
+	if (!u->passcode) {
+		snprintf(err, errlen, "authentication failed for login '%s': this user logs in with a TLS client "
+		         "certificate only", login);
+		return -1;
+	}
+	if (same_secret(u->passcode, passcode ? passcode : ""))
+		return 0;
+	snprintf(err, errlen, "authentication failed for login '%s': wrong passcode", login);
+	return -1;
+}
+
 int auth_login(struct broker *b, struct principal *c, const char *login, const char *passcode,
                char *err, size_t errlen)
 {
@@ -83,13 +99,11 @@ int auth_login(struct broker *b, struct principal *c, const char *login, const c
 		const struct user_cfg *u = &b->cfg.users[i];
 		if (strcmp(u->login, login) != 0)
 			continue;
-		if (!u->passcode || same_secret(u->passcode, passcode ? passcode : "")) {
-			c->authenticated = true;
-			c->admin = u->admin;
-			return 0;
-		}
-		snprintf(err, errlen, "authentication failed for login '%s': wrong passcode", login);
-		return -1;
+		if (check_passcode(u, login, passcode, err, errlen) < 0)
+			return -1;
+		c->authenticated = true;
+		c->admin = u->admin;
+		return 0;
 	}
 	if (b->cfg.nusers) {
 		/* Users are configured and this is not one of them. */
@@ -106,12 +120,10 @@ int auth_check_user(struct broker *b, const char *login, const char *passcode, b
 		const struct user_cfg *u = &b->cfg.users[i];
 		if (strcmp(u->login, login) != 0)
 			continue;
-		if (!u->passcode || same_secret(u->passcode, passcode ? passcode : "")) {
-			*admin = u->admin;
-			return 0;
-		}
-		snprintf(err, errlen, "authentication failed for login '%s': wrong passcode", login);
-		return -1;
+		if (check_passcode(u, login, passcode, err, errlen) < 0)
+			return -1;
+		*admin = u->admin;
+		return 0;
 	}
 	snprintf(err, errlen, "authentication failed: unknown login '%s'", login);
 	return -1;
@@ -149,15 +161,21 @@ bool auth_allow(struct broker *b, const struct principal *c, enum authz_action a
 			break;
 		}
 	}
-	if (c->loopback)
-		return true;
 	if (action == AUTHZ_ADMIN) {
-		if (c->admin)
+		/* Once users exist, being on this machine is not enough: any
+		 * local account could otherwise administer the broker. */
+		if (c->admin || (c->loopback && !b->cfg.nusers))
 			return true;
-		snprintf(err, errlen, "%s is not allowed to use admin commands from %s (only loopback clients and "
-		         "users marked admin are)", who, c->peer);
+		if (b->cfg.nusers)
+			snprintf(err, errlen, "%s is not allowed to use admin commands: log in as a user marked admin "
+			         "(users are configured, so a loopback address is not enough)", who);
+		else
+			snprintf(err, errlen, "%s is not allowed to use admin commands from %s (only loopback clients and "
+			         "users marked admin are)", who, c->peer);
 		return false;
 	}
+	if (c->loopback)
+		return true;
 	if (!b->cfg.nusers || c->authenticated)
 		return true;
 	snprintf(err, errlen, "%s from %s must log in as a configured user to %s", who, c->peer,

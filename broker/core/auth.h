@@ -7,10 +7,11 @@
  * Authentication checks a login and passcode against the configured users
  * (or takes a verified certificate's CN). Authorization asks the Lua
  * authorize() rule when the configuration defines one; otherwise the
- * default policy applies: everything is allowed to clients on a loopback
- * address; remote clients may connect, send and subscribe when no users
- * are configured, or once authenticated when there are; admin actions
- * need a loopback client or a user marked admin. */
+ * default policy applies: clients on a loopback address may connect, send
+ * and subscribe; remote clients may when no users are configured, or once
+ * authenticated when there are; admin actions need a user marked admin,
+ * or, while no users are configured, a loopback client. A configured user
+ * without a passcode logs in only with a verified certificate. */
 #ifndef MQ_AUTH_H
 #define MQ_AUTH_H
 

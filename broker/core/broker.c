@@ -195,6 +195,7 @@ void broker_shutdown(struct broker *b, const char *reason)
 int broker_core_init(struct broker *b, char *err, size_t errlen)
 {
 	TAILQ_INIT(&b->sinks);
+	TAILQ_INIT(&b->waiting);
 	broker_apply_limits(b);
 	b->mem_ev = evtimer_new(b->base, mem_check_cb, b);
 	b->mem_high = b->cfg.memory_high_watermark ? b->cfg.memory_high_watermark : default_watermark();
@@ -233,6 +234,12 @@ void broker_core_fini(struct broker *b)
 	if (b->mem_ev)
 		event_free(b->mem_ev);
 	b->mem_ev = NULL;
+	if (b->room_ev)
+		event_free(b->room_ev);
+	b->room_ev = NULL;
+	if (b->doom_ev)
+		event_free(b->doom_ev);
+	b->doom_ev = NULL;
 }
 
 /* Settings a running broker cannot change: the new configuration takes the

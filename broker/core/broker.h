@@ -52,6 +52,10 @@ struct broker {
 	struct u64map sinks_by_id;	/* id -> struct sink *, borrowed */
 	int nsinks;
 	uint64_t next_sink_id;
+	TAILQ_HEAD(, sink) waiting;	/* producers paused by topic backpressure */
+	struct event *room_ev;		/* resumes them, once a loop turn */
+	struct event *doom_ev;		/* closes sinks marked by sink_close_later() */
+	bool pressed;			/* the current publish reached a full subscriber */
 
 	/* Message ids: the boot number (from the data directory) in the high
 	 * bits, a counter in the low bits, so ids never repeat across runs. */
@@ -76,8 +80,10 @@ struct broker {
 	uint64_t reloads, reload_failures;
 	char restart_pending[512];	/* options the last reload changed that wait for a restart */
 
-	/* Memory high-watermark: above it, publishing connections are not
-	 * read until message memory falls back under 90% of it. */
+	/* Memory high-watermark: above it, publishing sinks are not read
+	 * (they pause themselves after a publish, see broker_memory_blocked)
+	 * until message memory falls back under 90% of it; then each is
+	 * resumed through its sink operations. */
 	uint64_t mem_high;		/* bytes of message memory */
 	bool mem_blocked;
 	struct event *mem_ev;		/* polls for the way down while blocked */
@@ -122,7 +128,7 @@ void broker_apply_limits(struct broker *b);
 /* Creates the destinations the configuration lists. */
 int broker_create_configured(struct broker *b, char *err, size_t errlen);
 /* After a SEND: starts blocking producers when over the watermark, and
- * says whether this connection should stop being read. */
+ * says whether the producer should stop being read. */
 bool broker_memory_blocked(struct broker *b);
 /* SIGHUP and the reload command: loads the configuration and its rules
  * again and swaps them in only if they load; -1 with the reason otherwise,

@@ -129,7 +129,7 @@ enum publish_status publish_prepare(struct broker *b, const struct principal *wh
 
 	r->status = PUBLISH_OK;
 	r->msg_id = r->seq = 0;
-	r->rerouted = false;
+	r->rerouted = r->slow_down = false;
 	r->err[0] = 0;
 	pub->m = NULL;
 	pub->dests = pub->dests_inline;
@@ -234,6 +234,8 @@ static enum publish_status deliver_all(struct broker *b, struct msg *m, struct d
 {
 	bool taken = false;
 	char why[320];
+	r->slow_down = false;
+	b->pressed = false;
 	for (size_t i = 0; n > 1 && i < n; i++) {
 		if (dest_would_refuse(dests[i], m, why, sizeof why)) {
 			b->stats.rejected++;
@@ -252,6 +254,7 @@ static enum publish_status deliver_all(struct broker *b, struct msg *m, struct d
 			return refuse(r, REFUSED_UNAVAILABLE, "%s", why);
 		}
 	}
+	r->slow_down = b->pressed;
 	return r->status = taken ? PUBLISH_OK : PUBLISH_DROPPED;
 }
 
@@ -279,7 +282,7 @@ enum publish_status publish_names(struct broker *b, struct vhost *vh, struct msg
 	r->status = PUBLISH_OK;
 	r->msg_id = m->id;
 	r->seq = 0;
-	r->rerouted = false;
+	r->rerouted = r->slow_down = false;
 	r->err[0] = 0;
 	for (size_t i = 0; i < n; i++) {
 		bool absent;

@@ -66,6 +66,8 @@ struct publish_result {
 	uint64_t msg_id;		/* 0 when no message was made */
 	uint64_t seq;			/* journal sequence to wait for; 0 when nothing was journaled */
 	bool rerouted;			/* route() chose other destinations than the one named */
+	bool slow_down;			/* a topic subscriber took it over its output limit: the
+					 * producer should wait for room (sink_wait_for_room) */
 	char err[400];
 };
 

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "core/broker.h"
 #include "core/sub.h"
 #include "core/tempq.h"
@@ -35,6 +37,10 @@ void sink_detach(struct sink *k)
 		return;
 	k->attached = false;
 	k->full = true;
+	if (k->waiting) {
+		TAILQ_REMOVE(&b->waiting, k, wait_link);
+		k->waiting = false;
+	}
 	TAILQ_REMOVE(&b->sinks, k, link);
 	u64map_del(&b->sinks_by_id, k->id);
 	b->nsinks--;
@@ -47,6 +53,8 @@ void sink_detach(struct sink *k)
 		sub_free(subs[i]);
 	free(subs);
 	tempq_release_all(k);
+	/* Whoever waited for this one to read has nothing to wait for. */
+	sink_room_freed(b);
 }
 
 void sink_fini(struct sink *k)
@@ -57,6 +65,8 @@ void sink_fini(struct sink *k)
 	principal_fini(&k->who);
 	free(k->client_id);
 	k->client_id = NULL;
+	free(k->doomed);
+	k->doomed = NULL;
 }
 
 struct sink *sink_find(struct broker *b, uint64_t id)
@@ -114,4 +124,66 @@ uint64_t sink_unacked(const struct sink *k)
 	while (strmap_next(&k->subs, &it, NULL, &v))
 		n += ((const struct sub *)v)->unacked;
 	return n;
+}
+
+void sink_wait_for_room(struct sink *k)
+{
+	if (k->waiting || !k->attached)
+		return;
+	k->waiting = true;
+	TAILQ_INSERT_TAIL(&k->b->waiting, k, wait_link);
+}
+
+static void resume_waiting(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+	struct sink *k;
+	(void)fd;
+	(void)what;
+	/* Each resumed producer sends at most one more frame before it finds
+	 * a full subscriber again and comes back. */
+	while ((k = TAILQ_FIRST(&b->waiting))) {
+		TAILQ_REMOVE(&b->waiting, k, wait_link);
+		k->waiting = false;
+		if (k->ops->resume)
+			k->ops->resume(k);
+	}
+}
+
+void sink_room_freed(struct broker *b)
+{
+	if (TAILQ_EMPTY(&b->waiting))
+		return;
+	if (!b->room_ev)
+		b->room_ev = event_new(b->base, -1, 0, resume_waiting, b);
+	event_active(b->room_ev, EV_TIMEOUT, 0);
+}
+
+static void close_doomed(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+	struct sink *k, *next;
+	(void)fd;
+	(void)what;
+	for (k = TAILQ_FIRST(&b->sinks); k; k = next) {
+		next = TAILQ_NEXT(k, link);
+		if (k->doomed) {
+			char *why = k->doomed;
+			k->doomed = NULL;
+			k->ops->close(k, why);
+			free(why);
+			next = TAILQ_FIRST(&b->sinks);	/* closing may have detached others */
+		}
+	}
+}
+
+void sink_close_later(struct sink *k, const char *reason)
+{
+	struct broker *b = k->b;
+	if (k->doomed || !k->attached)
+		return;
+	k->doomed = xstrdup(reason);
+	if (!b->doom_ev)
+		b->doom_ev = event_new(b->base, -1, 0, close_doomed, b);
+	event_active(b->doom_ev, EV_TIMEOUT, 0);
 }

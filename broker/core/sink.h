@@ -59,6 +59,11 @@ struct sink {
 	char *client_id;		/* owned; the producer's client-id, NULL when none */
 	bool full;			/* no room for deliveries now (output over its limit, or
 					 * not open): kept current by the transport */
+	bool stalled;			/* full, and has taken nothing for slow_consumer_timeout:
+					 * kept current by the transport; topics stop waiting for it */
+	bool waiting;			/* a producer paused until subscribers have room */
+	char *doomed;			/* owned; the reason it is to be closed from the loop */
+	TAILQ_ENTRY(sink) wait_link;	/* b->waiting, while waiting */
 	bool attached;			/* in b->sinks: listed, found by id, receives deliveries */
 	struct strmap subs;		/* subscription id -> struct sub *, owned */
 	struct u64map unacked;		/* message id -> struct delivery * (chained through same_id) */
@@ -91,5 +96,17 @@ struct delivery *sink_find_delivery(struct sink *k, const char *id, const char *
 
 /* Unacknowledged deliveries across k's subscriptions. */
 uint64_t sink_unacked(const struct sink *k);
+
+/* Topic backpressure. A producer whose publish reached a subscriber
+ * that is full but still reading (publish_result.slow_down) stops reading
+ * and waits here; it is resumed (ops->resume) once some sink has room
+ * again or has been found stalled. */
+void sink_wait_for_room(struct sink *k);
+/* The transport of a sink that was full has room again, or found it
+ * stalled: waiting producers are resumed (from the loop, once a turn). */
+void sink_room_freed(struct broker *b);
+/* Closes k from the loop, outside the call that found it must go (a slow
+ * subscriber found while a topic delivers). */
+void sink_close_later(struct sink *k, const char *reason);
 
 #endif

@@ -145,15 +145,18 @@ void sub_free(struct sub *s)
 		dest_release_if_idle(d);
 }
 
-bool sub_has_room(const struct sub *s)
+bool sub_window_open(const struct sub *s)
 {
-	if (s->sink->full)
-		return false;
 	if (s->opts.max_unacked && s->unacked >= s->opts.max_unacked)
 		return false;
 	if (s->opts.max_unacked_bytes && s->unacked_bytes >= s->opts.max_unacked_bytes)
 		return false;
 	return true;
+}
+
+bool sub_has_room(const struct sub *s)
+{
+	return !s->sink->full && sub_window_open(s);
 }
 
 void sub_deliver(struct sub *s, struct msg *m, uint32_t deliveries, bool journaled)

@@ -58,7 +58,7 @@ struct sub {
 	struct sink *sink;		/* borrowed: the sink owns the sub */
 	struct dest *dest;		/* borrowed */
 	char *id;			/* owned; the SUBSCRIBE id header */
-	char *shown;			/* owned; the destination MESSAGE frames name when it is not
+	char *shown;			/* owned; the destination deliveries name when it is not
 					 * dest->name (a durable subscription's topic, a temporary
 					 * queue's local name); NULL otherwise */
 	struct sub_opts opts;
@@ -76,14 +76,17 @@ struct sub {
  * shown: the name deliveries carry, when not d->name (may be NULL). */
 struct sub *sub_new(struct sink *k, struct dest *d, const char *id, const struct sub_opts *o,
                     const char *shown);
-/* Detaches and frees. Pending deliveries go back to their queue with
- * `requeue`, and are dropped otherwise (topics). */
+/* Detaches and frees. Pending deliveries go back to their queue (queues),
+ * or are dropped (topics). */
 void sub_free(struct sub *s);
 /* Changes flow control in place (a SUBSCRIBE reusing the same id). */
 void sub_configure(struct sub *s, const struct sub_opts *o);
 
 /* Room for one more delivery? (the sink's, then flow control) */
 bool sub_has_room(const struct sub *s);
+/* Flow control alone: the subscriber's own window (max unacknowledged
+ * messages and bytes) has room. */
+bool sub_window_open(const struct sub *s);
 /* Hands m to the sink; keeps it pending unless auto ack. */
 void sub_deliver(struct sub *s, struct msg *m, uint32_t deliveries, bool journaled);
 

@@ -1,4 +1,14 @@
-/* topic.c: transient fan-out to whoever subscribes right now. */
+/* topic.c: transient fan-out to whoever subscribes right now.
+ *
+ * A topic keeps nothing, so a subscriber that cannot take a message now
+ * would miss it. One whose output is over max_output but still moving
+ * takes it anyway, and the publish tells its producer to slow down
+ * (b->pressed: the producer stops reading until some subscriber has room,
+ * sink_wait_for_room). Only a subscriber that has taken nothing for
+ * slow_consumer_timeout (stalled) misses messages, or is disconnected
+ * when slow_consumer_disconnect says so: one stalled subscriber holds the
+ * others up for that long at most. A subscriber's own window (prefetch,
+ * max unacknowledged) is its choice: past it, it misses messages. */
 #include "core/dest.h"
 
 #include <stdio.h>
@@ -6,15 +16,36 @@
 #include <string.h>
 
 #include "core/msg.h"
+#include "core/sink.h"
 #include "core/store.h"
 #include "core/sub.h"
 #include "common/util.h"
+
+/* A subscriber the topic cannot hand m to normally: the rules above. */
+static void deliver_past_full(struct dest *t, struct sub *s, struct msg *m)
+{
+	struct broker *b = t->vhost->broker;
+	struct sink *k = s->sink;
+	if (k->full && !k->stalled && sub_window_open(s)) {
+		b->pressed = true;
+		t->messages_out++;
+		sub_deliver(s, m, 1, false);
+		return;
+	}
+	b->stats.dropped_slow++;
+	t->dropped++;
+	if (k->stalled && b->cfg.slow_consumer_disconnect) {
+		char why[200];
+		snprintf(why, sizeof why, "slow consumer: took nothing from %s for %d ms (slow_consumer_timeout); "
+		         "messages would be lost", t->name, b->cfg.slow_consumer_timeout_ms);
+		sink_close_later(k, why);
+	}
+}
 
 /* -r: each group of sinks sharing a client-id gets the message
  * once, at the member after the one served last that has room. */
 static void publish_to_groups(struct dest *t, struct msg *m)
 {
-	struct broker *b = t->vhost->broker;
 	size_t it = 0;
 	void *v;
 	while (strmap_next(&t->groups, &it, NULL, &v)) {
@@ -32,8 +63,11 @@ static void publish_to_groups(struct dest *t, struct msg *m)
 				s = TAILQ_FIRST(&g->members);
 		}
 		if (!pick) {
-			b->stats.dropped_slow++;
-			t->dropped++;
+			/* Nobody has room: the member whose turn it is takes it
+			 * as a full subscriber would. */
+			struct sub *turn = start ? start : TAILQ_FIRST(&g->members);
+			g->last = turn;
+			deliver_past_full(t, turn, m);
 			continue;
 		}
 		g->last = pick;
@@ -126,10 +160,7 @@ enum send_status topic_publish(struct dest *t, struct msg *m)
 		if (s->group)
 			continue;	/* served below, one member per group */
 		if (!sub_has_room(s)) {
-			/* A topic keeps nothing: a consumer that cannot take the
-			 * message now misses it, rather than growing our memory. */
-			b->stats.dropped_slow++;
-			t->dropped++;
+			deliver_past_full(t, s, m);
 			continue;
 		}
 		t->messages_out++;

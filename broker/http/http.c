@@ -379,6 +379,13 @@ static void api(struct http_server *hs, struct evhttp_request *req, const char *
 		send_error(req, 401, "%s", err);
 		return;
 	}
+	if (!post && !p.loopback && !p.authenticated) {
+		/* Listings and settings are not for anyone who can reach the
+		 * port: reads from another machine need a user too. */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Basic realm=\"mqbroker\"");
+		send_error(req, 401, "%s from %s: log in as a configured user (HTTP Basic)", name, p.peer);
+		return;
+	}
 	if (post) {
 		/* Writes over HTTP need credentials, even from loopback. */
 		p.loopback = false;
@@ -448,6 +455,17 @@ static void api(struct http_server *hs, struct evhttp_request *req, const char *
 	principal_fini(&p);
 }
 
+/* /health and /metrics when they are not public: loopback or a user. */
+static bool probe_allowed(struct http_server *hs, struct evhttp_request *req)
+{
+	struct principal p;
+	char login[520], peer[128], err[512];
+	bool ok = identify(hs, req, &p, login, sizeof login, peer, sizeof peer, err, sizeof err) == 0 &&
+	          (p.loopback || p.authenticated);
+	principal_fini(&p);
+	return ok;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct http_server *hs = arg;
@@ -502,6 +520,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 		/* raw, so that encoded slashes inside one argument survive */
 		const char *r = strncmp(raw, "/api/", 5) == 0 ? raw + 5 : path + 5;
 		api(hs, req, r);
+	} else if ((strcmp(path, "/health") == 0 || strcmp(path, "/metrics") == 0) && method == EVHTTP_REQ_GET &&
+	           !b->cfg.http_public_metrics && !probe_allowed(hs, req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Basic realm=\"mqbroker\"");
+		send_error(req, 401, "%s: log in as a configured user (HTTP Basic), or set http_public_metrics", path);
 	} else if (strcmp(path, "/health") == 0 && method == EVHTTP_REQ_GET) {
 		char body[128];
 		int n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"uptime_s\":%" PRIu64 ",\"connections\":%d}",

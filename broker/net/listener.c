@@ -134,6 +134,13 @@ int listeners_open(struct broker *b, listener_accept_fn accept, char *err, size_
 
 		if (!lc->tls)
 			first_plain = false;
+		if (!lc->tls && b->cfg.nca_chains && !b->cfg.port_given) {
+			/* -a asks every client for a certificate: the default plain
+			 * port would let anyone in without one. */
+			log_notice("not listening on the plain STOMP port %d: client certificates are required (-a); "
+			           "open one explicitly with -p or listeners in the configuration", lc->port);
+			continue;
+		}
 		if (lc->tls && !b->tls) {
 			snprintf(err, errlen, "listener %s:%d asks for TLS but no certificate is configured (-k or tls_cert_key)",
 			         lc->address ? lc->address : "*", lc->port);

@@ -131,6 +131,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	b->last_tick_ms = now;
 	broker_tick(b, secs);
+	conns_tick(b);
 	if (b->cfg.idle_timeout_s && !b->cfg.persistent_server && !b->shutting_down &&
 	    now - b->last_activity_ms >= (uint64_t)b->cfg.idle_timeout_s * 1000) {
 		log_info("no network activity for %d seconds (-t): shutting down", b->cfg.idle_timeout_s);

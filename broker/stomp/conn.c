@@ -18,6 +18,7 @@
 #include "core/broker.h"
 #include "core/dest.h"
 #include "core/sub.h"
+#include "net/sockprobe.h"
 #include "stomp/stomp.h"
 #include "stomp/txn.h"
 
@@ -25,8 +26,9 @@
 #define FRAMES_PER_TURN 512
 /* How long a closing connection may take to read its ERROR. */
 #define CLOSE_GRACE_MS 2000
-/* How long a new connection may take to send CONNECT. */
-#define HANDSHAKE_TIMEOUT_MS 30000
+/* Unread bytes the kernel holds for a paused connection past which its
+ * peer is taken to be blocked by us, not silent. */
+#define PAUSED_PEER_BLOCKED (64 * 1024)
 
 struct pending_receipt {
 	TAILQ_ENTRY(pending_receipt) link;
@@ -126,6 +128,13 @@ void conns_free(struct broker *b)
 	if (cs->reap_ev)
 		event_free(cs->reap_ev);
 	frame_fini(&cs->frame);
+	{
+		size_t it = 0;
+		void *v;
+		while (strmap_next(&cs->handshakes, &it, NULL, &v))
+			free(v);
+	}
+	strmap_fini(&cs->handshakes);
 	free(cs);
 	b->conns = NULL;
 }
@@ -170,6 +179,65 @@ static void arm_timer(struct conn *c, uint64_t ms)
 	evtimer_add(c->hb_timer, &tv);
 }
 
+/* The peer's host, without the port: what the per-address cap counts. */
+static void host_of(const struct conn *c, char *buf, size_t len)
+{
+	const char *peer = c->sink.who.peer, *colon = strrchr(peer, ':');
+	size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
+	snprintf(buf, len, "%.*s", (int)MIN(n, len - 1), peer);
+}
+
+/* Connections from one host still before CONNECT; the map's key is
+ * the host inside it. */
+struct host_count {
+	size_t n;
+	char host[];
+};
+
+static size_t handshakes_from(struct conns *cs, const char *host)
+{
+	struct host_count *hc = strmap_get(&cs->handshakes, host);
+	return hc ? hc->n : 0;
+}
+
+static void count_handshake(struct conn *c, int delta)
+{
+	struct conns *cs = c->b->conns;
+	char host[80];
+	struct host_count *hc;
+	host_of(c, host, sizeof host);
+	if (!(hc = strmap_get(&cs->handshakes, host))) {
+		hc = xcalloc(1, sizeof *hc + strlen(host) + 1);
+		strcpy(hc->host, host);
+		strmap_put(&cs->handshakes, hc->host, hc);
+	}
+	hc->n += (size_t)delta;
+	if (!hc->n) {
+		strmap_del(&cs->handshakes, hc->host);
+		free(hc);
+	}
+	c->counted_handshake = delta > 0;
+}
+
+/* The connection that has waited longest for its CONNECT (from `host`
+ * only, when given), other than `not`. */
+static struct conn *oldest_handshake(struct conns *cs, const char *host, const struct conn *not)
+{
+	struct conn *c;
+	char h[80];
+	TAILQ_FOREACH(c, &cs->live, link) {
+		if (c == not || c->state != CONN_HANDSHAKE)
+			continue;
+		if (host) {
+			host_of(c, h, sizeof h);
+			if (strcmp(h, host) != 0)
+				continue;
+		}
+		return c;
+	}
+	return NULL;
+}
+
 struct conn *conn_new(struct broker *b, struct bufferevent *bev,
                       const struct sockaddr *sa, socklen_t salen, const char *transport)
 {
@@ -196,6 +264,24 @@ struct conn *conn_new(struct broker *b, struct bufferevent *bev,
 	bufferevent_set_max_single_read(bev, 256 * 1024);
 	bufferevent_set_max_single_write(bev, 256 * 1024);
 
+	count_handshake(c, +1);
+	if (cs->nlive > b->cfg.max_connections && !b->shutting_down) {
+		/* Sockets that never send CONNECT must not lock real clients
+		 * out: one that has waited longest gives way, from this
+		 * address when it holds more than its share of them. */
+		char host[80];
+		struct conn *old = NULL;
+		host_of(c, host, sizeof host);
+		if (handshakes_from(cs, host) > (size_t)b->cfg.max_handshakes_per_address)
+			old = oldest_handshake(cs, host, c);
+		if (!old)
+			old = oldest_handshake(cs, NULL, c);
+		if (old) {
+			b->stats.connections_refused++;
+			conn_close(old, NULL, "too many connections (limit %d, option -n): this one had not sent CONNECT "
+			           "and gives way to a newer one", b->cfg.max_connections);
+		}
+	}
 	if (cs->nlive > b->cfg.max_connections || b->shutting_down) {
 		b->stats.connections_refused++;
 		log_warn(CONN_FMT ": refused: %s", CONN_ARGS(c),
@@ -209,12 +295,14 @@ struct conn *conn_new(struct broker *b, struct bufferevent *bev,
 	}
 	log_info(CONN_FMT ": accepted over %s", CONN_ARGS(c), transport);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	arm_timer(c, HANDSHAKE_TIMEOUT_MS);
+	arm_timer(c, (uint64_t)b->cfg.handshake_timeout_ms);
 	return c;
 }
 
 void conn_opened(struct conn *c)
 {
+	if (c->counted_handshake)
+		count_handshake(c, -1);
 	set_state(c, CONN_OPEN);
 }
 
@@ -239,6 +327,8 @@ static void close_common(struct conn *c, const char *reason, bool keep_receipts)
 	struct broker *b = c->b;
 	bool was_open = c->state == CONN_OPEN;
 	snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+	if (c->counted_handshake)
+		count_handshake(c, -1);
 	set_state(c, CONN_CLOSING);
 	b->conns->nlive--;	/* a closing connection no longer counts against -n */
 	/* Abandon every transaction, subscription and temporary queue. */
@@ -310,9 +400,21 @@ void conn_wrote(struct conn *c)
 {
 	size_t len = evbuffer_get_length(bufferevent_get_output(c->bev));
 	c->last_write_ms = c->last_read_ms;	/* coarse: the loop's current turn */
+	if (len > c->b->cfg.max_output_hard && !c->sink.doomed) {
+		char why[200];
+		/* From the loop: a delivery may be writing this very frame. */
+		snprintf(why, sizeof why, "too much output waiting: %zu bytes unread by the client (limit %llu, option "
+		         "max_output_hard)", len, (unsigned long long)c->b->cfg.max_output_hard);
+		sink_close_later(&c->sink, why);
+	}
 	if (!c->out_blocked && len >= c->b->cfg.max_output) {
+		struct sock_probe p;
 		c->out_blocked = true;
 		update_full(c);
+		c->out_moved_ms = mono_ms();
+		c->out_len_seen = len;
+		if (sock_probe(bufferevent_getfd(c->bev), &p))
+			c->acked_seen = p.acked;
 		/* Wake up when half of it has gone out. */
 		bufferevent_setwatermark(c->bev, EV_WRITE, c->b->cfg.max_output / 2, 0);
 		log_info(CONN_FMT ": slow consumer: %zu bytes waiting (max_output %llu), deliveries paused",
@@ -401,11 +503,16 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		}
 		c->frames_in++;
 		b->stats.frames_in++;
+		c->frame_started_ms = 0;
 		stomp_handle(c, &cs->frame);
 		frame_consume(in, &c->scan, &cs->frame);
 	}
 	if (c->state == CONN_CLOSING)
 		evbuffer_drain(in, evbuffer_get_length(in));
+	else if (evbuffer_get_length(in) == 0 || c->read_paused)
+		c->frame_started_ms = 0;	/* nothing half-arrived, or the wait is ours */
+	else if (!c->frame_started_ms)
+		c->frame_started_ms = c->last_read_ms;
 	{
 		size_t after = evbuffer_get_length(in);
 		size_t n = before > after ? before - after : 0;
@@ -425,8 +532,10 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (c->out_blocked && len <= c->b->cfg.max_output / 2) {
 		c->out_blocked = false;
+		c->sink.stalled = false;
 		update_full(c);
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		sink_room_freed(c->b);
 		kick(c);
 	}
 }
@@ -451,6 +560,81 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		to_graveyard(c);	/* nothing more can be written to a dead socket */
 }
 
+/* A connection we are not reading (backpressure, the memory
+ * high-watermark): its peer may have left, or still be sending (its
+ * heart-beats sit unread in the kernel). False when it was closed. */
+static bool probe_paused(struct conn *c, uint64_t now)
+{
+	struct sock_probe p;
+	if (!sock_probe(bufferevent_getfd(c->bev), &p))
+		return true;
+	if (p.peer_closed) {
+		conn_close_quiet(c, "connection closed by peer (seen while not reading it)");
+		return false;
+	}
+	if (p.received != c->received_seen || p.unread >= PAUSED_PEER_BLOCKED) {
+		/* bytes arrived, or so many wait that its sends are blocked by us */
+		c->received_seen = p.received;
+		c->last_read_ms = now;
+	}
+	return true;
+}
+
+/* A consumer over max_output: has it taken anything lately? */
+static void check_output(struct conn *c, uint64_t now)
+{
+	struct sock_probe p;
+	bool moved;
+	if (sock_probe(bufferevent_getfd(c->bev), &p)) {
+		moved = p.acked != c->acked_seen;
+		c->acked_seen = p.acked;
+	} else {
+		size_t len = evbuffer_get_length(bufferevent_get_output(c->bev));
+		moved = len < c->out_len_seen;
+		c->out_len_seen = len;
+	}
+	if (moved) {
+		c->out_moved_ms = now;
+		c->sink.stalled = false;
+		return;
+	}
+	if (!c->sink.stalled && now - c->out_moved_ms >= (uint64_t)c->b->cfg.slow_consumer_timeout_ms) {
+		char id[24], ms[24];
+		const char *fields[] = { "id", id, "peer", c->sink.who.peer, "stalled_ms", ms, NULL };
+		c->sink.stalled = true;
+		log_warn(CONN_FMT ": slow consumer: took nothing for %llu ms with %zu bytes waiting; topics no longer "
+		         "wait for it", CONN_ARGS(c), (unsigned long long)(now - c->out_moved_ms),
+		         evbuffer_get_length(bufferevent_get_output(c->bev)));
+		u64_to_dec(c->sink.id, id);
+		u64_to_dec(now - c->out_moved_ms, ms);
+		broker_event(c->b, "slow-consumer-stalled", fields);
+		sink_room_freed(c->b);
+	}
+}
+
+void conns_tick(struct broker *b)
+{
+	struct conns *cs = b->conns;
+	struct conn *c, *next;
+	uint64_t now = mono_ms();
+	if (!cs)
+		return;
+	for (c = TAILQ_FIRST(&cs->live); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->state != CONN_OPEN && c->state != CONN_HANDSHAKE)
+			continue;
+		if (c->frame_started_ms && now - c->frame_started_ms > (uint64_t)b->cfg.frame_timeout_ms) {
+			conn_close(c, NULL, "frame not complete after %llu ms (option frame_timeout)",
+			           (unsigned long long)(now - c->frame_started_ms));
+			continue;
+		}
+		if (c->read_paused && !probe_paused(c, now))
+			continue;
+		if (c->out_blocked)
+			check_output(c, now);
+	}
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -459,7 +643,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	switch (c->state) {
 	case CONN_HANDSHAKE:
-		conn_close(c, NULL, "no CONNECT frame within %d seconds", HANDSHAKE_TIMEOUT_MS / 1000);
+		conn_close(c, NULL, "no CONNECT frame within %d ms (option handshake_timeout)",
+		           c->b->cfg.handshake_timeout_ms);
 		return;
 	case CONN_CLOSING:
 		to_graveyard(c);
@@ -469,7 +654,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	case CONN_OPEN:
 		break;
 	}
-	if (c->hb_recv_ms && !c->read_paused) {
+	if (c->read_paused && !probe_paused(c, now))
+		return;
+	if (c->hb_recv_ms) {
 		uint64_t allowed = (uint64_t)c->hb_recv_ms * (100 + (uint64_t)c->b->cfg.heartbeat_grace_pct) / 100;
 		if (now - c->last_read_ms > allowed) {
 			c->b->stats.heartbeat_timeouts++;

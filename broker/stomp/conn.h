@@ -58,6 +58,7 @@ struct conn {
 
 	struct frame_scan scan;		/* progress on the frame being received */
 	struct strmap txns;		/* name -> struct txn *, owned (txn.h) */
+	uint64_t txn_bytes;		/* message memory its open transactions hold */
 	struct receipt_list receipts;	/* in frame order; some wait for the journal */
 
 	/* heart-beats, in ms; 0 = off */
@@ -66,6 +67,13 @@ struct conn {
 	uint64_t last_read_ms;		/* monotonic */
 	uint64_t last_write_ms;
 	struct event *hb_timer;		/* owned; NULL without heart-beats */
+
+	uint64_t frame_started_ms;	/* monotonic: when the frame still arriving began; 0 = none */
+	uint64_t out_moved_ms;		/* monotonic: the peer last took output while we were full */
+	uint64_t acked_seen;		/* the kernel's count of our bytes acknowledged, last look */
+	uint64_t received_seen;		/* the kernel's count of bytes received, last look */
+	size_t out_len_seen;		/* the output's length, last look (no kernel counts) */
+	bool counted_handshake;		/* counted in conns->handshakes until CONNECT or close */
 
 	uint64_t frames_in, frames_out, bytes_in, bytes_out;
 	char close_reason[160];
@@ -79,6 +87,8 @@ struct conns {
 	int nlive;			/* handshake and open: counted against max_connections (-n) */
 	struct event *reap_ev;		/* frees the graveyard */
 	struct frame frame;		/* the one parse scratch: frames are handled one at a time */
+	struct strmap handshakes;	/* peer host -> struct host_count, owned: connections from
+					 * it still before CONNECT */
 };
 
 /* Sets up b->conns. */
@@ -89,6 +99,9 @@ void conns_free(struct broker *b);
 void conns_check_done(struct broker *b);
 /* Connections in handshake or open. */
 int conns_count(const struct broker *b);
+/* Once a second: frames that take too long, peers that left or went
+ * silent while paused, consumers that stopped taking their output. */
+void conns_tick(struct broker *b);
 
 /* Takes over bev (already connected). Refuses with an ERROR when the
  * broker is at its connection limit. */

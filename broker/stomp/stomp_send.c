@@ -59,9 +59,14 @@ void handle_send(struct conn *c, struct frame *f, const char *receipt)
 		return;
 	}
 	conn_receipt(c, receipt, r.seq);
-	/* Over the memory high-watermark: this producer waits, consumers drain. */
-	if (broker_memory_blocked(b))
+	/* Over the memory high-watermark, or a topic subscriber full: this
+	 * producer waits while consumers drain. */
+	if (r.slow_down) {
 		conn_pause_reading(c, true);
+		sink_wait_for_room(&c->sink);
+	} else if (broker_memory_blocked(b)) {
+		conn_pause_reading(c, true);
+	}
 }
 
 void handle_begin(struct conn *c, struct frame *f, const char *receipt)

@@ -24,6 +24,7 @@ struct op {
 	size_t ndests;
 	char *id;			/* OP_ACK/OP_NACK: owned */
 	char *sub_id;			/* owned, may be NULL */
+	size_t size;			/* OP_SEND: counted in conn->txn_bytes */
 };
 
 struct txn {
@@ -70,11 +71,29 @@ static struct op *add_op(struct conn *c, struct txn *t, char *err, size_t errlen
 	return &t->ops[t->nops++];
 }
 
+/* What one connection's open transactions may hold: the option, and at
+ * most a quarter of the memory high-watermark, so that uncommitted work
+ * cannot pause every producer of the broker. */
+static uint64_t bytes_limit(const struct broker *b)
+{
+	uint64_t quarter = b->mem_high / 4;
+	return quarter && quarter < b->cfg.max_transaction_bytes ? quarter : b->cfg.max_transaction_bytes;
+}
+
 int txn_add_send(struct conn *c, struct txn *t, const struct publication *pub, char *err, size_t errlen)
 {
-	struct op *op = add_op(c, t, err, errlen);
-	if (!op)
+	struct op *op;
+	uint64_t size = msg_size(pub->m), limit = bytes_limit(c->b);
+	if (c->txn_bytes + size > limit) {
+		snprintf(err, errlen, "transaction '%s': open transactions would hold %llu bytes of messages (limit %llu, "
+		         "option max_transaction_bytes, at most a quarter of memory_high_watermark)", t->name,
+		         (unsigned long long)(c->txn_bytes + size), (unsigned long long)limit);
 		return -1;
+	}
+	if (!(op = add_op(c, t, err, errlen)))
+		return -1;
+	c->txn_bytes += size;
+	op->size = size;
 	op->kind = OP_SEND;
 	op->m = msg_ref(pub->m);
 	op->dests = xmalloc((pub->ndests ? pub->ndests : 1) * sizeof *op->dests);
@@ -95,9 +114,10 @@ int txn_add_ack(struct conn *c, struct txn *t, const char *id, const char *sub_i
 	return 0;
 }
 
-static void destroy(struct txn *t)
+static void destroy(struct conn *c, struct txn *t)
 {
 	for (size_t i = 0; i < t->nops; i++) {
+		c->txn_bytes -= t->ops[i].size;
 		msg_unref(t->ops[i].m);
 		for (size_t j = 0; j < t->ops[i].ndests; j++)
 			free(t->ops[i].dests[j]);
@@ -113,7 +133,7 @@ static void destroy(struct txn *t)
 static void free_txn(struct conn *c, struct txn *t)
 {
 	strmap_del(&c->txns, t->name);
-	destroy(t);
+	destroy(c, t);
 }
 
 int txn_commit(struct conn *c, struct txn *t, const char *receipt, uint64_t *seq)
@@ -147,7 +167,7 @@ int txn_commit(struct conn *c, struct txn *t, const char *receipt, uint64_t *seq
 	}
 	if (c->state >= CONN_CLOSING)
 		rc = -1;
-	destroy(t);
+	destroy(c, t);
 	return rc;
 }
 

@@ -36,3 +36,15 @@ def make_broker():
 @pytest.fixture
 def broker(make_broker):
     return make_broker()
+
+
+@pytest.fixture
+def remote_peer():
+    """A network namespace on a veth pair (mqtest.RemotePeer), removed after."""
+    from mqtest import RemotePeer
+    why = RemotePeer.skip_reason()
+    if why:
+        pytest.skip(why)
+    p = RemotePeer()
+    yield p
+    p.close()

@@ -372,3 +372,54 @@ def client(broker, version="1.2", login="guest", passcode="guest", heartbeats=(0
     conn.set_listener("rec", rec)
     conn.connect(login, passcode, wait=wait, headers=headers or {})
     return conn, rec
+
+
+class RemotePeer:
+    """A genuinely remote peer: a network namespace joined to this host by a
+    veth pair. The broker listens on the host's end (host_ip, not loopback
+    and reachable only from the namespace); run() runs a command inside the
+    namespace, where the peer's address is peer_ip. Needs root and iproute2:
+    RemotePeer.skip_reason() says why not when it cannot be made."""
+
+    _n = 0
+
+    def __init__(self):
+        RemotePeer._n += 1
+        tag = f"{os.getpid() % 10000}{RemotePeer._n}"
+        self.ns = f"mqt{tag}"
+        self.host_if, self.ns_if = f"mqh{tag}", f"mqn{tag}"
+        octet = 1 + (os.getpid() + RemotePeer._n * 7) % 250
+        self.host_ip, self.peer_ip = f"10.231.{octet}.1", f"10.231.{octet}.2"
+        sh = lambda *a: subprocess.run(a, check=True, capture_output=True)
+        try:
+            sh("ip", "netns", "add", self.ns)
+            sh("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+            sh("ip", "link", "set", self.ns_if, "netns", self.ns)
+            sh("ip", "addr", "add", f"{self.host_ip}/30", "dev", self.host_if)
+            sh("ip", "link", "set", self.host_if, "up")
+            sh("ip", "netns", "exec", self.ns, "ip", "addr", "add", f"{self.peer_ip}/30", "dev", self.ns_if)
+            sh("ip", "netns", "exec", self.ns, "ip", "link", "set", self.ns_if, "up")
+            sh("ip", "netns", "exec", self.ns, "ip", "link", "set", "lo", "up")
+        except Exception:
+            self.close()
+            raise
+
+    @staticmethod
+    def skip_reason():
+        if os.geteuid() != 0:
+            return "a network namespace needs root"
+        if not shutil.which("ip"):
+            return "iproute2's ip is not installed"
+        return None
+
+    def run(self, *cmd, timeout=30, **kw):
+        return subprocess.run(["ip", "netns", "exec", self.ns, *cmd], capture_output=True, text=True,
+                              timeout=timeout, **kw)
+
+    def python(self, code, timeout=30):
+        """Runs Python code (Debian's python3, with stomp.py) as the remote peer."""
+        return self.run("/usr/bin/python3", "-c", code, timeout=timeout)
+
+    def close(self):
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
