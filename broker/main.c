@@ -67,6 +67,9 @@ static void usage(FILE *out)
 	        "      --data-dir DIR journal, lock file and control socket (default: see below)\n"
 	        "      --control-socket PATH\n"
 	        "                     admin socket for mqsh (default: DATA_DIR/mqbroker.sock)\n"
+	        "      --ws-port PORT STOMP over WebSocket on PORT (default: off; docs/websocket.md)\n"
+	        "      --wss-port PORT\n"
+	        "                     STOMP over secure WebSocket (TLS, needs -k) on PORT (default: off)\n"
 	        "  -o NAME=VALUE      set any configuration option (listed below)\n"
 	        "  -V, --version      print the version and exit\n"
 	        "  -h, --help         print this help and exit\n"
@@ -210,11 +213,13 @@ static int load_config(struct config *cfg, struct router **router, char *err, si
 
 static int parse_args(int argc, char **argv, struct cli *out, struct config *unused)
 {
-	enum { OPT_DATA_DIR = 256, OPT_CONTROL_SOCKET };
+	enum { OPT_DATA_DIR = 256, OPT_CONTROL_SOCKET, OPT_WS_PORT, OPT_WSS_PORT };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'f' },
 		{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
 		{ "control-socket", required_argument, NULL, OPT_CONTROL_SOCKET },
+		{ "ws-port", required_argument, NULL, OPT_WS_PORT },
+		{ "wss-port", required_argument, NULL, OPT_WSS_PORT },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -266,6 +271,8 @@ static int parse_args(int argc, char **argv, struct cli *out, struct config *unu
 		case 'f': out->config_path = optarg; break;
 		case OPT_DATA_DIR: SET("data_dir", optarg); break;
 		case OPT_CONTROL_SOCKET: SET("control_socket", optarg); break;
+		case OPT_WS_PORT: SET("ws_port", optarg); break;
+		case OPT_WSS_PORT: SET("wss_port", optarg); break;
 		case 'o':
 			eq = strchr(optarg, '=');
 			if (!eq) {

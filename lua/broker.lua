@@ -90,6 +90,24 @@ http_public_metrics = true
 -- TCP port for admin commands with an admin login; 0 = none.
 admin_port = 0
 
+-- STOMP over WebSocket (docs/websocket.md): a listener of its own, on the
+-- first plain listener's address; 0 = none. ws_port is plain, wss_port is
+-- TLS (needs a certificate). (--ws-port, --wss-port)
+ws_port = 0
+wss_port = 0
+-- The upgrade request's largest size, and the seconds it may take.
+ws_max_handshake = "8KiB"
+ws_handshake_timeout = 10
+-- A WebSocket that receives nothing for this many seconds is closed; a ping
+-- at half the time makes any live client answer. 0 = never.
+ws_idle_timeout = 60
+-- Origins a browser may connect from, comma-separated
+-- ("https://console.example, http://localhost:8080"); empty = any.
+ws_origins = ""
+-- Every STOMP frame as a binary message, instead of text when the frame is
+-- valid UTF-8 and binary otherwise.
+ws_binary_frames = false
+
 ---------------------------------------------------------------------------
 -- Lifecycle
 ---------------------------------------------------------------------------

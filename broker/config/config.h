@@ -101,6 +101,15 @@ struct config {
 	int http_max_connections;
 	char *http_path;		/* owned; without leading or trailing '/' */
 
+	/* STOMP over WebSocket (docs/websocket.md) */
+	int ws_port;			/* 0 = no WebSocket listener */
+	int wss_port;			/* 0 = none; TLS with tls_cert_key */
+	uint64_t ws_max_handshake;	/* bytes of the HTTP upgrade request */
+	int ws_handshake_timeout_s;
+	int ws_idle_timeout_s;		/* 0 = never */
+	char *ws_origins;		/* owned; comma-separated allow-list, "" = any */
+	bool ws_binary_frames;		/* every message binary, not text when valid UTF-8 */
+
 	/* files */
 	char *data_dir;			/* owned */
 	char *control_socket;		/* owned; NULL = <data_dir>/mqbroker.sock */

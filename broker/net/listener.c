@@ -18,6 +18,7 @@
 #include "core/broker.h"
 #include "common/log.h"
 #include "net/tls.h"
+#include "net/ws.h"
 #include "common/util.h"
 
 #define PORT_SCAN_RANGE 100
@@ -28,6 +29,7 @@ struct listener {
 	listener_accept_fn accept;	/* the protocol that takes each connection */
 	struct evconnlistener *lev;	/* owned */
 	bool tls;
+	bool ws;			/* STOMP over WebSocket: ws.c stands between */
 	char host[64];			/* as bound, for the connection file */
 	int port;
 };
@@ -52,7 +54,10 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		evutil_closesocket(fd);
 		return;
 	}
-	l->accept(b, bev, sa, (socklen_t)salen, l->tls ? "tls" : "tcp");
+	if (l->ws)
+		ws_accept(b, bev, sa, (socklen_t)salen, l->tls, l->accept);
+	else
+		l->accept(b, bev, sa, (socklen_t)salen, l->tls ? "tls" : "tcp");
 }
 
 static void accept_error_cb(struct evconnlistener *lev, void *arg)
@@ -116,6 +121,57 @@ static bool tls_port_configured(const struct config *cfg, int port)
 		if (cfg->listeners[i].tls && cfg->listeners[i].port == port)
 			return true;
 	return false;
+}
+
+/* The WebSocket listeners (ws_port, wss_port), on the address of the
+ * first plain STOMP listener, as the TLS one is. */
+static int open_websocket(struct broker *b, listener_accept_fn accept, struct listener **tail, char *err,
+                          size_t errlen)
+{
+	const char *address = NULL;
+	for (size_t i = 0; i < b->cfg.nlisteners; i++)
+		if (!b->cfg.listeners[i].tls) {
+			address = b->cfg.listeners[i].address;
+			break;
+		}
+	for (int tls = 0; tls <= 1; tls++) {
+		int port = tls ? b->cfg.wss_port : b->cfg.ws_port, bound = 0, e = 0;
+		const char *what = tls ? "STOMP over secure WebSocket" : "STOMP over WebSocket";
+		struct evconnlistener *lev;
+		struct listener *l;
+		if (!port)
+			continue;
+		if (tls && !b->tls) {
+			snprintf(err, errlen, "wss_port %d asks for TLS but no certificate is configured (-k or tls_cert_key)",
+			         port);
+			return -1;
+		}
+		lev = bind_one(b, address, port, &bound, &e);
+		if (!lev) {
+			if (e == EINVAL)
+				snprintf(err, errlen, "cannot listen on '%s': not an IPv4 or IPv6 address", address);
+			else
+				snprintf(err, errlen, "cannot listen for %s on %s:%d: %s (choose another port with %s)", what,
+				         address ? address : "*", port, strerror(e),
+				         tls ? "--wss-port or -o wss_port=N" : "--ws-port or -o ws_port=N");
+			return -1;
+		}
+		l = xcalloc(1, sizeof *l);
+		l->b = b;
+		l->accept = accept;
+		l->lev = lev;
+		l->tls = tls;
+		l->ws = true;
+		l->port = bound;
+		snprintf(l->host, sizeof l->host, "%s",
+		         (!address || !*address || strcmp(address, "*") == 0) ? "0.0.0.0" : address);
+		evconnlistener_set_cb(lev, accept_cb, l);
+		evconnlistener_set_error_cb(lev, accept_error_cb);
+		*tail = l;
+		tail = &l->next;
+		log_info("listening for %s on %s:%d", what, l->host, l->port);
+	}
+	return 0;
 }
 
 int listeners_open(struct broker *b, listener_accept_fn accept, char *err, size_t errlen)
@@ -188,7 +244,7 @@ int listeners_open(struct broker *b, listener_accept_fn accept, char *err, size_
 		tail = &l->next;
 		log_info("listening for STOMP%s on %s:%d", l->tls ? " over TLS" : "", l->host, l->port);
 	}
-	return 0;
+	return open_websocket(b, accept, tail, err, errlen);
 }
 
 void listeners_close(struct broker *b)
@@ -200,6 +256,7 @@ void listeners_close(struct broker *b)
 void listeners_free(struct broker *b)
 {
 	struct listener *l = b->listeners, *next;
+	ws_free_all();
 	for (; l; l = next) {
 		next = l->next;
 		evconnlistener_free(l->lev);
@@ -224,7 +281,7 @@ const char *listeners_host(struct broker *b)
 int listeners_port(struct broker *b, bool tls)
 {
 	for (struct listener *l = b->listeners; l; l = l->next)
-		if (l->tls == tls)
+		if (l->tls == tls && !l->ws)
 			return l->port;
 	return 0;
 }

@@ -150,6 +150,11 @@ static void to_graveyard(struct conn *c)
 	TAILQ_REMOVE(&cs->live, c, link);
 	TAILQ_INSERT_TAIL(&cs->graveyard, c, link);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	/* WebSocket (net/ws.c): a bufferevent pair, no socket of ours. Ending
+	 * our side tells the far end to send what we wrote (the ERROR), then
+	 * its close frame, and to close the socket its own way. */
+	if (bufferevent_getfd(c->bev) < 0)
+		bufferevent_flush(c->bev, EV_WRITE, BEV_FINISHED);
 	event_active(cs->reap_ev, EV_TIMEOUT, 0);
 }
 
