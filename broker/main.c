@@ -9,7 +9,10 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "core/broker.h"
@@ -309,6 +312,33 @@ static void accept_stomp(struct broker *b, struct bufferevent *bev, const struct
 	conn_new(b, bev, sa, salen, transport);
 }
 
+/* ---- systemd readiness (Type=notify) ----
+ * Under systemd's Type=notify the unit is "started" once the broker says
+ * so: one datagram "READY=1" to the socket NOTIFY_SOCKET names (a path, or
+ * '@' for the abstract namespace), per sd_notify(3). These lines are the
+ * whole protocol, so the broker does not link libsystemd for it. Without
+ * the variable (not under systemd) nothing happens. */
+static void notify_ready(void)
+{
+	static const char msg[] = "READY=1";
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	size_t len = path ? strlen(path) : 0;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') || len < 2 || len >= sizeof sun.sun_path)
+		return;
+	memcpy(sun.sun_path, path, len);
+	if (path[0] == '@')
+		sun.sun_path[0] = 0;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sendto(fd, msg, sizeof msg - 1, MSG_NOSIGNAL, (struct sockaddr *)&sun,
+	                     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+		log_warn_sys("cannot tell systemd that the broker is ready (NOTIFY_SOCKET=%s)", path);
+	if (fd >= 0)
+		close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -353,6 +383,7 @@ int main(int argc, char **argv)
 	if (broker_write_connection_file(b, err, sizeof err) < 0)
 		goto fail;
 	log_info("mqbroker %s ready (pid %d, data directory %s)", MQ_VERSION, (int)getpid(), b->cfg.data_dir);
+	notify_ready();
 
 	rc = broker_run(b);
 	if (b->cfg.connection_file && *b->cfg.connection_file)

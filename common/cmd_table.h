@@ -63,6 +63,9 @@ CMD("reload", "reload",
 CMD("loglevel", "loglevel [0-4]",
     "Show or set the log level: 0 none, 1 errors, 2 warnings, 3 all, 4 debug.",
     0, 1, CMD_WRITE, "", cmd_loglevel)
+CMD("logreopen", "logreopen",
+    "Reopen the log file (-g) after logrotate moved it; unlike SIGHUP, the configuration is not reloaded.",
+    0, 0, CMD_WRITE, "", cmd_logreopen)
 CMD("config", "config [OPTION]",
     "Show the configuration options in force with their defaults and bounds, or one of them. Change them in the file and reload.",
     0, 1, CMD_READ, "-", cmd_config)

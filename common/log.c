@@ -1,12 +1,15 @@
-/* log.c: timestamped lines on stderr or in a file. */
+/* log.c: timestamped lines on stderr or in a file; under systemd, lines
+ * that journald stamps itself. */
 #include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,6 +17,7 @@
 static int current_level = LOG_ERROR;
 static const char *ident = "mqbroker";
 static char *file_path;		/* owned; NULL when logging to stderr */
+static int to_journal = -1;	/* stderr is journald's stream; -1: not checked yet */
 
 void log_set_level(int level)
 {
@@ -43,6 +47,7 @@ static int redirect_to(const char *path, char *err, size_t errlen)
 	dup2(fd, STDOUT_FILENO);
 	dup2(fd, STDERR_FILENO);
 	close(fd);
+	to_journal = -1;
 	return 0;
 }
 
@@ -55,10 +60,19 @@ int log_open_file(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+const char *log_file_path(void) { return file_path; }
+
+int log_reopen_file(char *err, size_t errlen)
+{
+	if (!file_path)
+		return 0;
+	return redirect_to(file_path, err, errlen) < 0 ? -1 : 1;
+}
+
 void log_reopen(void)
 {
 	char err[256];
-	if (file_path && redirect_to(file_path, err, sizeof err) < 0)
+	if (log_reopen_file(err, sizeof err) < 0)
 		log_error("%s", err);
 }
 
@@ -69,8 +83,27 @@ void log_close(void)
 }
 
 static const char *level_name[] = { "", "ERROR", "WARN", "INFO", "DEBUG" };
+/* syslog priorities (err, warning, info, debug), for journald */
+static const int level_prio[] = { 0, 3, 4, 6, 7 };
+#define PRIO_NOTICE 5
 
-static void vlog(int level, const char *name, int with_errno, const char *fmt, va_list ap)
+/* systemd points stderr at journald and says so in JOURNAL_STREAM
+ * ("device:inode" of that stream). journald stamps every line with the
+ * time, the program and its pid, and takes a leading "<N>" as its syslog
+ * priority (sd-daemon(3)): lines there carry that prefix instead of a
+ * timestamp of their own. The variable is inherited by children and
+ * survives -g, so the stream itself must still be stderr. */
+static bool stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+static void vlog(int level, int prio, const char *name, int with_errno, const char *fmt, va_list ap)
 {
 	int saved = errno;
 	char line[2048];
@@ -81,13 +114,19 @@ static void vlog(int level, const char *name, int with_errno, const char *fmt, v
 
 	if (level > current_level)
 		return;
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof line - n, ".%03dZ %s[%d] %s: ",
-	             (int)(tv.tv_usec / 1000), ident, (int)getpid(), name);
-	if (r > 0)
-		n += (size_t)r;
+	if (to_journal < 0)
+		to_journal = stderr_is_journal();
+	if (to_journal) {
+		n = (size_t)snprintf(line, sizeof line, "<%d>%s: ", prio, name);
+	} else {
+		gettimeofday(&tv, NULL);
+		gmtime_r(&tv.tv_sec, &tm);
+		n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+		r = snprintf(line + n, sizeof line - n, ".%03dZ %s[%d] %s: ",
+		             (int)(tv.tv_usec / 1000), ident, (int)getpid(), name);
+		if (r > 0)
+			n += (size_t)r;
+	}
 	{
 		/* Client-supplied text (a header value, a destination) can hold
 		 * line breaks once unescaped: written as \n, \r and \xHH, so
@@ -128,7 +167,7 @@ static void vlog(int level, const char *name, int with_errno, const char *fmt, v
 	{                                          \
 		va_list ap;                        \
 		va_start(ap, fmt);                 \
-		vlog(level, level_name[level], with_errno, fmt, ap); \
+		vlog(level, level_prio[level], level_name[level], with_errno, fmt, ap); \
 		va_end(ap);                        \
 	}
 
@@ -144,6 +183,6 @@ void log_notice(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vlog(LOG_ERROR, "NOTICE", 0, fmt, ap);
+	vlog(LOG_ERROR, PRIO_NOTICE, "NOTICE", 0, fmt, ap);
 	va_end(ap);
 }

@@ -1,4 +1,6 @@
 /* log.h: one line per event, to stderr or to the file given by -g.
+ * When stderr is journald's stream (systemd's JOURNAL_STREAM), lines carry
+ * a syslog priority instead of a timestamp: journald adds its own.
  *
  * Levels follow mqserver's -l: 0 none, 1 errors (default), 2 warnings,
  * 3 all; 4 adds debug output that is only useful to developers.
@@ -26,8 +28,14 @@ void log_set_ident(const char *ident);	/* "mqbroker", "mqsh"; borrowed */
 /* Send every line, stdout and stderr included, to `path` (mqserver's -g).
  * Returns -1 with a reason in err when the file cannot be opened. */
 int  log_open_file(const char *path, char *err, size_t errlen);
-/* Reopen the file given to log_open_file (SIGHUP, for logrotate). */
+/* Reopen the file given to log_open_file (SIGHUP, for logrotate); a
+ * failure is logged to the old file, which stays in use. */
 void log_reopen(void);
+/* The same for the logreopen command: 1 reopened, 0 no file (stderr),
+ * -1 with the reason in err. */
+int  log_reopen_file(char *err, size_t errlen);
+/* The file given to log_open_file, or NULL when logging goes to stderr. */
+const char *log_file_path(void);
 void log_close(void);
 
 void log_error(const char *fmt, ...) LOG_PRINTF(1, 2);

@@ -30,6 +30,11 @@
 -- (--control-socket)
 -- control_socket = "/var/lib/mqbroker/mqbroker.sock"
 
+-- Group whose members may use the control socket (mode 0660, that group);
+-- the broker's user must belong to it. Default: none, the broker's user
+-- only (mode 0600). The Debian package's unit sets "mqbroker-admin".
+-- control_socket_group = "mqbroker-admin"
+
 -- Write a JSON file with the broker's addresses (host, port, TLS port, HTTP
 -- address, control socket, pid) as soon as it listens; removed at a clean
 -- shutdown. Default: none. (-c)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cmdline.h"
@@ -23,6 +24,8 @@
 /* How long a broker may take to answer one command, and the STOMP side
  * to connect, subscribe or confirm a post. */
 #define MQSH_TIMEOUT_MS 10000
+/* Where the packaged broker's unit puts its control socket (docs/packaging.md). */
+#define SYSTEM_SOCKET "/run/mqbroker/mqbroker.sock"
 /* A connection file is a few hundred bytes; this is more than plenty. */
 #define CONN_FILE_MAX (64 * 1024)
 
@@ -39,7 +42,8 @@ static void usage(FILE *out)
 	        "                       the connection file the broker wrote (mqbroker -c FILE):\n"
 	        "                       its control socket, STOMP host and ports\n"
 	        "      --data-dir DIR   the broker's data directory: its socket is DIR/mqbroker.sock\n"
-	        "                       (default: the broker's default data directory)\n"
+	        "                       (default: the broker's default data directory, else\n"
+	        "                       " SYSTEM_SOCKET ", the system service's)\n"
 	        "  -c COMMANDS          run COMMANDS, separated by ';', and exit; stops at the\n"
 	        "                       first that fails\n"
 	        "  -j, --json           print each reply as the broker's JSON\n"
@@ -292,7 +296,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
-	/* Finding the broker: -S, else the connection file, else the data directory. */
+	/* Finding the broker: -S, else the connection file, else the data
+	 * directory, else the system service's socket. */
 	if (conn_file && read_conn_file(conn_file, &ci, err, sizeof err) < 0) {
 		fprintf(stderr, "mqsh: %s\n", err);
 		return 1;
@@ -301,13 +306,17 @@ int main(int argc, char **argv)
 		snprintf(path, sizeof path, "%s", socket_opt);
 	} else if (ci.control_socket) {
 		snprintf(path, sizeof path, "%s", ci.control_socket);
+	} else if (data_dir) {
+		snprintf(path, sizeof path, "%s/mqbroker.sock", data_dir);
 	} else {
+		/* A broker of one's own, in the default data directory, else the
+		 * system service's (whose data directory is not where its socket is). */
 		char dir[PATH_MAX];
-		if (data_dir)
-			snprintf(dir, sizeof dir, "%s", data_dir);
-		else
-			default_data_dir(dir, sizeof dir);
+		struct stat st;
+		default_data_dir(dir, sizeof dir);
 		snprintf(path, sizeof path, "%s/mqbroker.sock", dir);
+		if (stat(path, &st) < 0 && (stat(SYSTEM_SOCKET, &st) == 0 || errno != ENOENT))
+			snprintf(path, sizeof path, "%s", SYSTEM_SOCKET);
 	}
 	sh.socket_path = path;
 	sh.stomp.tls = sh.stomp.tls || stomp_cmds_tls_from_env();

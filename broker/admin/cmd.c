@@ -948,3 +948,23 @@ static int cmd_events(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_rep
 	r->stream = true;
 	return ok(r, "streaming events; one JSON object per line");
 }
+
+/* What logrotate's postrotate runs: SIGHUP reopens the file too, but it
+ * also reloads the configuration. */
+static int cmd_logreopen(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	char err[512];
+	int rc = log_reopen_file(err, sizeof err);
+	(void)ctx;
+	(void)argc;
+	(void)argv;
+	if (rc < 0)
+		return cmd_fail(r, CMD_INTERNAL, "logreopen: %s; logging goes on to the old file", err);
+	jw_obj_begin(&r->w);
+	jw_kstr(&r->w, "log_file", rc ? log_file_path() : "");
+	jw_obj_end(&r->w);
+	if (rc == 0)
+		return ok(r, "logging goes to stderr: no log file to reopen");
+	log_info("log file %s reopened", log_file_path());
+	return ok(r, "reopened %s", log_file_path());
+}

@@ -2,6 +2,7 @@
 #include "admin/control.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,35 @@ static int open_admin_port(struct broker *b, struct control *ctl, char *err, siz
 	return 0;
 }
 
+/* 0600 by default, as relayd makes its control socket; with
+ * control_socket_group, 0660 and that group, so that operators in the
+ * group run mqsh without root. A broker that is not root can only hand
+ * the socket to a group it belongs to. */
+static int socket_access(const char *path, const char *group, char *err, size_t errlen)
+{
+	struct group *gr;
+	uint64_t gid;
+
+	if (!group || !*group)
+		return 0;
+	if ((gr = getgrnam(group)))
+		gid = gr->gr_gid;
+	else if (!parse_u64(group, 0, UINT32_MAX - 1, &gid)) {
+		snprintf(err, errlen, "control_socket_group: no group named '%s'", group);
+		return -1;
+	}
+	if (chown(path, (uid_t)-1, (gid_t)gid) < 0) {
+		snprintf(err, errlen, "cannot give the control socket %s to group '%s': %s (is the broker's user in it?)",
+		         path, group, strerror(errno));
+		return -1;
+	}
+	if (chmod(path, 0660) < 0) {
+		snprintf(err, errlen, "cannot make the control socket %s group-writable: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static bool has_listeners(struct broker *b);
 static void broadcast(struct broker *b, const char *json, size_t len);
 
@@ -330,6 +360,11 @@ int control_open(struct broker *b, char *err, size_t errlen)
 	}
 	umask(old);
 	chmod(path, 0600);
+	if (socket_access(path, b->cfg.control_socket_group, err, errlen) < 0) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
 	if (listen(fd, 64) < 0) {
 		snprintf(err, errlen, "cannot listen on control socket %s: %s", path, strerror(errno));
 		close(fd);
@@ -346,7 +381,8 @@ int control_open(struct broker *b, char *err, size_t errlen)
 		static const struct events_tap tap = { has_listeners, broadcast };
 		events_add_tap(b, &tap);
 	}
-	log_info("control socket %s", path);
+	log_info("control socket %s%s%s", path, b->cfg.control_socket_group && *b->cfg.control_socket_group ?
+	         ", group " : "", b->cfg.control_socket_group ? b->cfg.control_socket_group : "");
 	if (b->cfg.admin_port && open_admin_port(b, ctl, err, errlen) < 0)
 		return -1;
 	return 0;

@@ -5,7 +5,7 @@
  * "STATUS LENGTH\n" followed by LENGTH bytes of JSON and a newline. After
  * `events`, the connection carries one JSON event object per line until
  * it closes. The socket is created mode 0600: only the broker's own user
- * can administer it. */
+ * can administer it; with control_socket_group, mode 0660 and that group. */
 #ifndef MQ_CONTROL_H
 #define MQ_CONTROL_H
 

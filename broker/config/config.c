@@ -35,6 +35,8 @@ static const struct config_option options[] = {
 	    "directory for the journal, the lock file and the control socket"),
 	OPT("control_socket", CONFIG_STRING, control_socket, 0, 0, "(<data_dir>/mqbroker.sock)",
 	    "Unix socket for mqsh and other admin tools"),
+	OPT("control_socket_group", CONFIG_STRING, control_socket_group, 0, 0, "(none)",
+	    "group whose members may use the control socket (mode 0660); none: the broker's user only (0600)"),
 	OPT("connection_file", CONFIG_STRING, connection_file, 0, 0, "(none)",
 	    "write a JSON file with the broker's addresses once it listens (-c)"),
 	OPT("log_file", CONFIG_STRING, log_file, 0, 0, "(stderr)", "send all logging to this file (-g)"),

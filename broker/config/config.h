@@ -113,6 +113,7 @@ struct config {
 	/* files */
 	char *data_dir;			/* owned */
 	char *control_socket;		/* owned; NULL = <data_dir>/mqbroker.sock */
+	char *control_socket_group;	/* owned; NULL = the broker's user only */
 	char *connection_file;		/* owned; -c */
 	char *log_file;			/* owned; -g */
 	int log_level;			/* -l */

@@ -206,6 +206,8 @@ int broker_write_connection_file(struct broker *b, char *err, size_t errlen)
 	jw_kstr(&w, "host", listeners_host(b));
 	jw_kint(&w, "port", listeners_port(b, false));
 	jw_kint(&w, "tls_port", listeners_port(b, true));
+	jw_kint(&w, "ws_port", b->cfg.ws_port);		/* WebSocket ports are bound exactly */
+	jw_kint(&w, "wss_port", b->cfg.wss_port);
 	if (b->http) {
 		char url[512];
 		snprintf(url, sizeof url, "http://%s:%d/%s", listeners_host(b), b->http_port_bound,
