@@ -40,6 +40,10 @@ enum op {
 	OP_LIKE,		/* a LIKE the pattern program at u.s */
 	OP_ISNULL,		/* a IS NULL (neg: IS NOT NULL) */
 	OP_TRUTH,		/* a name used as a condition: 'true' or 'false' */
+	/* the commonest comparisons, name against literal, in one node */
+	OP_NAME_STR,		/* names[a] = (or <> when neg) the string at u.s */
+	OP_NAME_INT,		/* names[a] n (OP_EQ..OP_GE) u.i */
+	OP_NAME_DBL,		/* names[a] n (OP_EQ..OP_GE) u.d */
 	/* values: eval_val() */
 	OP_NAME,		/* names[a] */
 	OP_INT,			/* u.i */
@@ -1007,9 +1011,24 @@ static struct expr parse_predicate(struct parser *p)
 			fail(p, op.off, "'%s' cannot compare %s with %s", tok_text[op.t], kind_name(l.kind), kind_name(r.kind));
 			return l;
 		}
+		n.op = (uint8_t)(OP_EQ + (op.t - TK_EQ));
+		if (l.name || r.name) {
+			/* name against literal: one node, read without struct val */
+			static const uint8_t flip[] = { OP_EQ, OP_NE, OP_GT, OP_GE, OP_LT, OP_LE };
+			bool swap = !l.name;
+			const struct node *nm = &p->nodes[swap ? r.node : l.node];
+			const struct node *lit = &p->nodes[swap ? l.node : r.node];
+			if (nm->op == OP_NAME && (lit->op == OP_STR || lit->op == OP_INT || lit->op == OP_DBL)) {
+				struct node f = *lit;
+				f.op = lit->op == OP_STR ? OP_NAME_STR : lit->op == OP_INT ? OP_NAME_INT : OP_NAME_DBL;
+				f.a = nm->a;
+				f.n = swap ? flip[n.op - OP_EQ] : n.op;
+				f.neg = f.op == OP_NAME_STR && n.op == OP_NE;
+				return make(p, &f, K_BOOL, l.start, 1);
+			}
+		}
 		l = as_value(p, l);
 		r = as_value(p, r);
-		n.op = (uint8_t)(OP_EQ + (op.t - TK_EQ));
 		n.a = l.node;
 		n.u.k.b = r.node;
 		return make(p, &n, K_BOOL, l.start, MAX(l.depth, r.depth));
@@ -1189,6 +1208,14 @@ static struct expr parse_or(struct parser *p)
 
 static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
 
+uint32_t selector_hash(const char *name, size_t len)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 16777619u;
+	return h;
+}
+
 bool selector_blank(const char *text, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
@@ -1253,6 +1280,7 @@ struct selector *selector_compile(const char *text, size_t len, char *err, size_
 			names[k].field = p.names[k].field;
 			names[k].name = p.names[k].fixed ? p.names[k].fixed : block + o_pool + p.names[k].off;
 			names[k].len = p.names[k].len;
+			names[k].hash = selector_hash(names[k].name, names[k].len);
 			names[k].dflt = p.names[k].dflt;
 		}
 		s->nodes = (const struct node *)(block + o_nodes);
@@ -1751,6 +1779,30 @@ static int eval_cond(const struct ectx *e, uint32_t at)
 	case OP_ISNULL:
 		x = eval_val(e, n->a);
 		return (x.t == V_NULL) != n->neg ? T : F;
+	case OP_NAME_STR: {
+		const struct slot *sl = read_name(e, n->a);
+		if (sl->state != S_TEXT)
+			return U;
+		return (sl->len == n->u.s.len && memcmp(sl->p, e->s->pool + n->u.s.off, sl->len) == 0) != n->neg ? T : F;
+	}
+	case OP_NAME_INT:
+	case OP_NAME_DBL: {
+		struct slot *sl = read_name(e, n->a);
+		struct num a, b;
+		if (sl->state != S_TEXT)
+			return U;
+		if (sl->num == N_UNPARSED)
+			sl->num = text_number(sl->p, sl->len, &sl->v.i, &sl->v.d);
+		if (sl->num == N_NAN)
+			return F;
+		a.dbl = sl->num == N_DBL;
+		a.i = sl->v.i;
+		a.d = sl->v.d;
+		b.dbl = n->op == OP_NAME_DBL;
+		b.i = n->u.i;
+		b.d = n->u.d;
+		return numcmp((uint8_t)n->n, &a, &b);
+	}
 	default: {			/* OP_TRUTH */
 		bool b;
 		x = eval_val(e, n->a);

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Compile-time bounds, each answered with an error naming it. */
 #define SELECTOR_MAX_LEN 4096		/* bytes of selector text */
@@ -49,6 +50,8 @@ struct selector_name {
 	const char *name;		/* mqbroker's name for it, NUL-terminated:
 					 * for SELECTOR_HEADER the header to look up */
 	size_t len;
+	uint32_t hash;			/* selector_hash(name, len), for callbacks that
+					 * index a message's headers by hash */
 	const char *dflt;		/* the value when the callback answers absent
 					 * (JMSPriority: "4", JMS's default), or NULL */
 };
@@ -88,6 +91,8 @@ static inline bool selector_match(const struct selector *s, selector_get_fn *get
 const char *selector_text(const struct selector *s);
 /* The names it reads, in order of first appearance; *names is borrowed. */
 size_t selector_names(const struct selector *s, const struct selector_name **names);
+/* The hash selector_name.hash holds (32-bit FNV-1a of the bytes). */
+uint32_t selector_hash(const char *name, size_t len);
 /* True when text holds nothing but white space: JMS's "no selector". */
 bool selector_blank(const char *text, size_t len);
 

@@ -383,6 +383,58 @@ static void test_arithmetic(void **state)
 	RUN(cases);
 }
 
+static void test_name_against_literal_forms_agree(void **state)
+{
+	/* A name compared with a literal is compiled into one node of its
+	 * own; written the other way round, or with arithmetic that defeats
+	 * that, the answer is the same for every operator and value. */
+	static const char *const ops[][2] = {
+		{ "=", "=" }, { "<>", "<>" }, { "<", ">" }, { "<=", ">=" }, { ">", "<" }, { ">=", "<=" },
+	};
+	static const char *const literals[] = { "5", "4.5", "-1", "0x10", "9223372036854775807", "1e300" };
+	static const char *const values[] = {
+		NULL, "5", "4", "6", "5.0", "4.5", "16", "-1", "abc", "", "1e400", "9223372036854775807",
+		"99999999999999999999",
+	};
+	char a[96], b[96], c[96], hdrs[64];
+	(void)state;
+	for (size_t o = 0; o < 6; o++) {
+		for (size_t l = 0; l < sizeof literals / sizeof literals[0]; l++) {
+			snprintf(a, sizeof a, "x %s %s", ops[o][0], literals[l]);
+			snprintf(b, sizeof b, "%s %s x", literals[l], ops[o][1]);
+			snprintf(c, sizeof c, "x %s %s * 1", ops[o][0], literals[l]);
+			for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+				enum selector_result ra, rb, rc;
+				if (values[v])
+					snprintf(hdrs, sizeof hdrs, "x:%s\n", values[v]);
+				else
+					hdrs[0] = 0;
+				ra = eval_on(a, hdrs);
+				rb = eval_on(b, hdrs);
+				rc = eval_on(c, hdrs);
+				if (ra != rb || (ra != rc && !(values[v] && rc == U)))
+					fail_msg("x:%s: '%s' %s, '%s' %s, '%s' %s", values[v] ? values[v] : "(absent)", a,
+					         result_name(ra), b, result_name(rb), c, result_name(rc));
+			}
+		}
+	}
+	/* strings: against a literal either way round, and against a header */
+	for (int neg = 0; neg < 2; neg++) {
+		static const char *const svalues[] = { NULL, "x", "X", "", "xx" };
+		snprintf(a, sizeof a, "s %s 'x'", neg ? "<>" : "=");
+		snprintf(b, sizeof b, "'x' %s s", neg ? "<>" : "=");
+		snprintf(c, sizeof c, "s %s t", neg ? "<>" : "=");
+		for (size_t v = 0; v < sizeof svalues / sizeof svalues[0]; v++) {
+			if (svalues[v])
+				snprintf(hdrs, sizeof hdrs, "t:x\ns:%s\n", svalues[v]);
+			else
+				snprintf(hdrs, sizeof hdrs, "t:x\n");
+			assert_int_equal(eval_on(a, hdrs), eval_on(b, hdrs));
+			assert_int_equal(eval_on(a, hdrs), eval_on(c, hdrs));
+		}
+	}
+}
+
 /* ---- LIKE, IN, BETWEEN ---- */
 
 static void test_like(void **state)
@@ -847,6 +899,7 @@ int main(void)
 		cmocka_unit_test(test_header_text_as_number),
 		cmocka_unit_test(test_text_and_truth_values),
 		cmocka_unit_test(test_arithmetic),
+		cmocka_unit_test(test_name_against_literal_forms_agree),
 		cmocka_unit_test(test_like),
 		cmocka_unit_test(test_like_is_linear_enough),
 		cmocka_unit_test(test_in_and_between),
