@@ -1224,12 +1224,15 @@ bool selector_blank(const char *text, size_t len)
 	return true;
 }
 
+#define CONVERT "convert_string_expressions:"
+
 struct selector *selector_compile(const char *text, size_t len, char *err, size_t errlen)
 {
 	struct parser p = { .src = text, .len = len, .err = err, .errlen = errlen };
 	struct selector *s = NULL;
 	struct expr root;
 	struct selector_name *names;
+	size_t start = 0;
 	char d[64];
 
 	if (err && errlen)
@@ -1239,13 +1242,17 @@ struct selector *selector_compile(const char *text, size_t len, char *err, size_
 			snprintf(err, errlen, "selector: too long: %zu bytes (limit %d)", len, SELECTOR_MAX_LEN);
 		return NULL;
 	}
-	if (selector_blank(text, len)) {
+	/* ActiveMQ's prefix asking for what mqbroker always does (header
+	 * text compared as numbers), accepted so its selectors work as written */
+	if (len >= sizeof CONVERT - 1 && memcmp(text, CONVERT, sizeof CONVERT - 1) == 0)
+		start = sizeof CONVERT - 1;
+	if (selector_blank(text + start, len - start)) {
 		if (err && errlen)
 			snprintf(err, errlen, "selector: empty");
 		return NULL;
 	}
 	p.tmp = xmalloc(len);
-	lex(&p, 0, &p.tok);
+	lex(&p, start, &p.tok);
 	root = as_cond(&p, parse_or(&p));
 	if (!p.failed && p.tok.t != TK_END) {
 		if (p.tok.t == TK_RPAREN)

@@ -77,7 +77,8 @@ struct selector;
  * selector: "selector: at character 14: expected a value after '=', got
  * end of input" (characters are counted from 1, in UTF-8 characters).
  * An empty or blank text is an error too: JMS reads it as "no selector",
- * which is the caller's decision (selector_blank). */
+ * which is the caller's decision (selector_blank). ActiveMQ's prefix
+ * "convert_string_expressions:" is accepted and changes nothing. */
 struct selector *selector_compile(const char *text, size_t len, char *err, size_t errlen);
 void selector_free(struct selector *s);	/* NULL is fine */
 

@@ -565,6 +565,8 @@ static void test_aliases_and_quoted_names(void **state)
 		{ "_x1 = 1", "_x1:1\n", T },
 		{ "caf\xc3\xa9 = 1", "caf\xc3\xa9:1\n", T },
 		{ "jmspriority = 4", "", U },		/* a JMS name is case-sensitive too */
+		{ "convert_string_expressions:age > 18", "age:21\n", T },	/* ActiveMQ's prefix, a no-op */
+		{ "convert_string_expressions: age > 18", "age:12\n", F },
 	};
 	(void)state;
 	RUN(cases);
@@ -767,6 +769,8 @@ static void test_every_error(void **state)
 		{ "a = 1 'a very long string literal that goes on'",
 		  "selector: at character 7: expected AND, OR or end of input, got the string 'a very long string literal t..." },
 		{ "", "selector: empty" },
+		{ "convert_string_expressions: ", "selector: empty" },
+		{ "convert_string_expressions:)", "selector: at character 28: expected a condition, got ')'" },
 		{ " \t\r\n", "selector: empty" },
 	};
 	char err[256];
