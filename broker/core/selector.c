@@ -574,6 +574,8 @@ static uint32_t add_kids(struct parser *p, const uint32_t *k, size_t n)
 static uint32_t add_bytes(struct parser *p, const void *b, size_t n)
 {
 	uint32_t at = (uint32_t)p->npool;
+	if (n == 0)
+		return at;	/* '' before anything else: the pool may not exist yet */
 	if (p->npool + n > p->cappool) {
 		while (p->npool + n > p->cappool)
 			p->cappool = p->cappool ? p->cappool * 2 : 256;

@@ -553,6 +553,8 @@ static void test_aliases_and_quoted_names(void **state)
 		{ "priority IS NULL", "", T },
 		{ "JMSType = 'car'", "type:car\n", T },
 		{ "JMSType IS NULL", "", T },
+		{ "JMSType = ''", "type:\n", T },		/* an empty literal before any other string */
+		{ "JMSType LIKE ''", "type:\n", T },
 		{ "JMSCorrelationID = 'c-1'", "correlation-id:c-1\n", T },
 		{ "JMSReplyTo LIKE '/temp-queue/%'", "reply-to:/temp-queue/r\n", T },
 		{ "\"correlation-id\" = 'c-1'", "correlation-id:c-1\n", T },
