@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/passwd_cli.h"
 #include "core/broker.h"
 #include "server/server.h"
 #include "stomp/conn.h"
@@ -71,6 +72,9 @@ static void usage(FILE *out)
 	        "      --wss-port PORT\n"
 	        "                     STOMP over secure WebSocket (TLS, needs -k) on PORT (default: off)\n"
 	        "  -o NAME=VALUE      set any configuration option (listed below)\n"
+	        "      --hash-password [--iterations N]\n"
+	        "                     print a password hash for the configuration file and exit\n"
+	        "                     (the password from the terminal, asked twice, or standard input)\n"
 	        "  -V, --version      print the version and exit\n"
 	        "  -h, --help         print this help and exit\n"
 	        "\n"
@@ -318,6 +322,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	log_set_ident("mqbroker");
+	if (passwd_cli_wanted(argc, argv))
+		return passwd_cli_main(argc, argv);
 	/* Bodies come and go all the time: keep freed memory around instead
 	 * of giving it back to the kernel after every large message (a brk
 	 * pair per 64 KiB message otherwise). */
