@@ -10,9 +10,9 @@
  *   stored hash) share one computation.
  * - A cache of recently verified logins answers at once. It keeps no
  *   password: an entry is named by HMAC-SHA256 under a key drawn at random
- *   when the verifier is made, over login and password, and holds a
- *   digest of the stored hash it was checked against, so it stops
- *   matching the moment that hash changes (passwd, delete). It is bounded
+ *   when the verifier is made, over login and password, and holds the
+ *   stored hash it was checked against, so it stops matching the moment
+ *   that hash changes (passwd, delete). It is bounded
  *   (least recently used dropped first) and an entry unused for
  *   cache_idle_ms is dropped. Only successes are cached.
  *

@@ -875,7 +875,7 @@ static void test_written_file_is_sorted_json(void **state)
 	 * name order whatever the order of changes, and reads back the same */
 	struct t *t = *state;
 	char *text, err[256];
-	size_t len;
+	size_t len = 0;
 	struct json *j;
 	const struct json *users;
 	OK(userdb_user_add(t->db, "zed", t->hash_a, false, E));
