@@ -81,8 +81,8 @@ static int ask(const char *prompt, char *buf, size_t cap)
 	bool nl;
 	ssize_t n;
 
-	fputs(prompt, stderr);
-	fflush(stderr);
+	/* Echo goes off before the prompt shows: whatever is typed once the
+	 * prompt is visible stays unseen. */
 	if (tcgetattr(STDIN_FILENO, &saved_tio) < 0) {
 		fprintf(stderr, "mqbroker: cannot read the terminal's settings: %s\n", strerror(errno));
 		return -1;
@@ -96,6 +96,8 @@ static int ask(const char *prompt, char *buf, size_t cap)
 		fprintf(stderr, "mqbroker: cannot turn echo off: %s\n", strerror(errno));
 		return -1;
 	}
+	fputs(prompt, stderr);
+	fflush(stderr);
 	n = read_line(STDIN_FILENO, buf, cap, &nl);
 	restore_echo();
 	if (n == -2) {
