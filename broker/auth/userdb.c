@@ -369,8 +369,6 @@ static struct perm *perm_new(const char *user, const char *vhost, const char *co
 
 /* ---- lookups ---- */
 
-const struct userdb_user *userdb_user_get(const struct userdb *db, const char *name);
-
 static const struct user *find_user(const struct userdb *db, const char *name)
 {
 	const struct user *u = strmap_get(&db->config_users, name);
