@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "auth/passwd_cli.h"
 #include "core/broker.h"
 #include "server/server.h"
 #include "stomp/conn.h"
@@ -74,6 +75,9 @@ static void usage(FILE *out)
 	        "      --wss-port PORT\n"
 	        "                     STOMP over secure WebSocket (TLS, needs -k) on PORT (default: off)\n"
 	        "  -o NAME=VALUE      set any configuration option (listed below)\n"
+	        "      --hash-password [--iterations N]\n"
+	        "                     print a password hash for the configuration file and exit\n"
+	        "                     (the password from the terminal, asked twice, or standard input)\n"
 	        "  -V, --version      print the version and exit\n"
 	        "  -h, --help         print this help and exit\n"
 	        "\n"
@@ -348,6 +352,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	log_set_ident("mqbroker");
+	if (passwd_cli_wanted(argc, argv))
+		return passwd_cli_main(argc, argv);
 	/* Bodies come and go all the time: keep freed memory around instead
 	 * of giving it back to the kernel after every large message (a brk
 	 * pair per 64 KiB message otherwise). */
