@@ -182,3 +182,9 @@ bool auth_allow(struct broker *b, const struct principal *c, enum authz_action a
 	         authz_action_name(action));
 	return false;
 }
+
+bool auth_may_view(struct broker *b, const struct principal *p)
+{
+	char err[256];
+	return p->authenticated || auth_allow(b, p, AUTHZ_ADMIN, NULL, err, sizeof err);
+}

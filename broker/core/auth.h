@@ -54,5 +54,10 @@ int auth_check_user(struct broker *b, const char *login, const char *passcode, b
 bool auth_allow(struct broker *b, const struct principal *p, enum authz_action action, const char *dest,
                 char *err, size_t errlen);
 const char *authz_action_name(enum authz_action a);
+/* May p look at the broker: the web console's pages and live figures
+ * (acting still needs AUTHZ_ADMIN)? An admin may, and for now so may any
+ * authenticated user: the users issue refines this to users granted
+ * consume rights. */
+bool auth_may_view(struct broker *b, const struct principal *p);
 
 #endif
