@@ -340,10 +340,12 @@
     svg.replaceChildren(...kids);
   }
 
+  // The top of the scale: four grid lines at round values (counts under
+  // four still get whole numbers).
   function niceMax(v) {
-    if (v <= 0) return 1;
+    if (v <= 4) return 4;
     const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
+    for (const m of [1, 2, 4, 8, 10]) if (v <= m * p) return m * p;
     return 10 * p;
   }
 
@@ -400,6 +402,7 @@
         }
         return tr;
       });
+      if (!trs.length) trs.push(el('tr', { class: 'none' }, el('td', { colspan: String(this.columns.length), text: 'none' })));
       this.tbody.replaceChildren(...trs);
       return sorted.length;
     }
@@ -435,7 +438,7 @@
     bar.style.width = high ? Math.min(100, frac * 100).toFixed(1) + '%' : '0';
     bar.className = s.memory_alarm ? 'over' : frac > 0.8 ? 'high' : '';
     $('ov-mem-text').textContent = high
-      ? `${fmtBytes(used)} of messages held; the high-watermark is ${fmtBytes(high)} (${(frac * 100).toFixed(1)}%)`
+      ? `${fmtBytes(used)} of messages held; the high-watermark is ${fmtBytes(high)} (${frac * 100 < 0.1 && used ? 'under 0.1' : (frac * 100).toFixed(1)}%)`
       : `${fmtBytes(used)} of messages held; no high-watermark is set`;
     details($('ov-memory'), [
       ['messages held', fmtNum(s.messages_held)],

@@ -490,7 +490,7 @@ static const struct route {
 static void api(struct console *c, struct evhttp_request *req, const char *name)
 {
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
-	int method = m == EVHTTP_REQ_POST ? POST : GET;
+	int method = m == EVHTTP_REQ_POST ? POST : m == EVHTTP_REQ_GET ? GET : 0;
 	const struct route *rt = NULL;
 	struct api_req a = { .c = c, .req = req };
 	char err[600], sid[CONSOLE_SESSION_ID_LEN + 8];
