@@ -48,6 +48,7 @@ enum cmd_kind {
 	CMD_CONFIRM,
 	CMD_RELEASE,	/* drop a kept message that can no longer be confirmed */
 	CMD_HEALTH,
+	CMD_SYNC,
 	CMD_STOP,
 	CMD_QUIT,	/* mq_agent_free: abort and end the thread */
 };
@@ -401,6 +402,43 @@ static struct aq *queue_of(struct mq_agent *a, uint32_t id)
 	return aq;
 }
 
+/* Messages of a queue that wait in the event queue, not yet polled, are
+ * taken out before its subscription changes: the broker takes them back
+ * with the old subscription, so the application would only be refused
+ * their confirms. (The thread, not holding mu.) */
+static void drop_queued_messages(struct mq_agent *a, uint32_t queue)
+{
+	size_t keep, n = 0, cap = 0;
+	struct kept **gone = NULL;
+
+	pthread_mutex_lock(&a->mu);
+	keep = a->head;
+	for (size_t i = a->head; i < a->count; i++) {
+		if (a->ev[i].kind == MQ_AGENT_MESSAGE && a->ev[i].queue == queue) {
+			struct kept *k = u64map_del(&a->kept, a->ev[i].token);
+			free(a->blocks[i]);
+			if (k) {
+				if (n == cap) {
+					cap = cap ? cap * 2 : 16;
+					gone = xrealloc(gone, cap * sizeof *gone);
+				}
+				gone[n++] = k;
+			}
+			continue;
+		}
+		a->ev[keep] = a->ev[i];
+		a->blocks[keep] = a->blocks[i];
+		keep++;
+	}
+	a->count = keep;
+	pthread_mutex_unlock(&a->mu);
+	for (size_t i = 0; i < n; i++) {
+		mq_message_unref(gone[i]->m);
+		free(gone[i]);
+	}
+	free(gone);
+}
+
 static void agent_opts(struct aq *aq, struct mq_queue_opts *o)
 {
 	o->ack = MQ_ACK_CLIENT_INDIVIDUAL;
@@ -447,6 +485,7 @@ static void run_cmd(struct mq_agent *a, struct cmd *c)
 		}
 		agent_opts(aq, &c->opts);
 		ready_push(aq, c->token);
+		drop_queued_messages(a, aq->id);
 		if (mq_configure(aq->q, &c->opts) < 0) {
 			/* Not queued after all: the last waiter is this one. */
 			struct ready_wait *w = aq->ready, *prev = NULL;
@@ -499,6 +538,9 @@ static void run_cmd(struct mq_agent *a, struct cmd *c)
 		break;
 	case CMD_HEALTH:
 		mq_session_set_host_health(s, c->healthy);
+		break;
+	case CMD_SYNC:
+		push_done(a, c->token, 0, "");
 		break;
 	case CMD_STOP:
 		if (mq_session_state(s) == MQ_SESSION_IDLE) {
@@ -913,6 +955,22 @@ void mq_agent_set_host_health(struct mq_agent *a, bool healthy)
 		if (!a->started)
 			mq_session_set_host_health(a->s, healthy);
 	}
+}
+
+int mq_agent_sync(struct mq_agent *a, uint64_t token)
+{
+	struct cmd *c = xcalloc(1, sizeof *c);
+	c->kind = CMD_SYNC;
+	c->token = token;
+	pthread_mutex_lock(&a->mu);
+	if (!accepting(a)) {
+		pthread_mutex_unlock(&a->mu);
+		free(c);
+		return -1;
+	}
+	enqueue(a, c);
+	pthread_mutex_unlock(&a->mu);
+	return 0;
 }
 
 int mq_agent_stop(struct mq_agent *a, uint64_t token)

@@ -662,7 +662,9 @@ size_t mq_agent_poll(struct mq_agent *a, struct mq_agent_event *ev, size_t max, 
  * subscription (at once for writing only), or DONE with -1. */
 uint32_t mq_agent_open(struct mq_agent *a, const char *destination, unsigned flags,
                        const struct mq_queue_opts *opts, uint64_t token);
-/* mq_configure(): DONE(token) once the broker has confirmed. */
+/* mq_configure(): DONE(token) once the broker has confirmed. Messages of
+ * the queue that arrived before and were not yet polled are dropped: the
+ * broker has taken them back with the old subscription. */
 int mq_agent_configure(struct mq_agent *a, uint32_t queue, const struct mq_queue_opts *opts, uint64_t token);
 /* mq_close_then(): DONE(token) after every acknowledgement of the queue's
  * posts; code -1 when some were failed at timeout_ms. */
@@ -683,6 +685,11 @@ void mq_agent_wait_writable(struct mq_agent *a, int timeout_ms);
  * confirmed, its queue closed). The ACK itself is sent by the agent's
  * thread. */
 int mq_agent_confirm(struct mq_agent *a, uint64_t message);
+/* A barrier: DONE(token) comes after every event the agent reported
+ * before it saw this request. A binding that runs callbacks on the thread
+ * that polls waits for it before pausing or closing a queue, so that the
+ * confirms those callbacks make reach the broker first. */
+int mq_agent_sync(struct mq_agent *a, uint64_t token);
 /* mq_session_set_host_health(), on the agent's thread. */
 void mq_agent_set_host_health(struct mq_agent *a, bool healthy);
 /* mq_session_stop(): DONE(token) once the session is IDLE, then CLOSED. */

@@ -3,9 +3,12 @@
 
   tests/run.py BUILD_DIR [pytest args...]
 
-Suites: the cmocka unit tests in BUILD_DIR/tests (TAP output), then the
-integration tests under tests/integration with pytest, which start the
-BUILD_DIR/bin/mqbroker they test. Exit status 0 only when nothing failed.
+Suites: the cmocka unit tests in BUILD_DIR/tests (TAP output), then, in
+one pytest run, the integration tests under tests/integration, which
+start the BUILD_DIR/bin/mqbroker they test, and the client SDK's tests
+under tests/python (the installed C library and Python package against
+that broker; MQ_CLIENT_PREFIX names the install, see tests/python/conftest.py).
+Exit status 0 only when nothing failed.
 """
 import os
 import re
@@ -49,7 +52,8 @@ def run_integration(build, extra):
     report = os.path.join(build, "integration-report.xml")
     env = dict(os.environ, MQ_BUILD_DIR=os.path.abspath(build))
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rf",
-           f"--junitxml={report}", os.path.join(ROOT, "tests", "integration")] + extra
+           f"--junitxml={report}", os.path.join(ROOT, "tests", "integration"),
+           os.path.join(ROOT, "tests", "python")] + extra
     rc = subprocess.run(cmd, env=env, cwd=ROOT).returncode
     if not os.path.exists(report):
         return 0, 1

@@ -280,6 +280,30 @@ static void test_agent_health_suspends_posts(void **state)
 	fake_expect(t->x->fake, "SEND\ndestination:/queue/h\ncontent-length:1\n\nx");
 }
 
+static void test_agent_sync_comes_after_earlier_events(void **state)
+{
+	/* mq_agent_sync's DONE follows every event the agent had reported
+	 * when it took the request: here, two messages. */
+	struct ax *t = *state;
+	struct got_ev *g;
+	int i;
+	ax_connect(t);
+	mq_agent_open(t->a, "/queue/y", MQ_READ, NULL, 1);
+	fake_expect(t->x->fake, "SUBSCRIBE\nid:sub-1\ndestination:/queue/y\nack:client-individual\nreceipt:1\n\n");
+	send_receipt(t->x->fake, "1");
+	wait_for(t, MQ_AGENT_DONE, 0);
+	fake_send(t->x->fake, "MESSAGE\nsubscription:sub-1\nmessage-id:1\nack:1\ndestination:/queue/y\n\na"
+	                      "\0MESSAGE\nsubscription:sub-1\nmessage-id:2\nack:2\ndestination:/queue/y\n\nb");
+	/* the frames reach the agent's thread well before the request does */
+	test_sleep(t->x->base, 300);
+	assert_int_equal(mq_agent_sync(t->a, 7), 0);
+	g = wait_for(t, MQ_AGENT_DONE, -1);
+	assert_int_equal(g->token, 7);
+	i = (int)(g - t->got);
+	assert_int_equal(t->got[i - 1].kind, MQ_AGENT_MESSAGE);
+	assert_int_equal(t->got[i - 2].kind, MQ_AGENT_MESSAGE);
+}
+
 static void test_agent_stop_then_closed(void **state)
 {
 	/* Stop: DISCONNECT, then DONE(token) once the session is over, then
@@ -409,6 +433,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_agent_confirm_stale_after_reconnect, ax_setup, ax_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_close_fails_outstanding_before_done, ax_setup, ax_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_health_suspends_posts, ax_setup, ax_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_sync_comes_after_earlier_events, ax_setup, ax_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_stop_then_closed, ax_setup, ax_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_free_while_connected, ax_setup, ax_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_posts_from_threads_each_acked_once, ax_setup, ax_teardown),
