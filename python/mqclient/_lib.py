@@ -11,6 +11,7 @@ by the dynamic linker's own search for libmqclient.so.1.
 """
 import ctypes
 import os
+import struct
 
 c_char_p = ctypes.c_char_p
 c_void_p = ctypes.c_void_p
@@ -123,6 +124,10 @@ class AgentEvent(ctypes.Structure):
         ("unused", c_int32),
     ]
 
+
+# struct mq_agent_event as raw bytes, for unpacking many at once.
+EVENT_STRUCT = struct.Struct("=iiiIQQQQQQii")
+assert EVENT_STRUCT.size == ctypes.sizeof(AgentEvent)
 
 # enum mq_agent_kind
 AGENT_EVENT, AGENT_ACK, AGENT_MESSAGE, AGENT_DONE, AGENT_CLOSED = range(5)

@@ -25,6 +25,7 @@ from ._monitors import BasicHealthMonitor
 from .exceptions import BrokerTimeoutError, Error
 
 LOGGER = logging.getLogger(__name__)
+_agent_post = _lib.agent_post
 
 DEFAULT_BROKER = "tcp://127.0.0.1:61613"
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -302,40 +303,49 @@ class Session:
     # ---- the callback thread ----
 
     def _run(self):
+        # Events are read as raw bytes and unpacked in one C-level pass:
+        # attribute access on ctypes structures costs more than the rest
+        # of handling an acknowledgement.
         buf = (_lib.AgentEvent * 512)()
+        size = _lib.ctypes.sizeof(_lib.AgentEvent)
+        unpack = _lib.EVENT_STRUCT.iter_unpack
         poll = _lib.agent_poll
         agent = self._agent
         acks = self._acks
         string_at = _lib.ctypes.string_at
+        ACK, MESSAGE, EVENT, DONE, CLOSED = (_lib.AGENT_ACK, _lib.AGENT_MESSAGE, _lib.AGENT_EVENT,
+                                             _lib.AGENT_DONE, _lib.AGENT_CLOSED)
+        SUCCESS = AckStatus.SUCCESS
         while True:
             n = poll(agent, buf, 512, -1)
-            for i in range(n):
-                e = buf[i]
-                kind = e.kind
-                if kind == _lib.AGENT_ACK:
-                    entry = acks.pop(e.token, None)
+            if not n:
+                continue
+            for e in unpack(string_at(buf, n * size)):
+                kind = e[0]
+                if kind == ACK:
+                    entry = acks.pop(e[4], None)
                     if entry is None:
                         continue
-                    if e.code == _lib.ACK_OK:
-                        ack = make_ack(AckStatus.SUCCESS, "", entry[1])
+                    if e[1] == 0:
+                        ack = make_ack(SUCCESS, "", entry[1])
                     else:
-                        ack = make_ack(_FAILED.get(e.reason, AckStatus.UNKNOWN),
-                                       string_at(e.text).decode("utf-8", "replace"), entry[1])
+                        ack = make_ack(_FAILED.get(e[2], AckStatus.UNKNOWN),
+                                       string_at(e[5]).decode("utf-8", "replace"), entry[1])
                     try:
                         entry[0](ack)
                     except Exception:
                         LOGGER.exception("on_ack callback raised")
-                elif kind == _lib.AGENT_MESSAGE:
+                elif kind == MESSAGE:
                     self._message(e, string_at)
-                elif kind == _lib.AGENT_EVENT:
+                elif kind == EVENT:
                     self._event(e, string_at)
-                elif kind == _lib.AGENT_DONE:
-                    req = self._requests.pop(e.token, None)
+                elif kind == DONE:
+                    req = self._requests.pop(e[4], None)
                     if req is not None:
-                        req.code = e.code
-                        req.text = string_at(e.text).decode("utf-8", "replace")
+                        req.code = e[1]
+                        req.text = string_at(e[5]).decode("utf-8", "replace")
                         req.done.set()
-                elif kind == _lib.AGENT_CLOSED:
+                elif kind == CLOSED:
                     self._closed.set()
                     self._started.set()
                     for req in list(self._requests.values()):
@@ -345,28 +355,29 @@ class Session:
                     return
 
     def _message(self, e, string_at):
-        q = self._by_id.get(e.queue)
+        # e: (kind, code, reason, queue, token, text, body, body_len, headers, headers_len, redelivered, _)
+        q = self._by_id.get(e[3])
         if q is None or self._on_message is None:
             return
         props = {}
         guid = b""
-        if e.headers_len:
-            parts = string_at(e.headers, e.headers_len).split(b"\0")
+        if e[9]:
+            parts = string_at(e[8], e[9]).split(b"\0")
             for i in range(0, len(parts) - 1, 2):
                 name = parts[i].decode("utf-8", "replace")
                 if name == "message-id":
                     guid = parts[i + 1]
                 elif name not in FRAME_HEADERS and name not in props:
                     props[name] = parts[i + 1].decode("utf-8", "replace")
-        m = make_message(string_at(e.body, e.body_len), guid, q.uri, props, bool(e.redelivered), e.token, self)
+        m = make_message(string_at(e[6], e[7]), guid, q.uri, props, bool(e[10]), e[4], self)
         try:
             self._on_message(m, make_handle(m))
         except Exception:
             LOGGER.exception("on_message callback raised")
 
     def _event(self, e, string_at):
-        text = string_at(e.text).decode("utf-8", "replace") if e.text else ""
-        code = e.code
+        text = string_at(e[5]).decode("utf-8", "replace") if e[5] else ""
+        code = e[1]
         if code == _lib.EV_CONNECTED and not self._started.is_set():
             self._started.set()
         elif code == _lib.EV_CONNECT_FAILED and not self._started.is_set():
@@ -375,8 +386,8 @@ class Session:
         if code in _HEALTH and self._monitor is None:
             return
         if code in _QUEUE_EVENTS:
-            q = self._by_id.get(e.queue)
-            event = _QUEUE_EVENTS[code](q.uri if q else f"queue {e.queue}", text or None)
+            q = self._by_id.get(e[3])
+            event = _QUEUE_EVENTS[code](q.uri if q else f"queue {e[3]}", text or None)
         elif code in _EVENTS:
             event = _EVENTS[code](text or None)
         else:
@@ -556,13 +567,11 @@ class Session:
         q = self._queues.get(queue_uri)
         if q is None or not q.flags & _lib.MQ_WRITE:
             raise Error(f"post: queue {queue_uri!r} is not open for writing")
-        if not isinstance(message, (bytes, bytearray, memoryview)):
-            raise TypeError(f"post: the message must be bytes, not {type(message).__name__}")
-        if not isinstance(message, bytes):
+        if type(message) is not bytes:
+            if not isinstance(message, (bytes, bytearray, memoryview)):
+                raise TypeError(f"post: the message must be bytes, not {type(message).__name__}")
             message = bytes(message)
-        hdrs, n = None, 0
-        if properties:
-            hdrs, n = self._headers(properties)
+        hdrs, n = (self._headers(properties) if properties else (None, 0))
         token = 0
         if on_ack is not None:
             token = next(self._tokens)
@@ -572,14 +581,15 @@ class Session:
             if agent is None or self._stopped:
                 self._acks.pop(token, None)
                 raise Error("post: the session is stopped")
-            r = _lib.agent_post(agent, q.id, message, len(message), hdrs, n, self._post_flags, token)
-        if r < 0:
-            self._acks.pop(token, None)
-            raise Error(f"cannot post to {queue_uri}: {_lib.last_error()}")
-        if r == 1 and threading.current_thread() is not self._callback_thread:
-            # More than the high-water mark waits to be written: let the
-            # network catch up (the callback thread must not wait here).
-            _lib.agent_wait_writable(agent, 10000)
+            r = _agent_post(agent, q.id, message, len(message), hdrs, n, self._post_flags, token)
+        if r:
+            if r < 0:
+                self._acks.pop(token, None)
+                raise Error(f"cannot post to {queue_uri}: {_lib.last_error()}")
+            if threading.current_thread() is not self._callback_thread:
+                # More than the high-water mark waits to be written: let
+                # the network catch up (the callback thread must not wait).
+                _lib.agent_wait_writable(agent, 10000)
 
     @staticmethod
     def _headers(properties):
