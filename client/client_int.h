@@ -87,6 +87,10 @@ struct mq_queue {
 	bool paused;			/* opts.paused: no subscription wanted */
 	bool suspend_opt;		/* opts.suspend_on_bad_host_health */
 	bool suspended;			/* the host is unhealthy and suspend_opt is set */
+	/* The broker refused its SUBSCRIBE with an ERROR: not subscribed again
+	 * (mqbroker closes the connection after an ERROR, so every
+	 * reconnection would be refused the same way) until configured. */
+	bool refused;
 	enum mq_ack_mode sub_ack;	/* the ack mode of the last SUBSCRIBE sent */
 
 	/* mq_close_then: the queue waits, out of every list, until its posts

@@ -113,7 +113,8 @@ enum mq_event_type {
 	MQ_EVENT_RECONNECTED,	/* reconnect: CONNECTED again; restoring queues and posts */
 	MQ_EVENT_STATE_RESTORED,	/* reconnect: every queue reopened (or failed), posts re-sent */
 	MQ_EVENT_QUEUE_REOPENED,	/* reconnect: `queue` is subscribed again */
-	MQ_EVENT_QUEUE_REOPEN_FAILED,	/* reconnect: the broker refused to subscribe `queue` again */
+	MQ_EVENT_QUEUE_REOPEN_FAILED,	/* reconnect: the broker refused to subscribe `queue` again;
+					   it stays unsubscribed until mq_configure() */
 	MQ_EVENT_HOST_UNHEALTHY,	/* mq_session_set_host_health(s, false) */
 	MQ_EVENT_HOST_HEALTH_RESTORED,	/* healthy again, after a RESUMED (or RESUME_FAILED) per queue */
 	MQ_EVENT_QUEUE_SUSPENDED,	/* `queue` receives nothing and refuses posts */

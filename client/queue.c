@@ -106,7 +106,7 @@ static void wb_i64(struct frame_writer *w, int64_t v)
 
 bool client_wants_sub(const struct mq_queue *q)
 {
-	return (q->flags & MQ_READ) && !q->dead && !q->paused && !q->suspended;
+	return (q->flags & MQ_READ) && !q->dead && !q->paused && !q->suspended && !q->refused;
 }
 
 void client_subscribe(struct mq_queue *q, enum pend_why why)
@@ -337,6 +337,7 @@ int mq_configure(struct mq_queue *q, const struct mq_queue_opts *opts)
 	client_enter(s);
 	was_sub = q->subscribed;
 	set_opts(q, opts);
+	q->refused = false;	/* the application tries again */
 	q->gen++;
 	/* While the host is unhealthy, suspension follows the option. */
 	if (!s->healthy && q->suspend_opt != q->suspended) {

@@ -182,6 +182,10 @@ static void pending_recycle(struct mq_session *s, struct pending *p)
 static void restored_check(struct mq_session *s)
 {
 	if (s->state == MQ_SESSION_CONNECTED && s->restoring == 0 && !s->lost) {
+		/* Only a connection that took its queues back counts as good:
+		 * one that a broker closes right after CONNECTED keeps the
+		 * back-off growing. */
+		s->attempts = 0;
 		log_info("session %u %s: state restored", s->serial, s->addr);
 		emit_simple(s, MQ_EVENT_STATE_RESTORED, "state restored: queues reopened, posts sent again");
 	}
@@ -229,6 +233,10 @@ void client_settle(struct mq_session *s, struct pending *p, enum mq_ack_status s
 	case PEND_SUBSCRIBE:
 		if (!q)
 			break;
+		if (st != MQ_ACK_OK && reason == MQ_ACK_REFUSED) {
+			q->refused = true;
+			q->subscribed = false;
+		}
 		if (copy.why == WHY_OPEN || copy.why == WHY_REOPEN)
 			if (q->on_ready || q->waiter)
 				client_queue_done(q, st, ack.text);
@@ -615,7 +623,6 @@ static void lose(struct mq_session *s, bool was_up, const char *text)
 	if (was_up) {
 		log_warn("session %u %s: connection lost: %s; reconnecting", s->serial, s->addr, text);
 		s->lost = true;
-		s->attempts = 0;
 		emit_simple(s, MQ_EVENT_CONNECTION_LOST, text);
 		if (s->state != MQ_SESSION_RECONNECTING)
 			return;	/* stopped or freed from the event */
@@ -755,7 +762,8 @@ static void handle_connected(struct mq_session *s, struct frame *f)
 	event_del(s->timer);
 	set_state(s, MQ_SESSION_CONNECTED);
 	s->stats.connects++;
-	s->attempts = 0;
+	if (!s->lost)
+		s->attempts = 0;	/* after a loss: once the state is restored */
 	s->last_version = s->version;
 	if (s->hb_out_ms) {
 		s->hb_out_mark = s->stats.bytes_out;

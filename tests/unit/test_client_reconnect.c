@@ -140,13 +140,17 @@ static void test_reopen_refused_is_reported(void **state)
 {
 	/* An ERROR naming the reopening SUBSCRIBE's receipt gives
 	 * QUEUE_REOPEN_FAILED with the broker's text, and still STATE_RESTORED
-	 * (every queue has an outcome). */
+	 * (every queue has an outcome). The queue is not subscribed again at
+	 * the next reconnection (the broker would refuse it, and close, every
+	 * time), until it is configured. */
 	struct fx *x = *state;
+	struct mq_queue *q;
 	char *fr, rid[32], err[128];
 	int i, n;
 
 	fx_connect(x, CONNECTED_12);
-	assert_non_null(mq_open(x->s, "/queue/gone", MQ_READ, NULL));
+	q = mq_open(x->s, "/queue/gone", MQ_READ, NULL);
+	assert_non_null(q);
 	fake_expect(x->fake, "SUBSCRIBE\nid:sub-1\ndestination:/queue/gone\nack:auto\n\n");
 	i = lose_and_reconnect(x, 2);
 	fr = expect_cmd(x->fake, "SUBSCRIBE");
@@ -158,6 +162,13 @@ static void test_reopen_refused_is_reported(void **state)
 	assert_int_equal(x->rec.ev[i].type, MQ_EVENT_QUEUE_REOPEN_FAILED);
 	assert_contains(x->rec.ev[i].text, "not allowed");
 	assert_int_equal(x->rec.ev[i + 1].type, MQ_EVENT_STATE_RESTORED);
+
+	i = lose_and_reconnect(x, x->rec.nevents + 1);
+	rec_wait_event(x->base, &x->rec, i + 1);
+	assert_int_equal(x->rec.ev[i].type, MQ_EVENT_STATE_RESTORED);
+	fake_expect_nothing(x->fake, 30);
+	assert_int_equal(mq_configure(q, NULL), 0);
+	fake_expect(x->fake, "SUBSCRIBE\nid:sub-1\ndestination:/queue/gone\nack:auto\n\n");
 }
 
 static void test_no_reading_queue_restores_at_once(void **state)
