@@ -352,8 +352,9 @@ const char *mq_session_address(const struct mq_session *s);
 void mq_session_set_host_health(struct mq_session *s, bool healthy);
 bool mq_session_host_healthy(const struct mq_session *s);
 
-/* The library's log lines (connections, losses, errors) go to stderr at
- * this level: 0 none, 1 errors (the default), 2 warnings, 3 everything. */
+/* The library's log lines (connections, losses, errors) go to stderr,
+ * named "mqclient", at this level: 0 none, 1 errors (the default), 2
+ * warnings (lost connections), 3 everything (each attempt). */
 void mq_log_set_level(int level);
 
 /* Counters since mq_session_new(), across reconnections. */

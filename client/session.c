@@ -1431,7 +1431,12 @@ void mq_session_set_host_health(struct mq_session *s, bool healthy)
 
 bool mq_session_host_healthy(const struct mq_session *s) { return s->healthy; }
 
-void mq_log_set_level(int level) { log_set_level(level); }
+void mq_log_set_level(int level)
+{
+	/* A program that asks for the library's lines gets them named as such. */
+	log_set_ident("mqclient");
+	log_set_level(level);
+}
 
 /* ---- public: accessors ---- */
 

@@ -276,6 +276,7 @@ class Session:
         o.repost = _lib.REPOST_RESEND if resend_on_reconnect else _lib.REPOST_FAIL
         o.heartbeat_send_ms = 10000
         o.heartbeat_recv_ms = 10000
+        o.tls_env = True  # MQ_CLIENT_CERT_KEY, MQ_CLIENT_CA_CHAIN, MQ_CLIENT_SERVER_NAME (docs/client.md)
         for name, value in (("login", login), ("passcode", passcode), ("vhost", vhost)):
             if value is not None:
                 b = str(value).encode()

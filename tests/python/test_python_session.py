@@ -205,3 +205,31 @@ def test_log_session_event(mq, broker, caplog):
     text = caplog.text
     assert "Received session event: <Connected" in text
     assert "Received session event: <Disconnected" in text
+
+
+def test_tls_from_the_environment(mq, make_broker, tmp_path, monkeypatch):
+    """Over TLS, configured as for the C library through MQ_CLIENT_*: the
+    broker is verified against the CA, and the client certificate's CN
+    is the login the broker sees."""
+    from mqtest import Control
+    from test_operations import make_ca, make_cert
+    pki = str(tmp_path)
+    make_ca(pki, "testca")
+    make_cert(pki, "testca", "localhost", san="localhost")
+    make_cert(pki, "testca", "py-agent")
+    import os
+    b = make_broker("-k", os.path.join(pki, "localhost.pem"), "-a", os.path.join(pki, "testca.pem"))
+    monkeypatch.setenv("MQ_CLIENT_CA_CHAIN", os.path.join(pki, "testca.pem"))
+    monkeypatch.setenv("MQ_CLIENT_CERT_KEY", os.path.join(pki, "py-agent.pem"))
+    monkeypatch.setenv("MQ_CLIENT_SERVER_NAME", "localhost")
+    rec = Recorder()
+    with mq.Session(rec.on_event, broker=f"tcp://127.0.0.1:{b.info['tls_port']}") as s:
+        s.open_queue("/queue/tls", write=True)
+        s.post("/queue/tls", b"x", on_ack=rec.on_ack)
+        rec.wait_acks(1)
+        assert rec.acks[0].status == mq.AckStatus.SUCCESS
+        assert "py-agent" in [c["login"] for c in Control(b).ok("list clients")]
+    monkeypatch.setenv("MQ_CLIENT_SERVER_NAME", "not-the-broker")
+    with pytest.raises(mq.Error, match="hostname mismatch"):
+        mq.Session(rec.on_event, broker=f"tcp://127.0.0.1:{b.info['tls_port']}",
+                   timeout=mq.Timeouts(connect_timeout=1))
