@@ -355,6 +355,8 @@ static void p_on_event(struct mq_session *s, const struct mq_event *ev, void *ar
 		pc->wait_drain = false;
 		pump(pc);
 		break;
+	default:
+		break;	/* reconnection and host health: not used by the load generator */
 	}
 }
 
@@ -870,6 +872,8 @@ static void c_on_event(struct mq_session *s, const struct mq_event *ev, void *ar
 		break;
 	case MQ_EVENT_DRAINED:
 		break;
+	default:
+		break;	/* reconnection and host health: not used by the load generator */
 	}
 }
 
