@@ -684,6 +684,8 @@ static struct cmd *cmd_with_opts(const char *dest, const struct mq_queue_opts *o
 
 	if (o && o->id)
 		need += strlen(o->id) + 1;
+	if (o && o->selector)
+		need += strlen(o->selector) + 1;
 	for (size_t i = 0; i < nh; i++)
 		need += strlen(o->headers[i].name) + strlen(o->headers[i].value) + 2;
 	c = xcalloc(1, sizeof *c + nh * sizeof(struct mq_header) + need);
@@ -699,6 +701,10 @@ static struct cmd *cmd_with_opts(const char *dest, const struct mq_queue_opts *o
 		if (o->id) {
 			c->opts.id = p;
 			p = stpcpy(p, o->id) + 1;
+		}
+		if (o->selector) {
+			c->opts.selector = p;
+			p = stpcpy(p, o->selector) + 1;
 		}
 		for (size_t i = 0; i < nh; i++) {
 			c->hdrs[i].name = p;

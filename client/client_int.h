@@ -107,6 +107,7 @@ struct mq_queue {
 	uint32_t max_msgs;
 	uint64_t max_bytes;
 	int32_t priority;
+	char *selector;			/* owned; NULL: none */
 	struct mq_header *hdrs;
 	size_t nhdrs;
 	mq_message_cb on_message;

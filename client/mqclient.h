@@ -431,6 +431,11 @@ struct mq_queue_opts {
 	mq_ready_cb on_ready;
 	/* Handed to on_message and on_ready; also mq_queue_arg(). */
 	void *arg;
+	/* Only messages this JMS selector matches (`type = 'render' AND
+	 * frames < 100`; docs/protocol.md, "Selectors"); NULL or "": all.
+	 * A selector the broker cannot compile fails the open (on_ready).
+	 * Last, so that programs built before it still fit. */
+	const char *selector;
 };
 
 /* Opens `destination` for MQ_READ, MQ_WRITE or both. MQ_READ sends

@@ -87,6 +87,8 @@ static void set_opts(struct mq_queue *q, const struct mq_queue_opts *o)
 	q->max_msgs = o->max_unconfirmed_messages;
 	q->max_bytes = o->max_unconfirmed_bytes;
 	q->priority = o->consumer_priority;
+	free(q->selector);
+	q->selector = o->selector && *o->selector ? xstrdup(o->selector) : NULL;
 	q->paused = o->paused;
 	q->suspend_opt = o->suspend_on_bad_host_health;
 	q->on_message = o->on_message;
@@ -119,6 +121,8 @@ void client_subscribe(struct mq_queue *q, enum pend_why why)
 	               FW_HDR_BOUND(17, FW_U64_MAX + 1) + FW_HDR_BOUND(7, FW_U64_MAX);
 	for (size_t i = 0; i < q->nhdrs; i++)
 		bound += FW_HDR_BOUND(strlen(q->hdrs[i].name), strlen(q->hdrs[i].value));
+	if (q->selector)
+		bound += FW_HDR_BOUND(8, strlen(q->selector));
 
 	fw_begin(&w, client_out(s), bound, s->version);
 	fw_str(&w, "SUBSCRIBE\n");
@@ -140,6 +144,8 @@ void client_subscribe(struct mq_queue *q, enum pend_why why)
 		wb_i64(&w, q->priority);
 		*w.p++ = '\n';
 	}
+	if (q->selector)
+		fw_hdrs(&w, "selector", q->selector);
 	for (size_t i = 0; i < q->nhdrs; i++)
 		fw_hdrs(&w, q->hdrs[i].name, q->hdrs[i].value);
 	if (why != WHY_OPEN || q->on_ready || q->waiter) {
@@ -525,6 +531,7 @@ void client_queue_free(struct mq_queue *q)
 	if (q->close_timer)
 		event_free(q->close_timer);
 	free_headers(q->hdrs, q->nhdrs);
+	free(q->selector);
 	free(q->send_prefix);
 	free(q->dest);
 	free(q->id);

@@ -615,6 +615,7 @@ struct scn_cgroup {
 	uint32_t max_unconfirmed;
 	uint64_t max_unconfirmed_bytes;
 	int32_t priority;
+	char *selector;			/* owned; NULL: every message */
 	uint64_t delay_ns;
 	uint64_t disconnect_after;
 	bool fanout;
@@ -910,6 +911,7 @@ struct scn_cgroup *scn_cgroup_new(struct scn_run *r, const struct scn_cgroup_opt
 	g->max_unconfirmed = o->max_unconfirmed;
 	g->max_unconfirmed_bytes = o->max_unconfirmed_bytes;
 	g->priority = o->priority;
+	g->selector = dup_or_null(o->selector);
 	g->delay_ns = (uint64_t)o->delay_ms * 1000000u;
 	g->disconnect_after = o->disconnect_after;
 	g->fanout = o->fanout;
@@ -928,6 +930,7 @@ struct scn_cgroup *scn_cgroup_new(struct scn_run *r, const struct scn_cgroup_opt
 	qo.max_unconfirmed_messages = g->max_unconfirmed;
 	qo.max_unconfirmed_bytes = g->max_unconfirmed_bytes;
 	qo.consumer_priority = g->priority;
+	qo.selector = g->selector;
 	qo.headers = g->hdrs;
 	qo.nheaders = g->nhdrs;
 	qo.on_message = c_on_message;
@@ -993,6 +996,7 @@ void scn_cgroup_free(struct scn_cgroup *g)
 	free_headers(g->hdrs, g->nhdrs);
 	scn_hist_free(g->lat);
 	free(g->dest);
+	free(g->selector);
 	free(g->login);
 	free(g->passcode);
 	free(g->vhost);

@@ -104,6 +104,7 @@ class QueueOpts(ctypes.Structure):
         ("on_message", c_void_p),
         ("on_ready", c_void_p),
         ("arg", c_void_p),
+        ("selector", c_char_p),
     ]
 
 
