@@ -1,9 +1,10 @@
 /* client_int.h: what the client library's files share, and nobody else.
  *
- * session.c owns the connection (state, read loop, heart-beats, close),
- * queue.c destinations and posting, message.c received messages and
- * ACK/NACK, wire.c frame building, tls.c OpenSSL, sync.c the blocking
- * helpers. */
+ * session.c owns the connection (state, read loop, heart-beats, close,
+ * reconnection, host health), queue.c destinations and posting,
+ * message.c received messages and ACK/NACK, wire.c frame building, tls.c
+ * OpenSSL, sync.c the blocking helpers, agent.c a session on a thread of
+ * its own. */
 #ifndef MQ_CLIENT_INT_H
 #define MQ_CLIENT_INT_H
 
@@ -27,17 +28,44 @@ struct ssl_st;
 enum pend_kind {
 	PEND_POST,		/* a SEND with on_ack */
 	PEND_TX,		/* COMMIT or ABORT with on_done */
-	PEND_SUBSCRIBE,		/* SUBSCRIBE with on_ready or a sync waiter */
-	PEND_UNSUBSCRIBE,	/* mq_configure's boundary: MESSAGEs before it are stale */
+	PEND_SUBSCRIBE,		/* SUBSCRIBE: see enum pend_why */
+	PEND_UNSUBSCRIBE,	/* UNSUBSCRIBE: MESSAGEs before its RECEIPT are stale */
 	PEND_DISCONNECT,	/* mq_session_stop */
+};
+
+/* Why a SUBSCRIBE or UNSUBSCRIBE was sent: what its RECEIPT reports. */
+enum pend_why {
+	WHY_OPEN,		/* mq_open, mq_configure, unpause: on_ready / waiter */
+	WHY_REOPEN,		/* after a reconnection: QUEUE_REOPENED, STATE_RESTORED */
+	WHY_RESUME,		/* host healthy again: QUEUE_RESUMED */
+	WHY_CONFIGURE,		/* mq_configure's first half: nothing to report */
+	WHY_PAUSE,		/* mq_configure to paused: on_ready */
+	WHY_SUSPEND,		/* host unhealthy: QUEUE_SUSPENDED */
+	WHY_CLOSE,		/* mq_close_then: the queue's last frame */
+};
+
+/* A post kept to be sent again after a reconnection (MQ_REPOST_RESEND):
+ * one allocation holding the headers, their strings and the body. */
+struct post_copy {
+	unsigned flags;
+	size_t nhdrs;
+	struct mq_header *hdrs;
+	const char *post_id;	/* MQ_POST_ID_HEADER's value, or NULL: among hdrs */
+	const char *body;
+	size_t len;
 };
 
 struct pending {
 	uint64_t id;		/* the receipt header's value */
 	enum pend_kind kind;
+	enum pend_why why;	/* SUBSCRIBE, UNSUBSCRIBE */
+	bool sent;		/* POST: on some connection (else: waiting to be) */
 	mq_ack_cb cb;		/* POST, TX */
 	void *arg;
-	struct mq_queue *q;	/* SUBSCRIBE, UNSUBSCRIBE: borrowed; NULLed by mq_close */
+	/* SUBSCRIBE, UNSUBSCRIBE, POST: borrowed; NULLed by mq_close (a
+	 * queue closed by mq_close_then stays until its posts are settled). */
+	struct mq_queue *q;
+	struct post_copy *copy;	/* POST under MQ_REPOST_RESEND: owned */
 	struct pending *next_free;
 };
 
@@ -55,12 +83,31 @@ struct mq_queue {
 	char *id;			/* owned; subscription id, "" for write-only */
 	unsigned flags;			/* MQ_READ | MQ_WRITE */
 	bool dead;			/* closed; freed by the next sweep */
+	bool subscribed;		/* a SUBSCRIBE is in force on this connection */
+	bool paused;			/* opts.paused: no subscription wanted */
+	bool suspend_opt;		/* opts.suspend_on_bad_host_health */
+	bool suspended;			/* the host is unhealthy and suspend_opt is set */
+	/* The broker refused its SUBSCRIBE with an ERROR: not subscribed again
+	 * (mqbroker closes the connection after an ERROR, so every
+	 * reconnection would be refused the same way) until configured. */
+	bool refused;
+	enum mq_ack_mode sub_ack;	/* the ack mode of the last SUBSCRIBE sent */
+
+	/* mq_close_then: the queue waits, out of every list, until its posts
+	 * are settled and its UNSUBSCRIBE answered. */
+	bool closing;
+	unsigned acks_pending;		/* posts with on_ack not yet settled */
+	unsigned close_wait;		/* WHY_CLOSE receipt still to come */
+	mq_ack_cb on_closed;
+	void *closed_arg;
+	struct event *close_timer;	/* owned */
 
 	/* Current subscription options; strings and headers owned. */
 	enum mq_ack_mode ack;
 	uint32_t max_msgs;
 	uint64_t max_bytes;
 	int32_t priority;
+	char *selector;			/* owned; NULL: none */
 	struct mq_header *hdrs;
 	size_t nhdrs;
 	mq_message_cb on_message;
@@ -108,16 +155,31 @@ struct mq_message {
 	struct mq_message *prev, *next;	/* copies: s->live */
 };
 
+/* One broker of the host list. */
+struct host {
+	char *name;			/* owned; without brackets */
+	uint16_t port;
+	char *addr;			/* owned; "name:port" or "[v6]:port" */
+};
+
 struct mq_session {
 	struct event_base *base;	/* borrowed */
 	unsigned serial;		/* for log lines: "session 3" */
-	char *addr;			/* "host:port", for messages */
+
+	/* The host list, and the one connected to or being tried: host, port
+	 * and addr point into hosts[host_i]. */
+	struct host *hosts;		/* owned */
+	size_t nhosts, host_i;
+	char *hosts_err;		/* owned; a malformed entry: start refuses */
+	const char *host;
+	uint16_t port;
+	const char *addr;		/* "host:port", for messages */
 
 	/* options, strings owned */
-	char *host;
-	uint16_t port;
 	void *dns_base;
-	char *vhost, *accept_version, *login, *passcode, *client_id;
+	char *vhost_opt;		/* NULL: each host's own name */
+	const char *vhost;		/* vhost_opt, or the current host's name */
+	char *accept_version, *login, *passcode, *client_id;
 	unsigned hb_send_ms, hb_recv_ms;
 	unsigned timeout_ms;
 	bool tls;
@@ -134,6 +196,24 @@ struct mq_session {
 	struct ssl_ctx_st *ssl_ctx;	/* owned; made at the first TLS start */
 	uint32_t epoch;			/* bumped at every close */
 	bool stop_requested;		/* the close under way is ours */
+
+	/* reconnection */
+	bool reconnect;
+	unsigned rc_min_ms, rc_max_ms;
+	enum mq_repost_policy repost;
+	bool up;			/* between CONNECTED and DISCONNECTED, losses included */
+	bool lost;			/* a connection was lost; the next CONNECTED is RECONNECTED */
+	bool final_close;		/* the close under way must not be retried */
+	unsigned attempts;		/* failed attempts since the last CONNECTED */
+	uint64_t start_deadline_ms;	/* the first connection: give up after this */
+	unsigned restoring;		/* WHY_REOPEN receipts still to come */
+	uint64_t rng;			/* xorshift state for the jitter */
+	char post_nonce[24];		/* MQ_POST_ID_HEADER prefix, per session */
+	enum stomp_version last_version;	/* of the last connection, for checks while away */
+
+	/* host health */
+	bool healthy;
+	unsigned resuming;		/* WHY_RESUME receipts still to come */
 
 	/* CONNECTED */
 	enum stomp_version version;
@@ -168,6 +248,7 @@ struct mq_session {
 
 	/* destinations */
 	struct mq_queue *queues;	/* open ones */
+	struct mq_queue *closing;	/* mq_close_then, not yet settled */
 	struct mq_queue *dead_queues;	/* closed, freed by the sweep */
 	struct strmap subs;		/* subscription id -> queue (reading, open) */
 	unsigned next_sub;
@@ -192,23 +273,45 @@ struct evbuffer *client_out(struct mq_session *s);
 struct pending *client_pending_new(struct mq_session *s, enum pend_kind kind);
 void client_pending_cancel_queue(struct mq_session *s, struct mq_queue *q);
 void client_pending_drop(struct mq_session *s, uint64_t id);
+/* Settles one receipt taken out of the map: its callback or event runs. */
+void client_settle(struct mq_session *s, struct pending *p, enum mq_ack_status st,
+                   enum mq_ack_reason reason, const char *text);
 void client_check_high_water(struct mq_session *s);
+void client_emit(struct mq_session *s, const struct mq_event *ev);
+void client_emit_queue(struct mq_session *s, enum mq_event_type type, struct mq_queue *q, const char *text);
+bool client_reconnecting(const struct mq_session *s);	/* lost, and posts wait for the next connection */
 
 /* queue.c */
 struct mq_queue *client_open(struct mq_session *s, const char *destination, unsigned flags,
                              const struct mq_queue_opts *opts, struct sync_wait *waiter);
-void client_subscribe(struct mq_queue *q);	/* SUBSCRIBE with the current options */
+/* SUBSCRIBE with the current options; a receipt when `why` reports
+ * something (or on_ready/waiter for WHY_OPEN). */
+void client_subscribe(struct mq_queue *q, enum pend_why why);
+/* UNSUBSCRIBE with a receipt for `why`; MESSAGEs until it are stale. */
+void client_unsubscribe(struct mq_queue *q, enum pend_why why);
+bool client_wants_sub(const struct mq_queue *q);
 void client_deliver(struct mq_session *s, struct frame *f);
 void client_queue_free(struct mq_queue *q);
 void client_queue_done(struct mq_queue *q, enum mq_ack_status st, const char *text);
+void client_queue_suspend(struct mq_queue *q);
+void client_queue_resume(struct mq_queue *q);
+/* A queue of mq_close_then: checks whether it is settled; finishes it. */
+void client_close_check(struct mq_queue *q);
+void client_close_finish(struct mq_queue *q, enum mq_ack_status st, const char *text);
 int client_post(struct mq_queue *q, const void *body, size_t len,
                 const struct mq_header *headers, size_t nheaders,
                 unsigned flags, mq_ack_cb on_ack, void *arg, uint64_t *receipt);
+/* Sends a kept post again on the new connection. */
+void client_repost(struct mq_session *s, struct pending *p);
+void client_post_copy_free(struct post_copy *c);
 
 /* message.c */
 void client_message_fill(struct mq_message *m, struct frame_hdr *hdrs, size_t nhdrs);
 void client_messages_detach_queue(struct mq_session *s, struct mq_queue *q);
 void client_messages_detach_session(struct mq_session *s);
+/* A kept copy (mq_message_unref frees it) without the body: enough to
+ * confirm or reject the message later. */
+struct mq_message *client_message_keep(struct mq_message *m);
 
 /* wire.c */
 bool client_header_ok(struct mq_session *s, const char *what, const char *name,

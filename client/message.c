@@ -38,9 +38,10 @@ void client_message_fill(struct mq_message *m, struct frame_hdr *hdrs, size_t nh
 	m->redelivered = v && strcmp(v, "true") == 0;
 }
 
-static struct mq_message *copy_message(const struct mq_message *m)
+static struct mq_message *copy_message(const struct mq_message *m, bool with_body)
 {
-	size_t need = sizeof(struct mq_message) + m->nhdrs * sizeof(struct frame_hdr) + m->len + 1;
+	size_t blen = with_body ? m->len : 0;
+	size_t need = sizeof(struct mq_message) + m->nhdrs * sizeof(struct frame_hdr) + blen + 1;
 	struct mq_message *c;
 	struct frame_hdr *h;
 	char *p;
@@ -61,16 +62,29 @@ static struct mq_message *copy_message(const struct mq_message *m)
 		memcpy(p, m->hdrs[i].value, h[i].value_len + 1);
 		p += h[i].value_len + 1;
 	}
-	if (m->len)
-		memcpy(p, m->body, m->len);
-	p[m->len] = 0;
+	if (blen)
+		memcpy(p, m->body, blen);
+	p[blen] = 0;
 	c->body = p;
+	c->len = blen;
 	client_message_fill(c, h, m->nhdrs);
 	c->refs = 1;
 	c->copy = NULL;
 	c->prev = NULL;
 	c->next = NULL;
 	return c;
+}
+
+/* A copy is on its session's list, so that freeing the session can
+ * detach it. */
+static void track(struct mq_message *c)
+{
+	if (c->s) {
+		c->next = c->s->live;
+		if (c->s->live)
+			c->s->live->prev = c;
+		c->s->live = c;
+	}
 }
 
 struct mq_message *mq_message_ref(struct mq_message *m)
@@ -86,14 +100,16 @@ struct mq_message *mq_message_ref(struct mq_message *m)
 		m->copy->refs++;
 		return m->copy;
 	}
-	c = copy_message(m);
+	c = copy_message(m, true);
 	m->copy = c;
-	if (c->s) {
-		c->next = c->s->live;
-		if (c->s->live)
-			c->s->live->prev = c;
-		c->s->live = c;
-	}
+	track(c);
+	return c;
+}
+
+struct mq_message *client_message_keep(struct mq_message *m)
+{
+	struct mq_message *c = copy_message(m, false);
+	track(c);
 	return c;
 }
 
@@ -194,14 +210,14 @@ static int settle_message(struct mq_message *m, enum frame_cmd cmd, const char *
 		client_set_err(s, "cannot reject message %s: STOMP 1.0 has no NACK", m->id);
 		return -1;
 	}
+	if (m->epoch != s->epoch) {
+		client_set_err(s, "cannot %s message %s: it arrived on an earlier connection, "
+		               "and the broker has taken it back (it will be delivered again)", verb, m->id);
+		return MQ_ERR_STALE;
+	}
 	if (s->state != MQ_SESSION_CONNECTED) {
 		client_set_err(s, "cannot %s message %s: session %s is %s", verb, m->id, s->addr,
 		               mq_session_state_name(s->state));
-		return -1;
-	}
-	if (m->epoch != s->epoch) {
-		client_set_err(s, "cannot %s message %s: it arrived on an earlier connection, "
-		               "and the broker has taken it back", verb, m->id);
 		return -1;
 	}
 	if (!m->q || m->q->dead) {
@@ -209,9 +225,10 @@ static int settle_message(struct mq_message *m, enum frame_cmd cmd, const char *
 		return -1;
 	}
 	if (m->gen != m->q->gen) {
-		client_set_err(s, "cannot %s message %s: subscription %s was reconfigured since it arrived, "
-		               "and the broker has taken it back", verb, m->id, m->sub);
-		return -1;
+		client_set_err(s, "cannot %s message %s: subscription %s was reconfigured, paused or "
+		               "suspended since it arrived, and the broker has taken it back "
+		               "(it will be delivered again)", verb, m->id, m->sub);
+		return MQ_ERR_STALE;
 	}
 	if (tx && !client_header_ok(s, verb, "transaction", tx, m->ver))
 		return -1;

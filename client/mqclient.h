@@ -1,8 +1,9 @@
 /* mqclient.h: the mqbroker STOMP client library.
  *
  * A non-blocking STOMP 1.0/1.1/1.2 client on libevent, in the spirit of
- * BlazingMQ's session API. One struct mq_session is one connection to one
- * broker; destinations are opened on it for reading (a subscription),
+ * BlazingMQ's session API. One struct mq_session is one connection to a
+ * broker (one of a list of hosts, remade by itself when it drops if asked
+ * to); destinations are opened on it for reading (a subscription),
  * writing, or both; posts can carry an acknowledgement callback that fires
  * when the broker's RECEIPT (or an ERROR naming the receipt) arrives;
  * messages arrive in an on_message callback and are confirmed (ACK) or
@@ -34,7 +35,32 @@
  *   Every mq_session_start() that returns 0 is followed by exactly one
  *   CONNECTED or CONNECT_FAILED event, and every CONNECTED by exactly one
  *   DISCONNECTED event (except after mq_session_free(), which reports no
- *   events).
+ *   events). With reconnection on, the connection losses in between are
+ *   CONNECTION_LOST events, each followed by RECONNECTED and then
+ *   STATE_RESTORED once the connection is back (see "Reconnection").
+ *
+ * Reconnection (mq_session_opts.reconnect)
+ *   A connection that drops without mq_session_stop() is made again, to
+ *   the next host of the list in turn, after a delay that doubles from
+ *   reconnect_min_ms to reconnect_max_ms, each delay drawn at random
+ *   between half of it and all of it (so that a hundred clients of a
+ *   restarted broker do not come back in the same millisecond). Once
+ *   CONNECTED arrives again, every queue open for reading is subscribed
+ *   again with its options (QUEUE_REOPENED or QUEUE_REOPEN_FAILED for
+ *   each), and the posts still waiting for their acknowledgement are sent
+ *   again (MQ_REPOST_RESEND: each carries the header MQ_POST_ID_HEADER with
+ *   the same value every time it is sent, so that a consumer can recognise
+ *   a repeat) or failed with MQ_ACK_CONNECTION (MQ_REPOST_FAIL); then
+ *   STATE_RESTORED. Messages received on the lost connection can no longer
+ *   be confirmed: mq_confirm() returns MQ_ERR_STALE, and the broker
+ *   delivers them again.
+ *
+ * Host health (mq_session_set_host_health)
+ *   As in BlazingMQ: while the application (or a monitor it plugs in) says
+ *   the host is unhealthy, queues opened with suspend_on_bad_host_health
+ *   receive nothing (their subscription is withdrawn) and refuse posts
+ *   (MQ_ERR_SUSPENDED); HOST_UNHEALTHY, then QUEUE_SUSPENDED for each, and
+ *   on recovery QUEUE_RESUMED for each, then HOST_HEALTH_RESTORED.
  *
  * Environment (TLS, when mq_session_opts.tls_env is set)
  *   MQ_CLIENT_CERT_KEY     client certificate and private key, one PEM file
@@ -72,6 +98,8 @@ enum mq_session_state {
 	MQ_SESSION_LOGIN,	/* CONNECT sent, waiting for CONNECTED */
 	MQ_SESSION_CONNECTED,	/* CONNECTED received; posts and subscriptions flow */
 	MQ_SESSION_CLOSING,	/* DISCONNECT sent, waiting for its RECEIPT */
+	MQ_SESSION_RECONNECTING,	/* the connection dropped; the next attempt waits
+					   for its back-off delay (reconnect only) */
 };
 
 enum mq_event_type {
@@ -81,6 +109,17 @@ enum mq_event_type {
 	MQ_EVENT_ERROR_FRAME,	/* the broker sent an ERROR frame while connected */
 	MQ_EVENT_DRAINED,	/* the output buffer fell to out_low_water after
 				   mq_session_pending_bytes() passed out_high_water */
+	MQ_EVENT_CONNECTION_LOST,	/* reconnect: the connection dropped; reconnecting */
+	MQ_EVENT_RECONNECTED,	/* reconnect: CONNECTED again; restoring queues and posts */
+	MQ_EVENT_STATE_RESTORED,	/* reconnect: every queue reopened (or failed), posts re-sent */
+	MQ_EVENT_QUEUE_REOPENED,	/* reconnect: `queue` is subscribed again */
+	MQ_EVENT_QUEUE_REOPEN_FAILED,	/* reconnect: the broker refused to subscribe `queue` again;
+					   it stays unsubscribed until mq_configure() */
+	MQ_EVENT_HOST_UNHEALTHY,	/* mq_session_set_host_health(s, false) */
+	MQ_EVENT_HOST_HEALTH_RESTORED,	/* healthy again, after a RESUMED (or RESUME_FAILED) per queue */
+	MQ_EVENT_QUEUE_SUSPENDED,	/* `queue` receives nothing and refuses posts */
+	MQ_EVENT_QUEUE_RESUMED,	/* `queue` works again */
+	MQ_EVENT_QUEUE_RESUME_FAILED,	/* the broker refused to subscribe `queue` again */
 };
 
 struct mq_event {
@@ -100,6 +139,8 @@ struct mq_event {
 	 * it (mq_session_stop(), mq_session_abort()), false when the broker
 	 * or the network did. */
 	bool requested;
+	/* The QUEUE_* events: the queue (borrowed); NULL for the others. */
+	struct mq_queue *queue;
 };
 
 /* Called for every session event. `ev` and its strings are borrowed:
@@ -116,11 +157,49 @@ enum mq_ack_status {
 			   first: the broker may or may not have it */
 };
 
+/* Why an acknowledgement is FAILED, for programs that act on it. */
+enum mq_ack_reason {
+	MQ_ACK_NONE,		/* OK */
+	MQ_ACK_REFUSED,		/* an ERROR frame named the receipt: the broker refused it */
+	MQ_ACK_CONNECTION,	/* the connection closed after the frame was sent and
+				   before its RECEIPT: the broker may or may not have it */
+	MQ_ACK_CANCELED,	/* never answered on a live connection: the queue was
+				   closed (mq_close_then) or the session stopped or
+				   freed while the post waited to be sent again */
+};
+
 struct mq_ack {
 	enum mq_ack_status status;
 	const char *text;	/* borrowed; "" for OK, the reason for FAILED */
 	uint64_t receipt;	/* the receipt id this library sent */
+	enum mq_ack_reason reason;
 };
+
+/* What calls that can fail in more than one way return (0 or negative,
+ * so that `< 0` still means failure); the text is in mq_session_error(). */
+enum mq_result {
+	MQ_OK = 0,
+	MQ_ERR = -1,		/* anything else: a bad argument, the wrong state */
+	MQ_ERR_STALE = -2,	/* the message arrived on an earlier connection or
+				   before its queue was reconfigured, paused or
+				   suspended: the broker has taken it back and will
+				   deliver it again */
+	MQ_ERR_SUSPENDED = -3,	/* the queue is suspended: the host is unhealthy */
+};
+
+/* What happens, on reconnection, to posts still waiting for their
+ * acknowledgement (mq_session_opts.repost). */
+enum mq_repost_policy {
+	MQ_REPOST_RESEND,	/* send them again, with the same MQ_POST_ID_HEADER;
+				   posts made while reconnecting wait and go too */
+	MQ_REPOST_FAIL,		/* fail them with MQ_ACK_CONNECTION */
+};
+
+/* The header that carries a post's stable id under MQ_REPOST_RESEND:
+ * "<session nonce>-<receipt>", the same on every copy sent. A post that
+ * already has this header keeps its own value. The broker need not
+ * understand it; it reaches consumers like any header. */
+#define MQ_POST_ID_HEADER "mq-post-id"
 
 /* Called once per acknowledged operation (post, transaction end, queue
  * ready). `ack` is borrowed. */
@@ -134,8 +213,15 @@ struct mq_session_opts {
 	const char *host;
 	uint16_t port;
 	void *dns_base;
+	/* Or several brokers, tried in turn: nhosts entries "host",
+	 * "host:port", "[v6addr]" or "[v6addr]:port" (port defaults to the
+	 * one above). When given, `host` is ignored. A malformed entry makes
+	 * mq_session_start() fail, naming it. */
+	const char *const *hosts;
+	size_t nhosts;
 
-	/* CONNECT headers. vhost is sent as `host` (default: the host above).
+	/* CONNECT headers. vhost is sent as `host` (default: the name of the
+	 * host being connected to).
 	 * accept_version is sent as is (default "1.0,1.1,1.2"); the version in
 	 * CONNECTED must be one of those offered. login, passcode and
 	 * client_id are sent when not NULL. None may contain a newline. */
@@ -152,8 +238,19 @@ struct mq_session_opts {
 	unsigned heartbeat_recv_ms;
 
 	/* Time allowed from mq_session_start() to CONNECTED, and from
-	 * mq_session_stop() to the DISCONNECT RECEIPT. Default 10000 ms. */
+	 * mq_session_stop() to the DISCONNECT RECEIPT. Default 10000 ms.
+	 * With reconnect, the first connection is tried (host after host,
+	 * with back-off) until this time has passed; each later attempt is
+	 * allowed this long. */
 	unsigned connect_timeout_ms;
+
+	/* Reconnection (see "Reconnection" above). Delays default to 100 ms
+	 * and 10000 ms. An ERROR in answer to the first CONNECT (a wrong
+	 * passcode) is final: no retry. */
+	bool reconnect;
+	unsigned reconnect_min_ms;
+	unsigned reconnect_max_ms;
+	enum mq_repost_policy repost;
 
 	/* TLS. With `tls` set, the connection is STOMP over TLS 1.2 or newer.
 	 * tls_cert_key: PEM file with this client's certificate (chain) and
@@ -189,7 +286,9 @@ struct mq_session_opts {
 };
 
 /* Creates a session bound to `base` (borrowed: it must outlive the
- * session). Every string in opts is copied; opts may be freed on return.
+ * session; the session never runs the loop itself except in the blocking
+ * helpers below, so the base may be one the application or another
+ * library already runs). Every string in opts is copied; opts may be freed on return.
  * Nothing touches the network until mq_session_start(). Returns NULL only
  * when base or opts is NULL. */
 struct mq_session *mq_session_new(struct event_base *base, const struct mq_session_opts *opts);
@@ -208,7 +307,8 @@ int mq_session_start(struct mq_session *s);
  * DISCONNECTED with requested = true. Outstanding acknowledgements that
  * the broker answers before its RECEIPT are reported normally; the rest
  * fail at the close. Before CONNECTED it closes at once with
- * CONNECT_FAILED. Does nothing on an IDLE or CLOSING session. */
+ * CONNECT_FAILED; while RECONNECTING, at once with DISCONNECTED. Does
+ * nothing on an IDLE or CLOSING session. */
 void mq_session_stop(struct mq_session *s);
 
 /* Abrupt close, as if the process had crashed: no DISCONNECT, unwritten
@@ -237,6 +337,25 @@ void mq_session_heartbeats(const struct mq_session *s, unsigned *send_ms, unsign
 /* Bytes queued for the socket and not yet written. */
 size_t mq_session_pending_bytes(const struct mq_session *s);
 struct event_base *mq_session_base(const struct mq_session *s);
+/* "host:port" of the broker connected to, or last tried (borrowed). */
+const char *mq_session_address(const struct mq_session *s);
+
+/* Tells the session whether the host is healthy (it starts healthy).
+ * Unhealthy: HOST_UNHEALTHY, then for each queue opened with
+ * suspend_on_bad_host_health, its subscription is withdrawn (UNSUBSCRIBE)
+ * and QUEUE_SUSPENDED reported once the broker confirms (at once for a
+ * queue that has none, or while disconnected); mq_post() to it returns
+ * MQ_ERR_SUSPENDED. Healthy again: each is subscribed again, QUEUE_RESUMED
+ * (or QUEUE_RESUME_FAILED) once the broker confirms, then
+ * HOST_HEALTH_RESTORED. Events may be reported before this returns.
+ * Calling it with the state the session already has does nothing. */
+void mq_session_set_host_health(struct mq_session *s, bool healthy);
+bool mq_session_host_healthy(const struct mq_session *s);
+
+/* The library's log lines (connections, losses, errors) go to stderr,
+ * named "mqclient", at this level: 0 none, 1 errors (the default), 2
+ * warnings (lost connections), 3 everything (each attempt). */
+void mq_log_set_level(int level);
 
 /* Counters since mq_session_new(), across reconnections. */
 struct mq_stats {
@@ -256,7 +375,10 @@ struct mq_stats {
 	uint64_t confirmed;		/* ACK frames */
 	uint64_t rejected;		/* NACK frames */
 	uint64_t errors;		/* ERROR frames */
-	uint64_t connects;		/* CONNECTED events */
+	uint64_t attempts;		/* connection attempts (TCP connects begun) */
+	uint64_t connects;		/* CONNECTED frames (RECONNECTED included) */
+	uint64_t reconnects;		/* RECONNECTED events */
+	uint64_t reposted;		/* posts sent again after a reconnection */
 };
 void mq_session_stats(const struct mq_session *s, struct mq_stats *out);
 
@@ -275,7 +397,9 @@ enum mq_ack_mode {
 /* Called when the broker confirmed a SUBSCRIBE (status OK on its RECEIPT),
  * or refused it (FAILED with the ERROR's text, or the connection closed
  * first). Fires once per mq_open()/mq_configure() that set it, and again
- * after each reconnection's re-subscription. */
+ * after each reconnection's re-subscription. A configure that pauses the
+ * queue fires it on the UNSUBSCRIBE's RECEIPT; one that sends nothing
+ * (paused or suspended before and after) fires it before it returns. */
 typedef void (*mq_ready_cb)(struct mq_queue *q, const struct mq_ack *result, void *arg);
 
 struct mq_queue_opts {
@@ -288,6 +412,14 @@ struct mq_queue_opts {
 	uint32_t max_unconfirmed_messages;
 	uint64_t max_unconfirmed_bytes;
 	int32_t consumer_priority;
+	/* Paused: no subscription at all (BlazingMQ's options of zero). STOMP
+	 * has no window of zero, so a paused queue is unsubscribed: messages
+	 * delivered and not confirmed go back to the broker (confirming them
+	 * returns MQ_ERR_STALE), and nothing arrives until it is configured
+	 * unpaused. */
+	bool paused;
+	/* Suspend while the host is unhealthy (mq_session_set_host_health). */
+	bool suspend_on_bad_host_health;
 	/* More SUBSCRIBE headers, copied: a selector, a durable subscription
 	 * name, a broker-specific option. */
 	const struct mq_header *headers;
@@ -299,6 +431,11 @@ struct mq_queue_opts {
 	mq_ready_cb on_ready;
 	/* Handed to on_message and on_ready; also mq_queue_arg(). */
 	void *arg;
+	/* Only messages this JMS selector matches (`type = 'render' AND
+	 * frames < 100`; docs/protocol.md, "Selectors"); NULL or "": all.
+	 * A selector the broker cannot compile fails the open (on_ready).
+	 * Last, so that programs built before it still fit. */
+	const char *selector;
 };
 
 /* Opens `destination` for MQ_READ, MQ_WRITE or both. MQ_READ sends
@@ -325,6 +462,7 @@ struct mq_queue *mq_open(struct mq_session *s, const char *destination, unsigned
  *     dropped, since the broker takes them back too; in auto mode they
  *     are delivered as usual;
  *   - on a topic, messages published between the two frames are missed.
+ * Pausing sends only the UNSUBSCRIBE, unpausing only the SUBSCRIBE.
  * Returns -1 for a queue not opened with MQ_READ. opts NULL restores the
  * defaults. */
 int mq_configure(struct mq_queue *q, const struct mq_queue_opts *opts);
@@ -335,6 +473,17 @@ int mq_configure(struct mq_queue *q, const struct mq_queue_opts *opts);
  * are still referenced can be read but no longer confirmed. Posts already
  * made keep their acknowledgement callbacks. NULL is fine. */
 void mq_close(struct mq_queue *q);
+
+/* Closes the queue like mq_close() (the handle is invalid on return), and
+ * settles what is outstanding on it: on_closed(arg) fires once, with OK
+ * when every post made to it has its acknowledgement and, for a reading
+ * queue, the UNSUBSCRIBE its RECEIPT (no MESSAGE for it follows). Posts
+ * still unanswered then fail (MQ_ACK_CANCELED, or MQ_ACK_CONNECTION when
+ * the connection drops meanwhile); so do those waiting to be sent again
+ * while the session reconnects, at once. After timeout_ms (0: no limit)
+ * whatever is left fails and on_closed reports FAILED. on_closed may run
+ * before this returns. -1 when q was already closed. */
+int mq_close_then(struct mq_queue *q, unsigned timeout_ms, mq_ack_cb on_closed, void *arg);
 
 const char *mq_queue_destination(const struct mq_queue *q);
 const char *mq_queue_id(const struct mq_queue *q);	/* subscription id; "" if write-only */
@@ -358,9 +507,14 @@ struct mq_session *mq_queue_session(const struct mq_queue *q);
  * broker confirms nothing and a message lost with the connection goes
  * unnoticed.
  *
- * Returns -1, with no callback, when the session is not CONNECTED, the
- * queue was not opened with MQ_WRITE, or a header is invalid (a name that
- * the library writes, or a newline under STOMP 1.0). */
+ * While the session is RECONNECTING with MQ_REPOST_RESEND, a post with
+ * on_ack is kept and sent once the connection is back (it counts as
+ * outstanding meanwhile).
+ *
+ * Returns MQ_ERR_SUSPENDED for a suspended queue, and -1 (MQ_ERR), with
+ * no callback, when the session is not CONNECTED (nor reconnecting as
+ * above), the queue was not opened with MQ_WRITE, or a header is invalid
+ * (a name that the library writes, or a newline under STOMP 1.0). */
 int mq_post(struct mq_queue *q, const void *body, size_t len,
             const struct mq_header *headers, size_t nheaders,
             unsigned flags, mq_ack_cb on_ack, void *arg);
@@ -410,9 +564,11 @@ struct mq_queue *mq_message_queue(const struct mq_message *m);
  * the subscription too, and confirming or rejecting one of those later
  * sends nothing and returns 0 (the broker no longer knows its id). In ack
  * mode auto nothing is sent and 0 returned.
- * Returns -1 (reason in mq_session_error) when the message was already
- * confirmed or rejected, its connection or subscription is gone (closed,
- * reconfigured, reconnected), or its session was freed. */
+ * Returns MQ_ERR_STALE when the broker no longer knows the message (it
+ * arrived on an earlier connection, or its subscription was reconfigured,
+ * paused or suspended since: the broker delivers it again), and -1 when
+ * it was already confirmed or rejected, its queue is closed, or its
+ * session was freed; the reason is in mq_session_error(). */
 int mq_confirm(struct mq_message *m);
 /* Rejects the message: NACK, so that the broker redelivers it (or
  * dead-letters it, per its policy). STOMP 1.0 has no NACK: -1. Auto mode:
@@ -451,6 +607,105 @@ struct mq_queue *mq_open_sync(struct mq_session *s, const char *destination, uns
 int mq_post_sync(struct mq_queue *q, const void *body, size_t len,
                  const struct mq_header *headers, size_t nheaders, unsigned flags,
                  unsigned timeout_ms);
+
+/* ---- a session on a thread of its own --------------------------------- */
+
+/* For programs (and language bindings) that want BlazingMQ's threading
+ * instead of an event loop of their own: an agent owns an event_base, a
+ * session on it and a thread that runs them. Its functions may be called
+ * from any thread, are thread-safe, and never wait for the network:
+ * requests are handed to the agent's thread, and what happens comes back
+ * as events that the application collects with mq_agent_poll() (in order:
+ * a request's DONE comes after every MESSAGE and ACK that preceded its
+ * completion). Queues and messages are named by numbers, not pointers.
+ * A session's options are given as to mq_session_new(); on_event,
+ * on_message and arg are the agent's own and ignored. */
+struct mq_agent;
+
+enum mq_agent_kind {
+	MQ_AGENT_EVENT,		/* a session event: code = enum mq_event_type; queue
+				   = its queue for the QUEUE_* events, else 0 */
+	MQ_AGENT_ACK,		/* a post's acknowledgement: token = the post's;
+				   code = enum mq_ack_status; reason */
+	MQ_AGENT_MESSAGE,	/* a message on `queue`; token names it for
+				   mq_agent_confirm(); body, headers */
+	MQ_AGENT_DONE,		/* a request is complete: token = the request's;
+				   code = 0, or -1 with the reason in text */
+	MQ_AGENT_CLOSED,	/* the last event: the agent's thread has ended */
+};
+
+struct mq_agent_event {
+	int32_t kind;		/* enum mq_agent_kind */
+	int32_t code;
+	int32_t reason;		/* ACK: enum mq_ack_reason */
+	uint32_t queue;
+	uint64_t token;
+	const char *text;	/* never NULL */
+	const char *body;	/* MESSAGE: body_len bytes (a NUL follows) */
+	size_t body_len;
+	/* MESSAGE: every header, decoded, as name NUL value NUL ... in the
+	 * order received (headers_len bytes in all). */
+	const char *headers;
+	size_t headers_len;
+	int32_t redelivered;	/* MESSAGE: 1 when redelivered:true */
+	int32_t unused;
+};
+
+/* NULL only when opts is NULL or the system refuses a pipe. */
+struct mq_agent *mq_agent_new(const struct mq_session_opts *opts);
+/* Starts the thread and the session (mq_session_start()): 0, or -1 with
+ * the reason in mq_agent_error(). CONNECTED or CONNECT_FAILED follows as
+ * an event. */
+int mq_agent_start(struct mq_agent *a);
+/* Waits up to timeout_ms (-1: no limit; 0: do not wait) for events and
+ * copies up to max of them into ev; returns how many. Their strings stay
+ * valid until the next call. After MQ_AGENT_CLOSED it returns 0 at once.
+ * One thread polls. */
+size_t mq_agent_poll(struct mq_agent *a, struct mq_agent_event *ev, size_t max, int timeout_ms);
+
+/* Opens a queue (see mq_open(); the options' callbacks and arg are the
+ * agent's): its number (1, 2, ...), or 0 with the reason in
+ * mq_agent_error(). DONE(token) once the broker has confirmed the
+ * subscription (at once for writing only), or DONE with -1. */
+uint32_t mq_agent_open(struct mq_agent *a, const char *destination, unsigned flags,
+                       const struct mq_queue_opts *opts, uint64_t token);
+/* mq_configure(): DONE(token) once the broker has confirmed. Messages of
+ * the queue that arrived before and were not yet polled are dropped: the
+ * broker has taken them back with the old subscription. */
+int mq_agent_configure(struct mq_agent *a, uint32_t queue, const struct mq_queue_opts *opts, uint64_t token);
+/* mq_close_then(): DONE(token) after every acknowledgement of the queue's
+ * posts; code -1 when some were failed at timeout_ms. */
+int mq_agent_close(struct mq_agent *a, uint32_t queue, unsigned timeout_ms, uint64_t token);
+/* mq_post(): body and headers are copied. With a token other than 0, an
+ * ACK(token) follows, exactly once. Returns 0, MQ_ERR_SUSPENDED, or -1
+ * (no ACK) for an unknown, closed or read-only queue or a session that
+ * cannot post now; 1 when accepted but more than out_high_water bytes are
+ * waiting to be written: a producer may then mq_agent_wait_writable(). */
+int mq_agent_post(struct mq_agent *a, uint32_t queue, const void *body, size_t len,
+                  const struct mq_header *headers, size_t nheaders, unsigned flags, uint64_t token);
+/* Blocks until fewer than out_low_water bytes wait to be written, the
+ * session cannot post, or timeout_ms passes (-1: no limit). */
+void mq_agent_wait_writable(struct mq_agent *a, int timeout_ms);
+/* Confirms a message by its token: MQ_OK, MQ_ERR_STALE (it arrived on an
+ * earlier connection or before its queue was reconfigured, paused or
+ * suspended: the broker delivers it again) or MQ_ERR (unknown, already
+ * confirmed, its queue closed). The ACK itself is sent by the agent's
+ * thread. */
+int mq_agent_confirm(struct mq_agent *a, uint64_t message);
+/* A barrier: DONE(token) comes after every event the agent reported
+ * before it saw this request. A binding that runs callbacks on the thread
+ * that polls waits for it before pausing or closing a queue, so that the
+ * confirms those callbacks make reach the broker first. */
+int mq_agent_sync(struct mq_agent *a, uint64_t token);
+/* mq_session_set_host_health(), on the agent's thread. */
+void mq_agent_set_host_health(struct mq_agent *a, bool healthy);
+/* mq_session_stop(): DONE(token) once the session is IDLE, then CLOSED. */
+int mq_agent_stop(struct mq_agent *a, uint64_t token);
+/* Aborts the session if it is still up, ends the thread, frees
+ * everything. Events not yet polled are dropped. NULL is fine. */
+void mq_agent_free(struct mq_agent *a);
+/* The reason the calling thread's last failed mq_agent_* call failed. */
+const char *mq_agent_error(void);
 
 #ifdef __cplusplus
 }

@@ -1,11 +1,14 @@
 /* queue.c: destinations opened on a session: SUBSCRIBE and its options,
- * delivery to on_message, SEND, and transactions. */
+ * pause and suspension, the two ways to close, delivery to on_message,
+ * SEND (and the copies kept to send again after a reconnection), and
+ * transactions. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "client_int.h"
 #include "common/log.h"
@@ -84,6 +87,10 @@ static void set_opts(struct mq_queue *q, const struct mq_queue_opts *o)
 	q->max_msgs = o->max_unconfirmed_messages;
 	q->max_bytes = o->max_unconfirmed_bytes;
 	q->priority = o->consumer_priority;
+	free(q->selector);
+	q->selector = o->selector && *o->selector ? xstrdup(o->selector) : NULL;
+	q->paused = o->paused;
+	q->suspend_opt = o->suspend_on_bad_host_health;
 	q->on_message = o->on_message;
 	q->on_ready = o->on_ready;
 	q->arg = o->arg;
@@ -99,7 +106,12 @@ static void wb_i64(struct frame_writer *w, int64_t v)
 	}
 }
 
-void client_subscribe(struct mq_queue *q)
+bool client_wants_sub(const struct mq_queue *q)
+{
+	return (q->flags & MQ_READ) && !q->dead && !q->paused && !q->suspended && !q->refused;
+}
+
+void client_subscribe(struct mq_queue *q, enum pend_why why)
 {
 	struct mq_session *s = q->s;
 	struct frame_writer w;
@@ -109,6 +121,8 @@ void client_subscribe(struct mq_queue *q)
 	               FW_HDR_BOUND(17, FW_U64_MAX + 1) + FW_HDR_BOUND(7, FW_U64_MAX);
 	for (size_t i = 0; i < q->nhdrs; i++)
 		bound += FW_HDR_BOUND(strlen(q->hdrs[i].name), strlen(q->hdrs[i].value));
+	if (q->selector)
+		bound += FW_HDR_BOUND(8, strlen(q->selector));
 
 	fw_begin(&w, client_out(s), bound, s->version);
 	fw_str(&w, "SUBSCRIBE\n");
@@ -130,11 +144,14 @@ void client_subscribe(struct mq_queue *q)
 		wb_i64(&w, q->priority);
 		*w.p++ = '\n';
 	}
+	if (q->selector)
+		fw_hdrs(&w, "selector", q->selector);
 	for (size_t i = 0; i < q->nhdrs; i++)
 		fw_hdrs(&w, q->hdrs[i].name, q->hdrs[i].value);
-	if (q->on_ready || q->waiter) {
+	if (why != WHY_OPEN || q->on_ready || q->waiter) {
 		p = client_pending_new(s, PEND_SUBSCRIBE);
 		p->q = q;
+		p->why = why;
 		fw_str(&w, "receipt:");
 		fw_u64(&w, p->id);
 		*w.p++ = '\n';
@@ -142,6 +159,8 @@ void client_subscribe(struct mq_queue *q)
 	fw_raw(&w, "\n", 2);	/* the blank line and the NUL */
 	s->stats.bytes_out += fw_end(&w);
 	s->stats.frames_out++;
+	q->subscribed = true;
+	q->sub_ack = q->ack;
 }
 
 static void send_unsubscribe(struct mq_queue *q, struct pending *p)
@@ -160,6 +179,56 @@ static void send_unsubscribe(struct mq_queue *q, struct pending *p)
 	fw_raw(&w, "\n", 2);
 	s->stats.bytes_out += fw_end(&w);
 	s->stats.frames_out++;
+}
+
+void client_unsubscribe(struct mq_queue *q, enum pend_why why)
+{
+	struct mq_session *s = q->s;
+	struct pending *p = client_pending_new(s, PEND_UNSUBSCRIBE);
+	p->q = q;
+	p->why = why;
+	send_unsubscribe(q, p);
+	q->subscribed = false;
+	q->gen++;
+	/* Several may overlap (configure twice, pause, suspend): the frames
+	 * still arriving are delivered only when every subscription being
+	 * withdrawn was ack:auto, since the broker takes back the others. */
+	q->stale_deliver = (q->unsub_wait ? q->stale_deliver : true) && q->sub_ack == MQ_ACK_AUTO;
+	q->unsub_wait++;
+}
+
+/* A configure or open that has nothing to send is done at once. */
+static void ready_now(struct mq_queue *q)
+{
+	if (q->on_ready || q->waiter)
+		client_queue_done(q, MQ_ACK_OK, "");
+}
+
+void client_queue_suspend(struct mq_queue *q)
+{
+	struct mq_session *s = q->s;
+	char t[600];
+	q->suspended = true;
+	if (q->subscribed && s->state == MQ_SESSION_CONNECTED) {
+		client_unsubscribe(q, WHY_SUSPEND);	/* QUEUE_SUSPENDED on its RECEIPT */
+		return;
+	}
+	snprintf(t, sizeof t, "suspended %s (host unhealthy)", q->dest);
+	client_emit_queue(s, MQ_EVENT_QUEUE_SUSPENDED, q, t);
+}
+
+void client_queue_resume(struct mq_queue *q)
+{
+	struct mq_session *s = q->s;
+	char t[600];
+	q->suspended = false;
+	if (client_wants_sub(q) && !q->subscribed && s->state == MQ_SESSION_CONNECTED) {
+		client_subscribe(q, WHY_RESUME);	/* QUEUE_RESUMED on its RECEIPT */
+		s->resuming++;
+		return;
+	}
+	snprintf(t, sizeof t, "resumed %s", q->dest);
+	client_emit_queue(s, MQ_EVENT_QUEUE_RESUMED, q, t);
 }
 
 void client_queue_done(struct mq_queue *q, enum mq_ack_status st, const char *text)
@@ -222,14 +291,25 @@ struct mq_queue *client_open(struct mq_session *s, const char *destination, unsi
 	q->flags = flags;
 	set_opts(q, opts);
 	q->waiter = waiter;
+	q->sub_ack = q->ack;
 	q->next = s->queues;
 	if (s->queues)
 		s->queues->prev = q;
 	s->queues = q;
-	if (flags & MQ_READ) {
+	if (flags & MQ_READ)
 		strmap_put(&s->subs, q->id, q);
-		if (s->state == MQ_SESSION_CONNECTED)
-			client_subscribe(q);
+	if (!s->healthy && q->suspend_opt) {
+		/* Opened while the host is unhealthy: suspended from the start. */
+		char t[600];
+		q->suspended = true;
+		snprintf(t, sizeof t, "suspended %s (host unhealthy)", q->dest);
+		client_emit_queue(s, MQ_EVENT_QUEUE_SUSPENDED, q, t);
+	}
+	if (flags & MQ_READ) {
+		if (!client_wants_sub(q))
+			ready_now(q);
+		else if (s->state == MQ_SESSION_CONNECTED)
+			client_subscribe(q, WHY_OPEN);
 	}
 	return q;
 }
@@ -243,8 +323,12 @@ struct mq_queue *mq_open(struct mq_session *s, const char *destination, unsigned
 int mq_configure(struct mq_queue *q, const struct mq_queue_opts *opts)
 {
 	struct mq_session *s = q->s;
-	enum mq_ack_mode old = q->ack;
+	bool was_sub, want;
 
+	if (q->dead) {
+		client_set_err(s, "cannot configure %s: the queue is closed", q->dest);
+		return -1;
+	}
 	if (!(q->flags & MQ_READ)) {
 		client_set_err(s, "cannot configure %s: it was not opened with MQ_READ", q->dest);
 		return -1;
@@ -256,20 +340,56 @@ int mq_configure(struct mq_queue *q, const struct mq_queue_opts *opts)
 	}
 	if (!opts_ok(s, q->dest, opts))
 		return -1;
+	client_enter(s);
+	was_sub = q->subscribed;
 	set_opts(q, opts);
+	q->refused = false;	/* the application tries again */
 	q->gen++;
-	if (s->state != MQ_SESSION_CONNECTED)
-		return 0;	/* the next CONNECTED subscribes with these */
-
-	struct pending *p = client_pending_new(s, PEND_UNSUBSCRIBE);
-	p->q = q;
-	send_unsubscribe(q, p);
-	/* Several configures may overlap: the old frames are delivered only
-	 * when every old subscription among them was ack:auto. */
-	q->stale_deliver = (q->unsub_wait ? q->stale_deliver : true) && old == MQ_ACK_AUTO;
-	q->unsub_wait++;
-	client_subscribe(q);
+	/* While the host is unhealthy, suspension follows the option. */
+	if (!s->healthy && q->suspend_opt != q->suspended) {
+		char t[600];
+		q->suspended = q->suspend_opt;
+		snprintf(t, sizeof t, "%s %s", q->suspended ? "suspended" : "resumed", q->dest);
+		client_emit_queue(s, q->suspended ? MQ_EVENT_QUEUE_SUSPENDED : MQ_EVENT_QUEUE_RESUMED, q, t);
+	}
+	want = client_wants_sub(q);
+	if (s->state != MQ_SESSION_CONNECTED) {
+		/* The next CONNECTED subscribes with these, and on_ready fires
+		 * then; a queue that will not be subscribed is ready now. */
+		if (!want)
+			ready_now(q);
+	} else if (was_sub && want) {
+		client_unsubscribe(q, WHY_CONFIGURE);
+		client_subscribe(q, WHY_OPEN);
+	} else if (was_sub) {
+		client_unsubscribe(q, WHY_PAUSE);
+	} else if (want) {
+		client_subscribe(q, WHY_OPEN);
+	} else {
+		ready_now(q);
+	}
+	client_leave(s);
 	return 0;
+}
+
+static void unlink_queue(struct mq_queue **head, struct mq_queue *q)
+{
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		*head = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	q->prev = q->next = NULL;
+}
+
+static void push_queue(struct mq_queue **head, struct mq_queue *q)
+{
+	q->prev = NULL;
+	q->next = *head;
+	if (*head)
+		(*head)->prev = q;
+	*head = q;
 }
 
 void mq_close(struct mq_queue *q)
@@ -281,27 +401,137 @@ void mq_close(struct mq_queue *q)
 	client_enter(s);
 	if (q->flags & MQ_READ) {
 		strmap_del(&s->subs, q->id);
-		if (s->state == MQ_SESSION_CONNECTED)
+		if (s->state == MQ_SESSION_CONNECTED && q->subscribed)
 			send_unsubscribe(q, NULL);
 	}
 	client_pending_cancel_queue(s, q);
 	q->waiter = NULL;
 	q->dead = true;
-	if (q->prev)
-		q->prev->next = q->next;
-	else
-		s->queues = q->next;
-	if (q->next)
-		q->next->prev = q->prev;
-	q->prev = NULL;
-	q->next = s->dead_queues;
-	s->dead_queues = q;
+	unlink_queue(&s->queues, q);
+	/* Freed by the sweep, once no callback can be using it. */
+	push_queue(&s->dead_queues, q);
 	client_leave(s);
+}
+
+/* Fails the queue's posts still waiting for an acknowledgement. */
+static void cancel_posts(struct mq_queue *q, enum mq_ack_reason reason, const char *text)
+{
+	struct mq_session *s = q->s;
+	size_t it = 0, n = 0, cap = 0;
+	uint64_t key;
+	void *v;
+	struct pending **list = NULL;
+
+	while (u64map_next(&s->pending, &it, &key, &v)) {
+		struct pending *p = v;
+		if (key == 0 || p->kind != PEND_POST || p->q != q)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			list = xrealloc(list, cap * sizeof *list);
+		}
+		list[n++] = p;
+	}
+	for (size_t i = 0; i < n; i++)
+		u64map_del(&s->pending, list[i]->id);
+	for (size_t i = 0; i < n; i++)
+		client_settle(s, list[i], MQ_ACK_FAILED,
+		              reason == MQ_ACK_CANCELED && list[i]->sent && s->state != MQ_SESSION_CONNECTED ?
+		              MQ_ACK_CONNECTION : reason, text);
+	free(list);
+}
+
+static void close_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mq_queue *q = arg;
+	struct mq_session *s = q->s;
+	char t[300];
+	client_enter(s);
+	snprintf(t, sizeof t, "queue %s closed with posts unanswered", q->dest);
+	/* Held open while its posts fail, so that their settling does not
+	 * report the close as a normal one. */
+	q->close_wait++;
+	cancel_posts(q, MQ_ACK_CANCELED, t);
+	client_close_finish(q, MQ_ACK_FAILED, t);
+	client_leave(s);
+}
+
+int mq_close_then(struct mq_queue *q, unsigned timeout_ms, mq_ack_cb on_closed, void *arg)
+{
+	struct mq_session *s;
+	size_t it = 0;
+	uint64_t key;
+	void *v;
+
+	if (!q || q->dead)
+		return -1;
+	s = q->s;
+	client_enter(s);
+	if (q->flags & MQ_READ) {
+		strmap_del(&s->subs, q->id);
+		if (s->state == MQ_SESSION_CONNECTED && q->subscribed) {
+			client_unsubscribe(q, WHY_CLOSE);
+			q->close_wait++;
+		}
+	}
+	/* Receipts of its subscription no longer concern it; its posts and
+	 * its last UNSUBSCRIBE do. */
+	while (u64map_next(&s->pending, &it, &key, &v)) {
+		struct pending *p = v;
+		if (key != 0 && p->q == q && p->kind != PEND_POST &&
+		    !(p->kind == PEND_UNSUBSCRIBE && p->why == WHY_CLOSE))
+			p->q = NULL;
+	}
+	q->waiter = NULL;
+	q->dead = true;
+	q->closing = true;
+	q->on_closed = on_closed;
+	q->closed_arg = arg;
+	unlink_queue(&s->queues, q);
+	push_queue(&s->closing, q);
+	if (s->state != MQ_SESSION_CONNECTED) {
+		char t[300];
+		snprintf(t, sizeof t, "queue %s closed while not connected", q->dest);
+		cancel_posts(q, MQ_ACK_CANCELED, t);
+	} else if (timeout_ms && (q->acks_pending || q->close_wait)) {
+		struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+		q->close_timer = evtimer_new(s->base, close_timeout_cb, q);
+		evtimer_add(q->close_timer, &tv);
+	}
+	client_close_check(q);
+	client_leave(s);
+	return 0;
+}
+
+void client_close_check(struct mq_queue *q)
+{
+	if (q->closing && q->acks_pending == 0 && q->close_wait == 0)
+		client_close_finish(q, MQ_ACK_OK, "");
+}
+
+void client_close_finish(struct mq_queue *q, enum mq_ack_status st, const char *text)
+{
+	struct mq_session *s = q->s;
+	struct mq_ack ack = { .status = st, .text = text ? text : "",
+	                      .reason = st == MQ_ACK_OK ? MQ_ACK_NONE : MQ_ACK_CANCELED };
+	if (!q->closing)
+		return;
+	q->closing = false;
+	if (q->close_timer)
+		event_del(q->close_timer);
+	unlink_queue(&s->closing, q);
+	client_pending_cancel_queue(s, q);
+	push_queue(&s->dead_queues, q);
+	if (q->on_closed)
+		q->on_closed(s, &ack, q->closed_arg);
 }
 
 void client_queue_free(struct mq_queue *q)
 {
+	if (q->close_timer)
+		event_free(q->close_timer);
 	free_headers(q->hdrs, q->nhdrs);
+	free(q->selector);
 	free(q->send_prefix);
 	free(q->dest);
 	free(q->id);
@@ -343,7 +573,7 @@ void client_deliver(struct mq_session *s, struct frame *f)
 		return;
 	}
 	stale = q->unsub_wait > 0;
-	if (stale && !q->stale_deliver) {
+	if ((stale && !q->stale_deliver) || (!stale && !q->subscribed)) {
 		/* The broker took it back when it processed our UNSUBSCRIBE. */
 		s->stats.dropped++;
 		return;
@@ -390,60 +620,30 @@ static bool reserved_header(const char *name)
 	       strcmp(name, "content-length") == 0;
 }
 
-int client_post(struct mq_queue *q, const void *body, size_t len,
-                const struct mq_header *headers, size_t nheaders,
-                unsigned flags, mq_ack_cb on_ack, void *arg, uint64_t *receipt)
+/* Writes one SEND: the prepared destination line, the receipt (0: none),
+ * persistent, the headers, content-length and the body. */
+static void write_send(struct mq_queue *q, const void *body, size_t len,
+                       const struct mq_header *headers, size_t nheaders, unsigned flags, uint64_t receipt)
 {
 	struct mq_session *s = q->s;
-	struct evbuffer *out;
+	struct evbuffer *out = client_out(s);
 	struct frame_writer w;
-	size_t bound;
 	bool inline_body = len <= INLINE_BODY_MAX;
+	size_t bound;
 
-	if (q->dead) {
-		client_set_err(s, "cannot post to %s: the queue is closed", q->dest);
-		return -1;
-	}
-	if (s->state != MQ_SESSION_CONNECTED) {
-		client_set_err(s, "cannot post to %s: session %s is %s", q->dest, s->addr,
-		               mq_session_state_name(s->state));
-		return -1;
-	}
-	if (!(q->flags & MQ_WRITE)) {
-		client_set_err(s, "cannot post to %s: the queue was not opened with MQ_WRITE", q->dest);
-		return -1;
-	}
-	if (!body && len) {
-		client_set_err(s, "cannot post to %s: NULL body of %zu bytes", q->dest, len);
-		return -1;
-	}
-	if (q->prefix_ver != s->version)
+	if (q->prefix_ver != s->version || !q->send_prefix)
 		build_prefix(q, s->version);
 	bound = q->send_prefix_len + 9 + FW_U64_MAX + 16 + 16 + FW_U64_MAX + 3;
-	for (size_t i = 0; i < nheaders; i++) {
-		const char *n = headers[i].name, *v = headers[i].value;
-		if (!client_header_ok(s, "SEND", n, v, s->version))
-			return -1;
-		if (reserved_header(n)) {
-			client_set_err(s, "cannot post to %s: header '%s' is written by the library", q->dest, n);
-			return -1;
-		}
-		bound += FW_HDR_BOUND(strlen(n), strlen(v));
-	}
+	for (size_t i = 0; i < nheaders; i++)
+		bound += FW_HDR_BOUND(strlen(headers[i].name), strlen(headers[i].value));
 	if (inline_body)
 		bound += len;
 
-	out = client_out(s);
 	fw_begin(&w, out, bound, s->version);
 	fw_raw(&w, q->send_prefix, q->send_prefix_len);
-	if (on_ack) {
-		struct pending *p = client_pending_new(s, PEND_POST);
-		p->cb = on_ack;
-		p->arg = arg;
-		if (receipt)
-			*receipt = p->id;
+	if (receipt) {
 		fw_raw(&w, "receipt:", 8);
-		fw_u64(&w, p->id);
+		fw_u64(&w, receipt);
 		*w.p++ = '\n';
 	}
 	if (flags & MQ_PERSISTENT)
@@ -465,9 +665,150 @@ int client_post(struct mq_queue *q, const void *body, size_t len,
 		s->stats.bytes_out += len + 1;
 	}
 	s->stats.frames_out++;
-	s->stats.posted++;
 	client_check_high_water(s);
+}
+
+void client_post_copy_free(struct post_copy *c) { free(c); }
+
+/* The copy kept to send the post again: the caller's headers, then the
+ * post id (unless the caller set one), then the body, in one block. */
+static struct post_copy *copy_post(struct mq_session *s, uint64_t receipt, const void *body, size_t len,
+                                   const struct mq_header *headers, size_t nheaders, unsigned flags)
+{
+	char id[64];
+	bool own_id = false;
+	size_t need, nh;
+	struct post_copy *c;
+	char *p;
+
+	for (size_t i = 0; i < nheaders && !own_id; i++)
+		own_id = strcmp(headers[i].name, MQ_POST_ID_HEADER) == 0;
+	snprintf(id, sizeof id, "%s-%" PRIu64, s->post_nonce, receipt);
+	nh = nheaders + !own_id;
+	need = sizeof *c + nh * sizeof(struct mq_header) + len + 1;
+	for (size_t i = 0; i < nheaders; i++)
+		need += strlen(headers[i].name) + strlen(headers[i].value) + 2;
+	if (!own_id)
+		need += sizeof MQ_POST_ID_HEADER + strlen(id) + 1;
+	c = xmalloc(need);
+	c->flags = flags;
+	c->nhdrs = nh;
+	c->hdrs = (struct mq_header *)(c + 1);
+	p = (char *)(c->hdrs + nh);
+	for (size_t i = 0; i < nh; i++) {
+		const char *n = i < nheaders ? headers[i].name : MQ_POST_ID_HEADER;
+		const char *v = i < nheaders ? headers[i].value : id;
+		size_t nl = strlen(n) + 1, vl = strlen(v) + 1;
+		memcpy(p, n, nl);
+		c->hdrs[i].name = p;
+		p += nl;
+		memcpy(p, v, vl);
+		c->hdrs[i].value = p;
+		p += vl;
+		if (strcmp(n, MQ_POST_ID_HEADER) == 0)
+			c->post_id = c->hdrs[i].value;
+	}
+	if (len)
+		memcpy(p, body, len);
+	p[len] = 0;
+	c->body = p;
+	c->len = len;
+	return c;
+}
+
+int client_post(struct mq_queue *q, const void *body, size_t len,
+                const struct mq_header *headers, size_t nheaders,
+                unsigned flags, mq_ack_cb on_ack, void *arg, uint64_t *receipt)
+{
+	struct mq_session *s = q->s;
+	struct pending *p = NULL;
+	bool keep = on_ack && s->reconnect && s->repost == MQ_REPOST_RESEND;
+	bool away = keep && client_reconnecting(s);
+	enum stomp_version v = s->state == MQ_SESSION_CONNECTED ? s->version : s->last_version;
+
+	if (q->dead) {
+		client_set_err(s, "cannot post to %s: the queue is closed", q->dest);
+		return -1;
+	}
+	if (q->suspended) {
+		client_set_err(s, "cannot post to %s: the queue is suspended while the host is unhealthy", q->dest);
+		return MQ_ERR_SUSPENDED;
+	}
+	if (s->state != MQ_SESSION_CONNECTED && !away) {
+		client_set_err(s, "cannot post to %s: session %s is %s", q->dest, s->addr,
+		               mq_session_state_name(s->state));
+		return -1;
+	}
+	if (!(q->flags & MQ_WRITE)) {
+		client_set_err(s, "cannot post to %s: the queue was not opened with MQ_WRITE", q->dest);
+		return -1;
+	}
+	if (!body && len) {
+		client_set_err(s, "cannot post to %s: NULL body of %zu bytes", q->dest, len);
+		return -1;
+	}
+	for (size_t i = 0; i < nheaders; i++) {
+		const char *n = headers[i].name;
+		if (!client_header_ok(s, "SEND", n, headers[i].value, v))
+			return -1;
+		if (reserved_header(n)) {
+			client_set_err(s, "cannot post to %s: header '%s' is written by the library", q->dest, n);
+			return -1;
+		}
+	}
+	if (on_ack) {
+		p = client_pending_new(s, PEND_POST);
+		p->cb = on_ack;
+		p->arg = arg;
+		p->q = q;
+		q->acks_pending++;
+		if (receipt)
+			*receipt = p->id;
+	}
+	s->stats.posted++;
+	if (keep) {
+		p->copy = copy_post(s, p->id, body, len, headers, nheaders, flags);
+		if (away)
+			return 0;	/* sent once the connection is back */
+		write_send(q, p->copy->body, p->copy->len, p->copy->hdrs, p->copy->nhdrs, flags, p->id);
+	} else {
+		write_send(q, body, len, headers, nheaders, flags, p ? p->id : 0);
+	}
+	if (p)
+		p->sent = true;
 	return 0;
+}
+
+void client_repost(struct mq_session *s, struct pending *p)
+{
+	struct mq_queue *q = p->q;
+	const char *why = NULL;
+
+	if (!q || q->dead)
+		why = "the queue was closed before the post could be sent again";
+	else if (q->suspended)
+		why = "the queue is suspended (host unhealthy): the post was not sent again";
+	if (why) {
+		u64map_del(&s->pending, p->id);
+		client_settle(s, p, MQ_ACK_FAILED, p->sent ? MQ_ACK_CONNECTION : MQ_ACK_CANCELED, why);
+		return;
+	}
+	/* Headers were checked against the version of the connection they
+	 * were posted on; a broker of another version may refuse what cannot
+	 * be escaped for it. */
+	for (size_t i = 0; i < p->copy->nhdrs; i++) {
+		if (!client_header_ok(s, "SEND", p->copy->hdrs[i].name, p->copy->hdrs[i].value, s->version)) {
+			char t[600];
+			snprintf(t, sizeof t, "cannot send the post again: %s", s->err);
+			u64map_del(&s->pending, p->id);
+			client_settle(s, p, MQ_ACK_FAILED, p->sent ? MQ_ACK_CONNECTION : MQ_ACK_CANCELED, t);
+			return;
+		}
+	}
+	write_send(q, p->copy->body, p->copy->len, p->copy->hdrs, p->copy->nhdrs, p->copy->flags, p->id);
+	if (p->sent)
+		s->stats.reposted++;
+	p->sent = true;
 }
 
 int mq_post(struct mq_queue *q, const void *body, size_t len,

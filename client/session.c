@@ -1,5 +1,7 @@
-/* session.c: one connection to a broker: connect, CONNECT, the read loop
- * and its handlers, receipts, heart-beats, and the one close path. */
+/* session.c: one connection to a broker: the host list, connect, CONNECT,
+ * the read loop and its handlers, receipts, heart-beats, the one close
+ * path, and what follows a lost connection (back-off, reconnection, the
+ * restore of queues and posts), and host health. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -29,6 +32,8 @@
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_OUT_HIGH (4u << 20)
 #define DEFAULT_OUT_LOW (256u << 10)
+#define DEFAULT_RECONNECT_MIN_MS 100
+#define DEFAULT_RECONNECT_MAX_MS 10000
 /* libevent 2.1 reads 4096 bytes at a time unless told otherwise; at high
  * message rates that is one callback per few dozen messages. */
 #define MAX_SINGLE_IO (256u << 10)
@@ -68,6 +73,7 @@ const char *mq_session_state_name(enum mq_session_state st)
 	case MQ_SESSION_LOGIN: return "login";
 	case MQ_SESSION_CONNECTED: return "connected";
 	case MQ_SESSION_CLOSING: return "closing";
+	case MQ_SESSION_RECONNECTING: return "reconnecting";
 	}
 	return "?";
 }
@@ -84,6 +90,27 @@ static void emit(struct mq_session *s, const struct mq_event *ev)
 {
 	if (s->on_event && !s->free_requested)
 		s->on_event(s, ev, s->arg);
+}
+
+void client_emit(struct mq_session *s, const struct mq_event *ev) { emit(s, ev); }
+
+static void emit_simple(struct mq_session *s, enum mq_event_type type, const char *text)
+{
+	struct mq_event ev = { .type = type, .text = text };
+	emit(s, &ev);
+}
+
+void client_emit_queue(struct mq_session *s, enum mq_event_type type, struct mq_queue *q, const char *text)
+{
+	struct mq_event ev = { .type = type, .text = text, .queue = q };
+	emit(s, &ev);
+}
+
+bool client_reconnecting(const struct mq_session *s)
+{
+	return s->lost && s->repost == MQ_REPOST_RESEND &&
+	       (s->state == MQ_SESSION_RECONNECTING || s->state == MQ_SESSION_CONNECTING ||
+	        s->state == MQ_SESSION_LOGIN);
 }
 
 struct evbuffer *client_out(struct mq_session *s) { return bufferevent_get_output(s->bev); }
@@ -152,11 +179,35 @@ static void pending_recycle(struct mq_session *s, struct pending *p)
 	s->free_pend = p;
 }
 
-/* Settles one receipt: the callback it carries runs here. */
-static void settle(struct mq_session *s, struct pending *p, enum mq_ack_status st, const char *text)
+static void restored_check(struct mq_session *s)
 {
-	struct mq_ack ack = { .status = st, .text = text ? text : "", .receipt = p->id };
+	if (s->state == MQ_SESSION_CONNECTED && s->restoring == 0 && !s->lost) {
+		/* Only a connection that took its queues back counts as good:
+		 * one that a broker closes right after CONNECTED keeps the
+		 * back-off growing. */
+		s->attempts = 0;
+		log_info("session %u %s: state restored", s->serial, s->addr);
+		emit_simple(s, MQ_EVENT_STATE_RESTORED, "state restored: queues reopened, posts sent again");
+	}
+}
+
+static void health_restored_check(struct mq_session *s)
+{
+	if (s->healthy && s->resuming == 0)
+		emit_simple(s, MQ_EVENT_HOST_HEALTH_RESTORED, "host health restored");
+}
+
+/* Settles one receipt, already out of the map: the callback or event it
+ * carries runs here. Events are reported only for receipts answered on
+ * a live connection; a close reports its own. */
+void client_settle(struct mq_session *s, struct pending *p, enum mq_ack_status st,
+                   enum mq_ack_reason reason, const char *text)
+{
+	struct mq_ack ack = { .status = st, .text = text ? text : "", .receipt = p->id,
+	                      .reason = st == MQ_ACK_OK ? MQ_ACK_NONE : reason };
 	struct pending copy = *p;
+	struct mq_queue *q = p->q;
+	bool live = s->state == MQ_SESSION_CONNECTED || s->state == MQ_SESSION_CLOSING;
 
 	/* Recycled before the callback, which may post and reuse it. */
 	pending_recycle(s, p);
@@ -167,18 +218,68 @@ static void settle(struct mq_session *s, struct pending *p, enum mq_ack_status s
 			s->stats.acked++;
 		else
 			s->stats.ack_failed++;
-		/* fall through */
+		client_post_copy_free(copy.copy);
+		if (q && q->acks_pending)
+			q->acks_pending--;
+		if (copy.cb)
+			copy.cb(s, &ack, copy.arg);
+		if (q && q->closing)
+			client_close_check(q);
+		break;
 	case PEND_TX:
 		if (copy.cb)
 			copy.cb(s, &ack, copy.arg);
 		break;
 	case PEND_SUBSCRIBE:
-		if (copy.q)
-			client_queue_done(copy.q, st, ack.text);
+		if (!q)
+			break;
+		if (st != MQ_ACK_OK && reason == MQ_ACK_REFUSED) {
+			q->refused = true;
+			q->subscribed = false;
+		}
+		if (copy.why == WHY_OPEN || copy.why == WHY_REOPEN)
+			if (q->on_ready || q->waiter)
+				client_queue_done(q, st, ack.text);
+		if (copy.why == WHY_REOPEN && s->restoring) {
+			s->restoring--;
+			if (live && !q->dead) {
+				char t[600];
+				snprintf(t, sizeof t, "%s %s%s%s", st == MQ_ACK_OK ? "reopened" : "cannot reopen",
+				         q->dest, st == MQ_ACK_OK ? "" : ": ", ack.text);
+				client_emit_queue(s, st == MQ_ACK_OK ? MQ_EVENT_QUEUE_REOPENED : MQ_EVENT_QUEUE_REOPEN_FAILED,
+				                  q, t);
+			}
+			if (live)
+				restored_check(s);
+		} else if (copy.why == WHY_RESUME && s->resuming) {
+			s->resuming--;
+			if (live && !q->dead) {
+				char t[600];
+				snprintf(t, sizeof t, "%s %s%s%s", st == MQ_ACK_OK ? "resumed" : "cannot resume",
+				         q->dest, st == MQ_ACK_OK ? "" : ": ", ack.text);
+				client_emit_queue(s, st == MQ_ACK_OK ? MQ_EVENT_QUEUE_RESUMED : MQ_EVENT_QUEUE_RESUME_FAILED,
+				                  q, t);
+			}
+			if (live)
+				health_restored_check(s);
+		}
 		break;
 	case PEND_UNSUBSCRIBE:
-		if (copy.q && copy.q->unsub_wait)
-			copy.q->unsub_wait--;
+		if (!q)
+			break;
+		if (q->unsub_wait)
+			q->unsub_wait--;
+		if (copy.why == WHY_PAUSE && (q->on_ready || q->waiter)) {
+			client_queue_done(q, st, ack.text);
+		} else if (copy.why == WHY_SUSPEND && live && !q->dead) {
+			char t[600];
+			snprintf(t, sizeof t, "suspended %s (host unhealthy)", q->dest);
+			client_emit_queue(s, MQ_EVENT_QUEUE_SUSPENDED, q, t);
+		} else if (copy.why == WHY_CLOSE) {
+			if (q->close_wait)
+				q->close_wait--;
+			client_close_check(q);
+		}
 		break;
 	case PEND_DISCONNECT:
 		if (st == MQ_ACK_OK)
@@ -187,13 +288,19 @@ static void settle(struct mq_session *s, struct pending *p, enum mq_ack_status s
 	}
 }
 
+static void settle(struct mq_session *s, struct pending *p, enum mq_ack_status st, const char *text)
+{
+	client_settle(s, p, st, MQ_ACK_REFUSED, text);
+}
+
 void client_pending_cancel_queue(struct mq_session *s, struct mq_queue *q)
 {
 	size_t it = 0;
+	uint64_t key;
 	void *v;
-	while (u64map_next(&s->pending, &it, NULL, &v)) {
+	while (u64map_next(&s->pending, &it, &key, &v)) {
 		struct pending *p = v;
-		if (p->q == q)
+		if (key != 0 && p->q == q)
 			p->q = NULL;
 	}
 }
@@ -217,26 +324,116 @@ static int cmp_pending(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Every receipt still awaited fails, in the order they were asked for. */
-static void fail_all_pending(struct mq_session *s, const char *text)
+/* The receipts awaited now, in the order they were asked for; NULL when
+ * there are none. */
+static struct pending **pending_list(struct mq_session *s, size_t *n)
 {
 	struct pending **list;
-	size_t n = 0, it = 0;
+	size_t it = 0;
 	uint64_t key;
 	void *v;
 
+	*n = 0;
 	if (s->pending.count <= 1)
-		return;	/* the anchor only */
+		return NULL;	/* the anchor only */
 	list = xmalloc(s->pending.count * sizeof *list);
 	while (u64map_next(&s->pending, &it, &key, &v))
 		if (key != 0)
-			list[n++] = v;
+			list[(*n)++] = v;
+	qsort(list, *n, sizeof *list, cmp_pending);
+	return list;
+}
+
+static enum mq_ack_reason lost_reason(const struct pending *p)
+{
+	return p->kind == PEND_POST && !p->sent ? MQ_ACK_CANCELED : MQ_ACK_CONNECTION;
+}
+
+/* Every receipt still awaited fails, in the order they were asked for. */
+static void fail_all_pending(struct mq_session *s, const char *text)
+{
+	size_t n;
+	struct pending **list = pending_list(s, &n);
+
 	/* Out of the map before any callback runs: they may add receipts. */
 	for (size_t i = 0; i < n; i++)
 		u64map_del(&s->pending, list[i]->id);
-	qsort(list, n, sizeof *list, cmp_pending);
 	for (size_t i = 0; i < n; i++)
-		settle(s, list[i], MQ_ACK_FAILED, text);
+		client_settle(s, list[i], MQ_ACK_FAILED, lost_reason(list[i]), text);
+	free(list);
+}
+
+/* The connection is lost and another will be made: receipts that the new
+ * connection cannot answer are settled or dropped here; posts kept for
+ * sending again stay in the map with their ids. */
+static void settle_on_loss(struct mq_session *s, const char *text)
+{
+	size_t n;
+	struct pending **list = pending_list(s, &n);
+	size_t keep = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct pending *p = list[i];
+		if (p->kind == PEND_POST && p->copy && !(p->q && p->q->closing))
+			continue;	/* sent again after the reconnection */
+		u64map_del(&s->pending, p->id);
+		list[keep++] = p;
+	}
+	for (size_t i = 0; i < keep; i++) {
+		struct pending *p = list[i];
+		struct mq_queue *q = p->q;
+		enum pend_why why = p->why;	/* p is recycled before callbacks run */
+		if (s->state != MQ_SESSION_RECONNECTING) {
+			/* A callback stopped or freed the session: what is left
+			 * is out of the map, so it is settled here, silently
+			 * but for the callbacks every post and transaction is
+			 * owed. */
+			if (p->kind == PEND_POST || p->kind == PEND_TX)
+				client_settle(s, p, MQ_ACK_FAILED, lost_reason(p), text);
+			else
+				pending_recycle(s, p);
+			continue;
+		}
+		switch (p->kind) {
+		case PEND_POST:
+		case PEND_TX:
+			client_settle(s, p, MQ_ACK_FAILED, lost_reason(p), text);
+			break;
+		case PEND_SUBSCRIBE:
+			/* The queue is subscribed again once reconnected, and
+			 * on_ready fires then. */
+			pending_recycle(s, p);
+			if (why == WHY_RESUME && q && !q->dead) {
+				char t[600];
+				if (s->resuming)
+					s->resuming--;
+				snprintf(t, sizeof t, "resumed %s (subscribed again once reconnected)", q->dest);
+				client_emit_queue(s, MQ_EVENT_QUEUE_RESUMED, q, t);
+				health_restored_check(s);
+			}
+			break;
+		case PEND_UNSUBSCRIBE:
+			/* Without a connection there is no subscription left. */
+			pending_recycle(s, p);
+			if (!q)
+				break;
+			if (why == WHY_PAUSE && (q->on_ready || q->waiter)) {
+				client_queue_done(q, MQ_ACK_OK, "");
+			} else if (why == WHY_SUSPEND && !q->dead) {
+				char t[600];
+				snprintf(t, sizeof t, "suspended %s (host unhealthy)", q->dest);
+				client_emit_queue(s, MQ_EVENT_QUEUE_SUSPENDED, q, t);
+			} else if (why == WHY_CLOSE) {
+				if (q->close_wait)
+					q->close_wait--;
+				client_close_check(q);
+			}
+			break;
+		case PEND_DISCONNECT:
+			pending_recycle(s, p);
+			break;
+		}
+	}
 	free(list);
 }
 
@@ -248,6 +445,37 @@ static void arm(struct event *ev, unsigned ms)
 	event_add(ev, &tv);
 }
 
+static int start_attempt(struct mq_session *s);
+static void finish(struct mq_session *s, bool requested, const char *text);
+static void schedule_retry(struct mq_session *s, bool after_loss);
+
+/* Whether a close that nobody asked for is followed by another attempt. */
+static bool may_retry(const struct mq_session *s)
+{
+	return s->reconnect && !s->free_requested && !s->final_close &&
+	       (s->up || mono_ms() < s->start_deadline_ms);
+}
+
+/* The back-off delay has passed: the next attempt. */
+static void retry(struct mq_session *s)
+{
+	char text[sizeof s->err + 64];
+	if (!s->up && mono_ms() >= s->start_deadline_ms) {
+		snprintf(text, sizeof text, "no connection within %u ms (last attempt: %.400s)", s->timeout_ms, s->err);
+		finish(s, false, text);
+		return;
+	}
+	if (start_attempt(s) == 0)
+		return;
+	/* Could not even begin (no socket, say): a failed attempt like any. */
+	snprintf(text, sizeof text, "%s", s->err);
+	log_info("session %u %s: connection attempt failed: %s", s->serial, s->addr, text);
+	if (may_retry(s))
+		schedule_retry(s, false);
+	else
+		finish(s, false, text);
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct mq_session *s = arg;
@@ -257,6 +485,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	else if (s->state == MQ_SESSION_CLOSING)
 		close_conn(s, true, "closed by mq_session_stop (no RECEIPT for DISCONNECT within %u ms)",
 		           s->timeout_ms);
+	else if (s->state == MQ_SESSION_RECONNECTING)
+		retry(s);
 	client_leave(s);
 }
 
@@ -294,22 +524,44 @@ static void hb_in_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the close path ---- */
 
-static void close_conn(struct mq_session *s, bool requested, const char *fmt, ...)
+/* xorshift64: the jitter needs spread, not secrecy. */
+static uint64_t next_random(struct mq_session *s)
 {
-	char text[512];
-	va_list ap;
-	bool was_up;
-	struct mq_event ev = { 0 };
+	uint64_t x = s->rng;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return s->rng = x;
+}
 
-	if (s->state == MQ_SESSION_IDLE)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
-	va_end(ap);
-	was_up = s->state == MQ_SESSION_CONNECTED || s->state == MQ_SESSION_CLOSING;
-	requested = requested || s->stop_requested;
+/* The delay before the next attempt doubles with each failure from
+ * rc_min_ms up to rc_max_ms, and is drawn between half of it and all of
+ * it, so that the clients of a restarted broker spread out. The first
+ * attempt after a loss goes to the same host; each one after a failed
+ * attempt to the next host of the list. */
+static void schedule_retry(struct mq_session *s, bool after_loss)
+{
+	uint64_t full = s->rc_min_ms, delay;
+	for (unsigned i = 0; i < s->attempts && full < s->rc_max_ms; i++)
+		full *= 2;
+	full = MIN(full, (uint64_t)s->rc_max_ms);
+	delay = full / 2 + next_random(s) % (full - full / 2 + 1);
+	if (!s->up) {
+		uint64_t now = mono_ms();
+		delay = s->start_deadline_ms > now ? MIN(delay, s->start_deadline_ms - now) : 0;
+	}
+	if (!after_loss && s->nhosts > 1)
+		s->host_i = (s->host_i + 1) % s->nhosts;
+	s->attempts++;
+	if (log_enabled(LOG_DEBUG))
+		log_debug("session %u: next attempt in %" PRIu64 " ms, to %s", s->serial, delay,
+		          s->hosts[s->host_i].addr);
+	arm(s->timer, (unsigned)delay);
+}
 
-	client_enter(s);
+/* Drops the connection itself: its buffer, timers and per-connection state. */
+static void teardown(struct mq_session *s)
+{
 	if (s->bev) {
 		/* The bufferevent may be the one whose callback is running: free
 		 * it in the sweep, once every callback has returned. */
@@ -327,22 +579,82 @@ static void close_conn(struct mq_session *s, bool requested, const char *fmt, ..
 	s->epoch++;
 	s->out_above_high = false;
 	s->stop_requested = false;
-	set_state(s, MQ_SESSION_IDLE);
 	for (struct mq_queue *q = s->queues; q; q = q->next) {
 		q->unsub_wait = 0;
+		q->subscribed = false;
 		q->gen++;
 	}
+	for (struct mq_queue *q = s->closing; q; q = q->next)
+		q->subscribed = false;
+}
+
+/* The session is over: IDLE, everything outstanding fails, and the one
+ * DISCONNECTED (or CONNECT_FAILED, when it never came up). */
+static void finish(struct mq_session *s, bool requested, const char *text)
+{
+	struct mq_event ev = { 0 };
+
+	set_state(s, MQ_SESSION_IDLE);
+	event_del(s->timer);
 	snprintf(s->err, sizeof s->err, "%s", text);
-	if (was_up)
+	if (s->up)
 		log_info("session %u %s: disconnected: %s", s->serial, s->addr, text);
 	else
 		log_info("session %u %s: connection failed: %s", s->serial, s->addr, text);
-
+	s->restoring = 0;
+	s->resuming = 0;
+	s->final_close = false;
 	fail_all_pending(s, text);
-	ev.type = was_up ? MQ_EVENT_DISCONNECTED : MQ_EVENT_CONNECT_FAILED;
+	while (s->closing)
+		client_close_finish(s->closing, MQ_ACK_FAILED, text);
+	ev.type = s->up ? MQ_EVENT_DISCONNECTED : MQ_EVENT_CONNECT_FAILED;
 	ev.text = text;
 	ev.requested = requested;
+	s->up = false;
+	s->lost = false;
 	emit(s, &ev);
+}
+
+/* A connection dropped and another will be made. */
+static void lose(struct mq_session *s, bool was_up, const char *text)
+{
+	set_state(s, MQ_SESSION_RECONNECTING);
+	s->restoring = 0;
+	if (was_up) {
+		log_warn("session %u %s: connection lost: %s; reconnecting", s->serial, s->addr, text);
+		s->lost = true;
+		emit_simple(s, MQ_EVENT_CONNECTION_LOST, text);
+		if (s->state != MQ_SESSION_RECONNECTING)
+			return;	/* stopped or freed from the event */
+	} else {
+		log_info("session %u %s: connection attempt failed: %s", s->serial, s->addr, text);
+	}
+	settle_on_loss(s, text);
+	if (s->state == MQ_SESSION_RECONNECTING)
+		schedule_retry(s, was_up);
+}
+
+static void close_conn(struct mq_session *s, bool requested, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	bool was_up;
+
+	if (s->state == MQ_SESSION_IDLE)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	was_up = s->state == MQ_SESSION_CONNECTED || s->state == MQ_SESSION_CLOSING;
+	requested = requested || s->stop_requested;
+
+	client_enter(s);
+	teardown(s);
+	snprintf(s->err, sizeof s->err, "%s", text);
+	if (!requested && may_retry(s))
+		lose(s, was_up, text);
+	else
+		finish(s, requested, text);
 	client_leave(s);
 }
 
@@ -366,6 +678,38 @@ static bool offered(const struct mq_session *s, const char *v)
 		p = comma ? comma + 1 : NULL;
 	}
 	return false;
+}
+
+/* CONNECTED after a loss: every queue that should be subscribed is, the
+ * kept posts go again in the order they were first made, then
+ * RECONNECTED; STATE_RESTORED once the broker has answered every
+ * SUBSCRIBE (at once when there is none). */
+static void restore(struct mq_session *s)
+{
+	char text[300];
+	size_t n;
+	struct pending **list;
+
+	s->lost = false;
+	s->stats.reconnects++;
+	s->restoring = 0;
+	for (struct mq_queue *q = s->queues; q; q = q->next) {
+		if (client_wants_sub(q)) {
+			client_subscribe(q, WHY_REOPEN);
+			s->restoring++;
+		}
+	}
+	list = pending_list(s, &n);
+	for (size_t i = 0; i < n && s->state == MQ_SESSION_CONNECTED; i++)
+		if (list[i]->kind == PEND_POST && list[i]->copy)
+			client_repost(s, list[i]);
+	free(list);
+	if (s->state != MQ_SESSION_CONNECTED)
+		return;
+	snprintf(text, sizeof text, "reconnected to %s (STOMP %s)", s->addr, version_text(s->version));
+	log_warn("session %u %s", s->serial, text);
+	emit_simple(s, MQ_EVENT_RECONNECTED, text);
+	restored_check(s);
 }
 
 static void handle_connected(struct mq_session *s, struct frame *f)
@@ -418,6 +762,9 @@ static void handle_connected(struct mq_session *s, struct frame *f)
 	event_del(s->timer);
 	set_state(s, MQ_SESSION_CONNECTED);
 	s->stats.connects++;
+	if (!s->lost)
+		s->attempts = 0;	/* after a loss: once the state is restored */
+	s->last_version = s->version;
 	if (s->hb_out_ms) {
 		s->hb_out_mark = s->stats.bytes_out;
 		arm(s->hb_out_ev, MAX(s->hb_out_ms / 2, 1));
@@ -427,9 +774,14 @@ static void handle_connected(struct mq_session *s, struct frame *f)
 		s->hb_in_misses = 0;
 		arm(s->hb_in_ev, s->hb_in_ms);
 	}
+	if (s->lost) {
+		restore(s);
+		return;
+	}
+	s->up = true;
 	for (struct mq_queue *q = s->queues; q; q = q->next)
-		if (q->flags & MQ_READ)
-			client_subscribe(q);
+		if (client_wants_sub(q))
+			client_subscribe(q, WHY_OPEN);
 
 	snprintf(text, sizeof text, "connected to %s (STOMP %s%s%s)", s->addr, version_text(s->version),
 	         *s->server ? ", server " : "", s->server);
@@ -479,6 +831,10 @@ static void handle_error(struct mq_session *s, struct frame *f)
 	snprintf(s->last_error, sizeof s->last_error, "%s", text);
 
 	if (s->state == MQ_SESSION_CONNECTING || s->state == MQ_SESSION_LOGIN) {
+		/* A refused first CONNECT (a wrong passcode) will be refused
+		 * again; once the session has been up, the broker may have been
+		 * shutting down, so reconnection goes on. */
+		s->final_close = !s->up;
 		close_conn(s, false, "broker %s refused CONNECT: %s", s->addr, text);
 		return;
 	}
@@ -652,19 +1008,119 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- public: life cycle ---- */
 
+/* "host", "host:port", "[v6]" or "[v6]:port"; a bare address with more
+ * than one colon is an IPv6 address without a port. */
+static bool parse_host(const char *spec, uint16_t defport, struct host *h, char *err, size_t errlen)
+{
+	const char *colon = NULL, *name = spec;
+	size_t nlen;
+	uint64_t port = defport;
+	char addr[300];
+
+	if (!spec || !*spec) {
+		snprintf(err, errlen, "empty host name in the host list");
+		return false;
+	}
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+		if (!close || close == spec + 1 || (close[1] && close[1] != ':')) {
+			snprintf(err, errlen, "host '%s': expected [address] or [address]:port", spec);
+			return false;
+		}
+		name = spec + 1;
+		nlen = (size_t)(close - name);
+		colon = close[1] ? close + 1 : NULL;
+	} else {
+		colon = strchr(spec, ':');
+		if (colon && strchr(colon + 1, ':'))
+			colon = NULL;	/* IPv6 without brackets: no port */
+		nlen = colon ? (size_t)(colon - spec) : strlen(spec);
+	}
+	if (nlen == 0 || nlen > 255) {
+		snprintf(err, errlen, "host '%s': the name must have 1 to 255 characters", spec);
+		return false;
+	}
+	if (colon && !parse_u64(colon + 1, 1, 65535, &port)) {
+		snprintf(err, errlen, "host '%s': port '%s' is not a number 1..65535", spec, colon + 1);
+		return false;
+	}
+	h->name = xstrndup(name, nlen);
+	h->port = (uint16_t)port;
+	snprintf(addr, sizeof addr, strchr(h->name, ':') ? "[%s]:%u" : "%s:%u", h->name, h->port);
+	h->addr = xstrdup(addr);
+	return true;
+}
+
+static void use_host(struct mq_session *s, size_t i)
+{
+	s->host_i = i;
+	s->host = s->hosts[i].name;
+	s->port = s->hosts[i].port;
+	s->addr = s->hosts[i].addr;
+	s->vhost = s->vhost_opt ? s->vhost_opt : s->host;
+}
+
+static void hosts_init(struct mq_session *s, const struct mq_session_opts *o, uint16_t defport)
+{
+	char err[400];
+	size_t n = o->hosts && o->nhosts ? o->nhosts : 1;
+
+	s->hosts = xcalloc(n, sizeof *s->hosts);
+	if (!(o->hosts && o->nhosts)) {
+		const char *name = o->host && *o->host ? o->host : DEFAULT_HOST;
+		char addr[300];
+		s->hosts[0].name = xstrdup(name);
+		s->hosts[0].port = defport;
+		snprintf(addr, sizeof addr, strchr(name, ':') ? "[%s]:%u" : "%s:%u", name, defport);
+		s->hosts[0].addr = xstrdup(addr);
+		s->nhosts = 1;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!parse_host(o->hosts[i], defport, &s->hosts[s->nhosts], err, sizeof err)) {
+			if (!s->hosts_err)
+				s->hosts_err = xstrdup(err);
+			continue;
+		}
+		s->nhosts++;
+	}
+	if (s->nhosts == 0) {
+		/* Something to name in messages; start refuses anyway. */
+		s->hosts[0].name = xstrdup(DEFAULT_HOST);
+		s->hosts[0].port = defport;
+		s->hosts[0].addr = xstrdup("(no valid host)");
+		s->nhosts = 1;
+	}
+}
+
+/* A per-session prefix for MQ_POST_ID_HEADER: two sessions, even in two
+ * processes started in the same microsecond, should not share one. */
+static void make_nonce(struct mq_session *s)
+{
+	uint64_t seed = mono_us() ^ (wall_ms() << 20) ^ ((uint64_t)getpid() << 40) ^
+	                ((uint64_t)s->serial * 0x9e3779b97f4a7c15ull) ^ (uint64_t)(uintptr_t)s;
+	FILE *f = fopen("/dev/urandom", "rb");
+	if (f) {
+		uint64_t r;
+		if (fread(&r, sizeof r, 1, f) == 1)
+			seed ^= r;
+		fclose(f);
+	}
+	s->rng = seed ? seed : 0x2545f4914f6cdd1dull;
+	snprintf(s->post_nonce, sizeof s->post_nonce, "%016" PRIx64, next_random(s));
+}
+
 struct mq_session *mq_session_new(struct event_base *base, const struct mq_session_opts *o)
 {
 	struct mq_session *s;
-	char addr[300];
 
 	if (!base || !o)
 		return NULL;
 	s = xcalloc(1, sizeof *s);
 	s->base = base;
 	s->serial = ++session_serial;
-	s->host = xstrdup(o->host && *o->host ? o->host : DEFAULT_HOST);
 	s->dns_base = o->dns_base;
-	s->vhost = xstrdup(o->vhost && *o->vhost ? o->vhost : s->host);
+	s->vhost_opt = o->vhost && *o->vhost ? xstrdup(o->vhost) : NULL;
 	s->accept_version = xstrdup(o->accept_version && *o->accept_version ? o->accept_version : "1.0,1.1,1.2");
 	s->login = dup_or_null(o->login);
 	s->passcode = dup_or_null(o->passcode);
@@ -678,7 +1134,17 @@ struct mq_session *mq_session_new(struct event_base *base, const struct mq_sessi
 	s->tls_server_name = dup_or_null(o->tls_server_name);
 	if (o->tls_env)
 		client_tls_env(s);
-	s->port = o->port ? o->port : (s->tls ? DEFAULT_TLS_PORT : DEFAULT_PORT);
+	hosts_init(s, o, o->port ? o->port : (s->tls ? DEFAULT_TLS_PORT : DEFAULT_PORT));
+	use_host(s, 0);
+	s->reconnect = o->reconnect;
+	s->rc_min_ms = o->reconnect_min_ms ? o->reconnect_min_ms : DEFAULT_RECONNECT_MIN_MS;
+	s->rc_max_ms = o->reconnect_max_ms ? o->reconnect_max_ms : DEFAULT_RECONNECT_MAX_MS;
+	if (s->rc_max_ms < s->rc_min_ms)
+		s->rc_max_ms = s->rc_min_ms;
+	s->repost = o->repost == MQ_REPOST_FAIL ? MQ_REPOST_FAIL : MQ_REPOST_RESEND;
+	s->healthy = true;
+	s->last_version = STOMP_1_2;
+	make_nonce(s);
 	s->out_high = o->out_high_water ? o->out_high_water : DEFAULT_OUT_HIGH;
 	s->out_low = o->out_low_water ? o->out_low_water : DEFAULT_OUT_LOW;
 	if (s->out_low > s->out_high)
@@ -686,8 +1152,6 @@ struct mq_session *mq_session_new(struct event_base *base, const struct mq_sessi
 	s->on_event = o->on_event;
 	s->on_message = o->on_message;
 	s->arg = o->arg;
-	snprintf(addr, sizeof addr, strchr(s->host, ':') ? "[%s]:%u" : "%s:%u", s->host, s->port);
-	s->addr = xstrdup(addr);
 
 	s->lim.max_frame = o->max_frame ? o->max_frame : FRAME_DEFAULT_MAX_FRAME;
 	/* A broker may pass on every header its producers set: be generous
@@ -716,22 +1180,18 @@ static bool connect_headers_ok(struct mq_session *s)
 	return true;
 }
 
-int mq_session_start(struct mq_session *s)
+/* One connection attempt to hosts[host_i]: 0, or -1 with s->err when it
+ * could not even begin. */
+static int start_attempt(struct mq_session *s)
 {
 	struct bufferevent *bev;
 	const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
 	struct sockaddr_storage ss;
 	int sslen = sizeof ss;
 	int r;
+	unsigned timeout = s->timeout_ms;
 
-	if (s->state != MQ_SESSION_IDLE) {
-		client_set_err(s, "session %s is already %s", s->addr, mq_session_state_name(s->state));
-		return -1;
-	}
-	if (s->free_requested) {
-		client_set_err(s, "session %s is being freed", s->addr);
-		return -1;
-	}
+	use_host(s, s->host_i);
 	if (!connect_headers_ok(s))
 		return -1;
 	if (s->tls) {
@@ -780,13 +1240,42 @@ int mq_session_start(struct mq_session *s)
 	}
 	keep_from_children(bev);
 	s->bev = bev;
+	s->stats.attempts++;
 	s->last_error[0] = 0;
 	s->version = 0;
 	s->hb_out_ms = s->hb_in_ms = 0;
 	s->err[0] = 0;
 	set_state(s, MQ_SESSION_CONNECTING);
-	arm(s->timer, s->timeout_ms);
+	if (s->reconnect && !s->up) {
+		/* The first connection has one budget for all its attempts. */
+		uint64_t now = mono_ms();
+		timeout = s->start_deadline_ms > now ? (unsigned)MIN(timeout, s->start_deadline_ms - now) : 1;
+	}
+	arm(s->timer, MAX(timeout, 1));
 	return 0;
+}
+
+int mq_session_start(struct mq_session *s)
+{
+	if (s->state != MQ_SESSION_IDLE) {
+		client_set_err(s, "session %s is already %s", s->addr, mq_session_state_name(s->state));
+		return -1;
+	}
+	if (s->free_requested) {
+		client_set_err(s, "session %s is being freed", s->addr);
+		return -1;
+	}
+	if (s->hosts_err) {
+		client_set_err(s, "cannot start: %s", s->hosts_err);
+		return -1;
+	}
+	s->up = false;
+	s->lost = false;
+	s->final_close = false;
+	s->attempts = 0;
+	s->start_deadline_ms = mono_ms() + s->timeout_ms;
+	use_host(s, 0);
+	return start_attempt(s);
 }
 
 void mq_session_stop(struct mq_session *s)
@@ -802,7 +1291,11 @@ void mq_session_stop(struct mq_session *s)
 		return;
 	case MQ_SESSION_CONNECTING:
 	case MQ_SESSION_LOGIN:
-		close_conn(s, true, "stopped by mq_session_stop before CONNECTED");
+		close_conn(s, true, s->up ? "stopped by mq_session_stop while reconnecting"
+		                          : "stopped by mq_session_stop before CONNECTED");
+		return;
+	case MQ_SESSION_RECONNECTING:
+		close_conn(s, true, "stopped by mq_session_stop while reconnecting");
 		return;
 	case MQ_SESSION_CONNECTED:
 		break;
@@ -831,6 +1324,8 @@ static void destroy(struct mq_session *s)
 	/* Never back to zero: callbacks run below must not free it again. */
 	s->busy++;
 	fail_all_pending(s, "session freed");
+	while (s->closing)
+		client_close_finish(s->closing, MQ_ACK_FAILED, "session freed");
 	if (s->bev)
 		bufferevent_free(s->bev);	/* not expected: free closes first */
 	sweep(s);
@@ -854,9 +1349,13 @@ static void destroy(struct mq_session *s)
 	event_free(s->hb_in_ev);
 	if (s->ssl_ctx)
 		SSL_CTX_free(s->ssl_ctx);
-	free(s->addr);
-	free(s->host);
-	free(s->vhost);
+	for (size_t i = 0; i < s->nhosts; i++) {
+		free(s->hosts[i].name);
+		free(s->hosts[i].addr);
+	}
+	free(s->hosts);
+	free(s->hosts_err);
+	free(s->vhost_opt);
 	free(s->accept_version);
 	free(s->login);
 	free(s->passcode);
@@ -882,6 +1381,63 @@ void mq_session_free(struct mq_session *s)
 	client_leave(s);
 }
 
+/* ---- public: host health ---- */
+
+/* The queues now, so that callbacks run while walking them may close any. */
+static struct mq_queue **queue_snapshot(struct mq_session *s, size_t *n)
+{
+	struct mq_queue **list;
+	size_t count = 0;
+	for (struct mq_queue *q = s->queues; q; q = q->next)
+		count++;
+	*n = 0;
+	if (!count)
+		return NULL;
+	list = xmalloc(count * sizeof *list);
+	for (struct mq_queue *q = s->queues; q; q = q->next)
+		list[(*n)++] = q;
+	return list;
+}
+
+void mq_session_set_host_health(struct mq_session *s, bool healthy)
+{
+	struct mq_queue **list;
+	size_t n;
+
+	if (!s || s->healthy == healthy || s->free_requested)
+		return;
+	client_enter(s);
+	s->healthy = healthy;
+	log_info("session %u %s: host %s", s->serial, s->addr, healthy ? "healthy again" : "unhealthy");
+	if (!healthy)
+		emit_simple(s, MQ_EVENT_HOST_UNHEALTHY, "host unhealthy");
+	list = queue_snapshot(s, &n);
+	/* A queue closed by an earlier callback is only marked dead: it is
+	 * freed by the sweep, after client_leave. */
+	for (size_t i = 0; i < n && s->healthy == healthy; i++) {
+		struct mq_queue *q = list[i];
+		if (q->dead)
+			continue;
+		if (!healthy && q->suspend_opt && !q->suspended)
+			client_queue_suspend(q);
+		else if (healthy && q->suspended)
+			client_queue_resume(q);
+	}
+	free(list);
+	if (healthy && s->healthy)
+		health_restored_check(s);
+	client_leave(s);
+}
+
+bool mq_session_host_healthy(const struct mq_session *s) { return s->healthy; }
+
+void mq_log_set_level(int level)
+{
+	/* A program that asks for the library's lines gets them named as such. */
+	log_set_ident("mqclient");
+	log_set_level(level);
+}
+
 /* ---- public: accessors ---- */
 
 enum mq_session_state mq_session_state(const struct mq_session *s) { return s->state; }
@@ -893,6 +1449,7 @@ int mq_session_version(const struct mq_session *s)
 const char *mq_session_server(const struct mq_session *s) { return s->server; }
 const char *mq_session_broker_session(const struct mq_session *s) { return s->broker_session; }
 struct event_base *mq_session_base(const struct mq_session *s) { return s->base; }
+const char *mq_session_address(const struct mq_session *s) { return s->addr; }
 
 void mq_session_heartbeats(const struct mq_session *s, unsigned *send_ms, unsigned *recv_ms)
 {

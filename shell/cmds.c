@@ -12,10 +12,14 @@ static const struct cmd_info local[] = {
 	{ "publish", "publish DEST BODY [NAME=VALUE ...]",
 	  "Send BODY to DEST over STOMP, with the given headers, and wait for the broker's receipt.",
 	  2, -1, CMD_WRITE | CMDS_LOCAL, "dest" },
-	{ "tail", "tail DEST [COUNT]",
+	{ "tail", "tail DEST [COUNT] [selector=EXPR]",
 	  "Subscribe to DEST and print each message as it arrives, until Ctrl-C or COUNT messages. "
-	  "On a queue the messages printed are consumed.",
-	  1, 2, CMD_READ | CMDS_LOCAL, "dest" },
+	  "On a queue the messages printed are consumed. selector= takes only what a JMS selector matches.",
+	  1, 3, CMD_READ | CMDS_LOCAL, "dest" },
+	{ "browse", "browse QUEUE [COUNT] [selector=EXPR]",
+	  "Print what QUEUE holds, in order, without consuming anything (at most COUNT messages; "
+	  "selector= filters).",
+	  1, 3, CMD_READ | CMDS_LOCAL, "dest" },
 	{ "run", "run FILE.lua",
 	  "Run a scenario script and report its checks.",
 	  1, 1, CMD_WRITE | CMDS_LOCAL, "file" },

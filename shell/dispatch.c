@@ -364,22 +364,31 @@ static bool is_topic(struct mqsh *sh, const char *dest)
 	return topic;
 }
 
-static int run_tail(struct mqsh *sh, int argc, char **argv)
+/* tail and browse: DEST [COUNT] [selector=EXPR], in either order after DEST. */
+static int run_follow(struct mqsh *sh, int argc, char **argv, bool browse)
 {
+	const char *what = browse ? "browse" : "tail";
 	struct stomp_tail_opts o = { .json = sh->json, .out = stdout, .stop = repl_interrupt_flag() };
 	uint64_t got;
 	char err[1024];
 
-	if (argc == 3 && !parse_u64(argv[2], 1, UINT64_MAX, &o.count))
-		return fail(sh, CMD_BAD_ARG, "tail: COUNT: expected a number of messages (1 or more), got '%s'", argv[2]);
-	o.topic = is_topic(sh, argv[1]);
+	for (int i = 2; i < argc; i++) {
+		if (strncmp(argv[i], "selector=", 9) == 0)
+			o.selector = argv[i] + 9;
+		else if (!parse_u64(argv[i], 1, UINT64_MAX, &o.count))
+			return fail(sh, CMD_BAD_ARG, "%s: COUNT: expected a number of messages (1 or more), got '%s'",
+			            what, argv[i]);
+	}
+	if (!browse)
+		o.topic = is_topic(sh, argv[1]);
 	if (interrupted())
 		return 0;
-	if (stomp_cmds_tail(&sh->stomp, argv[1], &o, &got, err, sizeof err) < 0)
+	if ((browse ? stomp_cmds_browse : stomp_cmds_tail)(&sh->stomp, argv[1], &o, &got, err, sizeof err) < 0)
 		return interrupted() ? 0 : fail(sh, CMD_INTERNAL, "%s", err);
 	if (sh->interactive) {
 		fresh_line(sh);
-		fprintf(stderr, "tail: %llu message%s from %s\n", (unsigned long long)got, got == 1 ? "" : "s", argv[1]);
+		fprintf(stderr, "%s: %llu message%s from %s\n", what, (unsigned long long)got, got == 1 ? "" : "s",
+		        argv[1]);
 	}
 	return 0;
 }
@@ -489,14 +498,17 @@ int dispatch_command(struct mqsh *sh, const char *cmd, bool *quit)
 	else if (strcmp(c->name, "publish") == 0)
 		rc = run_publish(sh, c, argc, argv);
 	else if (strcmp(c->name, "tail") == 0)
-		rc = run_tail(sh, argc, argv);
+		rc = run_follow(sh, argc, argv, false);
+	else if (strcmp(c->name, "browse") == 0)
+		rc = run_follow(sh, argc, argv, true);
 	else if (strcmp(c->name, "run") == 0)
 		rc = run_scenario(sh, argv);
 	else
 		rc = run_remote(sh, c, argc, argv);
 	/* Ctrl-C is how tail and events end, and the scenario runner reports
 	 * what it saw before stopping; anything else it cut short. */
-	if (interrupted() && strcmp(c->name, "tail") != 0 && strcmp(c->name, "run") != 0 && !(c->flags & CMD_STREAM))
+	if (interrupted() && strcmp(c->name, "tail") != 0 && strcmp(c->name, "browse") != 0 && strcmp(c->name, "run") != 0 &&
+	    !(c->flags & CMD_STREAM))
 		rc = DISPATCH_INTERRUPTED;
 	fresh_line(sh);
 	free(argv);

@@ -280,6 +280,7 @@ struct scn_cgroup_opts {
 	uint32_t max_unconfirmed;
 	uint64_t max_unconfirmed_bytes;
 	int32_t priority;
+	const char *selector;	/* JMS selector; NULL: every message */
 	unsigned delay_ms;	/* processing time per message */
 	uint64_t disconnect_after;	/* 0 = never */
 	bool fanout;

@@ -355,6 +355,8 @@ static void p_on_event(struct mq_session *s, const struct mq_event *ev, void *ar
 		pc->wait_drain = false;
 		pump(pc);
 		break;
+	default:
+		break;	/* reconnection and host health: not used by the load generator */
 	}
 }
 
@@ -613,6 +615,7 @@ struct scn_cgroup {
 	uint32_t max_unconfirmed;
 	uint64_t max_unconfirmed_bytes;
 	int32_t priority;
+	char *selector;			/* owned; NULL: every message */
 	uint64_t delay_ns;
 	uint64_t disconnect_after;
 	bool fanout;
@@ -870,6 +873,8 @@ static void c_on_event(struct mq_session *s, const struct mq_event *ev, void *ar
 		break;
 	case MQ_EVENT_DRAINED:
 		break;
+	default:
+		break;	/* reconnection and host health: not used by the load generator */
 	}
 }
 
@@ -906,6 +911,7 @@ struct scn_cgroup *scn_cgroup_new(struct scn_run *r, const struct scn_cgroup_opt
 	g->max_unconfirmed = o->max_unconfirmed;
 	g->max_unconfirmed_bytes = o->max_unconfirmed_bytes;
 	g->priority = o->priority;
+	g->selector = dup_or_null(o->selector);
 	g->delay_ns = (uint64_t)o->delay_ms * 1000000u;
 	g->disconnect_after = o->disconnect_after;
 	g->fanout = o->fanout;
@@ -924,6 +930,7 @@ struct scn_cgroup *scn_cgroup_new(struct scn_run *r, const struct scn_cgroup_opt
 	qo.max_unconfirmed_messages = g->max_unconfirmed;
 	qo.max_unconfirmed_bytes = g->max_unconfirmed_bytes;
 	qo.consumer_priority = g->priority;
+	qo.selector = g->selector;
 	qo.headers = g->hdrs;
 	qo.nheaders = g->nhdrs;
 	qo.on_message = c_on_message;
@@ -989,6 +996,7 @@ void scn_cgroup_free(struct scn_cgroup *g)
 	free_headers(g->hdrs, g->nhdrs);
 	scn_hist_free(g->lat);
 	free(g->dest);
+	free(g->selector);
 	free(g->login);
 	free(g->passcode);
 	free(g->vhost);

@@ -690,9 +690,9 @@ static bool is_queue_name(const char *d)
 static int l_consumers(lua_State *L)
 {
 	static const char *const known[] = { "broker", "destination", "n", "ack", "max_unconfirmed",
-		                             "max_unconfirmed_bytes", "priority", "delay", "disconnect_after",
-		                             "fanout", "headers", "reconnect", "reconnect_ms", "login", "passcode",
-		                             "vhost", "start", NULL };
+		                             "max_unconfirmed_bytes", "priority", "selector", "delay",
+		                             "disconnect_after", "fanout", "headers", "reconnect", "reconnect_ms",
+		                             "login", "passcode", "vhost", "start", NULL };
 	static const char *const reserved[] = { "id", "destination", "ack", "receipt", NULL };
 	const char *fn = "consumers{}";
 	struct scn_run *r = run_of(L);
@@ -720,6 +720,7 @@ static int l_consumers(lua_State *L)
 	o.max_unconfirmed = (uint32_t)opt_int(L, 1, fn, "max_unconfirmed", 0, 0, UINT32_MAX);
 	o.max_unconfirmed_bytes = (uint64_t)opt_int(L, 1, fn, "max_unconfirmed_bytes", 0, 0, LLONG_MAX);
 	o.priority = (int32_t)opt_int(L, 1, fn, "priority", 0, INT32_MIN, INT32_MAX);
+	o.selector = opt_str(L, 1, fn, "selector", NULL);
 	o.delay_ms = (unsigned)opt_int(L, 1, fn, "delay", 0, 0, 3600000);
 	o.disconnect_after = (uint64_t)opt_int(L, 1, fn, "disconnect_after", 0, 0, LLONG_MAX);
 	o.fanout = opt_bool(L, 1, fn, "fanout", !is_queue_name(o.dest));

@@ -1,4 +1,4 @@
-/* stomp_cmds.c: publish and tail on the client library's blocking helpers. */
+/* stomp_cmds.c: publish, tail and browse on the client library's blocking helpers. */
 #include "stomp_cmds.h"
 
 #include <stdlib.h>
@@ -157,6 +157,8 @@ struct tail {
 	const struct stomp_tail_opts *o;
 	uint64_t got;
 	struct sbuf line;
+	bool browsing;
+	bool ended;		/* browsing: the broker's end marker came */
 };
 
 /* Body text for people: line breaks start an indented line, other
@@ -224,7 +226,12 @@ static void format_message(struct sbuf *out, struct mq_message *m, bool json)
 static void tail_message(struct mq_session *s, struct mq_message *m, void *arg)
 {
 	struct tail *t = arg;
+	const char *end;
 	(void)s;
+	if (t->browsing && (end = mq_message_header(m, "browser")) && strcmp(end, "end") == 0) {
+		t->ended = true;
+		return;
+	}
 	if (t->o->count && t->got >= t->o->count)
 		return;		/* past the count: unconfirmed, it goes back */
 	sbuf_reset(&t->line);
@@ -238,18 +245,23 @@ static void tail_message(struct mq_session *s, struct mq_message *m, void *arg)
 static bool tail_done(void *arg)
 {
 	struct tail *t = arg;
-	return (t->o->stop && *t->o->stop) || (t->o->count && t->got >= t->o->count);
+	return (t->o->stop && *t->o->stop) || (t->o->count && t->got >= t->o->count) || t->ended;
 }
 
-int stomp_cmds_tail(const struct stomp_target *t, const char *dest, const struct stomp_tail_opts *o,
-                    uint64_t *received, char *err, size_t errlen)
+static int follow(const struct stomp_target *t, const char *dest, const struct stomp_tail_opts *o, bool browse,
+                  uint64_t *received, char *err, size_t errlen)
 {
-	struct tail tl = { .o = o };
+	const char *what = browse ? "browse" : "tail";
+	struct tail tl = { .o = o, .browsing = browse };
+	static const struct mq_header browser = { "browser", "true" };
 	struct mq_queue_opts qo = {
-		.ack = o->topic ? MQ_ACK_AUTO : MQ_ACK_CLIENT_INDIVIDUAL,
-		.max_unconfirmed_messages = o->topic ? 0 : o->count ? TAIL_WINDOW_COUNTED : TAIL_WINDOW,
+		.ack = o->topic || browse ? MQ_ACK_AUTO : MQ_ACK_CLIENT_INDIVIDUAL,
+		.max_unconfirmed_messages = o->topic || browse ? 0 : o->count ? TAIL_WINDOW_COUNTED : TAIL_WINDOW,
+		.headers = browse ? &browser : NULL,
+		.nheaders = browse ? 1 : 0,
 		.on_message = tail_message,
 		.arg = &tl,
+		.selector = o->selector,
 	};
 	struct run r;
 	int rc = -1;
@@ -267,11 +279,11 @@ int stomp_cmds_tail(const struct stomp_target *t, const char *dest, const struct
 		rc = 0;
 		break;
 	case MQ_RUN_CLOSED:
-		snprintf(err, errlen, "tail %s: lost the connection to the broker: %s", dest,
+		snprintf(err, errlen, "%s %s: lost the connection to the broker: %s", what, dest,
 		         r.why[0] ? r.why : mq_session_error(r.s));
 		break;
 	default:
-		snprintf(err, errlen, "tail %s: %s", dest, mq_session_error(r.s));
+		snprintf(err, errlen, "%s %s: %s", what, dest, mq_session_error(r.s));
 		break;
 	}
 out:
@@ -279,4 +291,16 @@ out:
 	run_end(&r);
 	sbuf_fini(&tl.line);
 	return rc;
+}
+
+int stomp_cmds_tail(const struct stomp_target *t, const char *dest, const struct stomp_tail_opts *o,
+                    uint64_t *received, char *err, size_t errlen)
+{
+	return follow(t, dest, o, false, received, err, errlen);
+}
+
+int stomp_cmds_browse(const struct stomp_target *t, const char *dest, const struct stomp_tail_opts *o,
+                      uint64_t *received, char *err, size_t errlen)
+{
+	return follow(t, dest, o, true, received, err, errlen);
 }

@@ -1,6 +1,6 @@
 /* stomp_cmds.h: mqsh's commands that speak STOMP to the broker, through
- * the project's client library (client/mqclient.h): publish and
- * tail. Each makes its own event loop and session for the one command. */
+ * the project's client library (client/mqclient.h): publish, tail and
+ * browse. Each makes its own event loop and session for the one command. */
 #ifndef MQSH_STOMP_CMDS_H
 #define MQSH_STOMP_CMDS_H
 
@@ -33,6 +33,7 @@ int stomp_cmds_publish(const struct stomp_target *t, const char *dest, const cha
 
 struct stomp_tail_opts {
 	uint64_t count;		/* stop after this many messages; 0: until *stop */
+	const char *selector;	/* only what this JMS selector matches; NULL: all */
 	bool topic;		/* a topic keeps nothing for us: take what comes (ack auto) */
 	bool json;		/* one JSON object per message instead of text */
 	FILE *out;
@@ -47,5 +48,11 @@ struct stomp_tail_opts {
  * connection was lost. */
 int stomp_cmds_tail(const struct stomp_target *t, const char *dest, const struct stomp_tail_opts *o,
                     uint64_t *received, char *err, size_t errlen);
+
+/* Browses queue dest (SUBSCRIBE browser:true): prints what it holds, in
+ * order, without consuming anything, until the broker's end marker or
+ * o->count messages (o->topic is ignored). Same return as tail. */
+int stomp_cmds_browse(const struct stomp_target *t, const char *dest, const struct stomp_tail_opts *o,
+                      uint64_t *received, char *err, size_t errlen);
 
 #endif

@@ -3,9 +3,14 @@
 
   tests/run.py BUILD_DIR [pytest args...]
 
-Suites: the cmocka unit tests in BUILD_DIR/tests (TAP output), then the
-integration tests under tests/integration with pytest, which start the
-BUILD_DIR/bin/mqbroker they test. Exit status 0 only when nothing failed.
+Suites: the cmocka unit tests in BUILD_DIR/tests (TAP output), then, in
+one pytest run, the integration tests under tests/integration, which
+start the BUILD_DIR/bin/mqbroker they test, and the client SDK's tests
+under tests/python (the installed C library and Python package against
+that broker; MQ_CLIENT_PREFIX names the install, see tests/python/conftest.py);
+then, when MQ_CLIENT_PREFIX_SANITIZED names an install of the sanitizer
+build, tests/python once more against that library.
+Exit status 0 only when nothing failed.
 """
 import os
 import re
@@ -45,11 +50,13 @@ def run_unit(build):
     return passed, failed
 
 
-def run_integration(build, extra):
-    report = os.path.join(build, "integration-report.xml")
-    env = dict(os.environ, MQ_BUILD_DIR=os.path.abspath(build))
+def run_pytest(build, name, paths, extra, env_extra=None):
+    report = os.path.join(build, f"{name}-report.xml")
+    env = dict(os.environ, MQ_BUILD_DIR=os.path.abspath(build), **(env_extra or {}))
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rf",
-           f"--junitxml={report}", os.path.join(ROOT, "tests", "integration")] + extra
+           f"--junitxml={report}"] + paths + extra
+    if os.path.exists(report):
+        os.unlink(report)
     rc = subprocess.run(cmd, env=env, cwd=ROOT).returncode
     if not os.path.exists(report):
         return 0, 1
@@ -63,6 +70,33 @@ def run_integration(build, extra):
     return total - bad - skipped, bad
 
 
+def run_integration(build, extra):
+    return run_pytest(build, "integration", [os.path.join(ROOT, "tests", "integration"),
+                                             os.path.join(ROOT, "tests", "python")], extra)
+
+
+def run_python_sanitized(build, extra):
+    """The Python suite again, against the library of the sanitizer build
+    (MQ_CLIENT_PREFIX_SANITIZED, an install of BUILD_DIR): the ASan and
+    UBSan runtimes are preloaded into the interpreter, so a memory error in
+    the library under real use fails the test that caused it. Leaks are
+    not checked here (the interpreter does not free everything at exit;
+    the unit tests check the library's). The install tests are left out:
+    they run the compiler, which must not get the preloaded runtimes."""
+    prefix = os.environ.get("MQ_CLIENT_PREFIX_SANITIZED")
+    if not prefix:
+        return 0, 0
+    cc = os.environ.get("CC", "cc")
+    runtimes = [subprocess.run([cc, f"-print-file-name={lib}"], capture_output=True, text=True).stdout.strip()
+                for lib in ("libasan.so", "libubsan.so")]
+    env = {"MQ_CLIENT_PREFIX": prefix, "LD_PRELOAD": " ".join(runtimes),
+           "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=66",
+           "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=67"}
+    return run_pytest(build, "python-sanitized", [os.path.join(ROOT, "tests", "python"),
+                                                  "--ignore", os.path.join(ROOT, "tests", "python", "test_install.py")],
+                      extra, env)
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__)
@@ -70,7 +104,8 @@ def main():
     build, extra = sys.argv[1], sys.argv[2:]
     up, uf = (0, 0) if extra else run_unit(build)
     ip, if_ = run_integration(build, extra)
-    passed, failed = up + ip, uf + if_
+    sp, sf = run_python_sanitized(build, extra)
+    passed, failed = up + ip + sp, uf + if_ + sf
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

@@ -10,6 +10,7 @@
 
 #include "core/broker.h"
 #include "common/cmdline.h"
+#include "core/selector.h"
 #include "core/sink.h"
 #include "core/dest.h"
 #include "net/listener.h"
@@ -223,7 +224,7 @@ static void dest_row(struct jw *w, const struct dest *d, bool detail)
 	jw_kstr(w, "name", d->name);
 	jw_kstr(w, "type", dest_type_name(d->type));
 	jw_kstr(w, "vhost", d->vhost->name);
-	jw_kuint(w, "depth", d->count);
+	jw_kuint(w, "depth", queue_depth(d));
 	jw_kuint(w, "unacked", d->unacked);
 	jw_kint(w, "consumers", d->nsubs);
 	jw_kuint(w, "messages_in", d->messages_in);
@@ -233,6 +234,8 @@ static void dest_row(struct jw *w, const struct dest *d, bool detail)
 	if (d->type == DEST_QUEUE) {
 		jw_kbool(w, "paused", d->paused);
 		jw_kbool(w, "persistent", d->opts.persistent);
+		if (d->opts.single_active_consumer)
+			jw_kbool(w, "single_active_consumer", true);
 	}
 	if (d->type == DEST_PUBSUB)
 		jw_kuint(w, "children", d->nchildren);
@@ -264,6 +267,10 @@ static void dest_row(struct jw *w, const struct dest *d, bool detail)
 				jw_str(w, d->children[i]->name);
 			jw_arr_end(w);
 		}
+		if (d->type == DEST_QUEUE) {
+			/* set aside: nobody's selector matches them yet */
+			jw_kuint(w, "waiting_for_selector", d->nparked);
+		}
 		jw_key(w, "subscribers");
 		jw_arr_begin(w);
 		const struct sub *s;
@@ -274,9 +281,30 @@ static void dest_row(struct jw *w, const struct dest *d, bool detail)
 			jw_kstr(w, "ack", ack_mode_name(s->opts.ack));
 			jw_kuint(w, "unacked", s->unacked);
 			jw_kint(w, "priority", s->opts.priority);
+			if (s->opts.selector)
+				jw_kstr(w, "selector", selector_text(s->opts.selector));
+			if (d->type == DEST_QUEUE && d->opts.single_active_consumer)
+				jw_kbool(w, "active", s == TAILQ_FIRST(&d->subs));
 			jw_obj_end(w);
 		}
 		jw_arr_end(w);
+		if (d->type == DEST_QUEUE && d->groups_owned.count) {
+			/* message groups and the consumer each belongs to */
+			size_t it = 0;
+			void *v;
+			jw_key(w, "groups");
+			jw_arr_begin(w);
+			while (strmap_next(&d->groups_owned, &it, NULL, &v)) {
+				const struct qgroup *g = v;
+				jw_obj_begin(w);
+				jw_kstr(w, "group", g->name);
+				jw_kuint(w, "client", g->owner->sink->id);
+				jw_kstr(w, "subscription", g->owner->id);
+				jw_kuint(w, "messages", g->messages);
+				jw_obj_end(w);
+			}
+			jw_arr_end(w);
+		}
 	}
 	jw_obj_end(w);
 }
@@ -382,7 +410,7 @@ static int cmd_list(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 			jw_kstr(&r->w, "name", d->name + strlen("/durable/"));
 			jw_kstr(&r->w, "topic", d->durable_topic);
 			jw_kstr(&r->w, "vhost", d->vhost->name);
-			jw_kuint(&r->w, "depth", d->count);
+			jw_kuint(&r->w, "depth", queue_depth(d));
 			jw_kuint(&r->w, "unacked", d->unacked);
 			jw_kint(&r->w, "consumers", d->nsubs);
 			jw_kbool(&r->w, "active", d->nsubs > 0);
@@ -499,7 +527,7 @@ static int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_repl
 		size_t n;
 		struct dest **all = broker_dests(b, -1, &n);
 		for (size_t i = 0; i < n; i++) {
-			depth += all[i]->count;
+			depth += queue_depth(all[i]);
 			unacked += all[i]->unacked;
 		}
 		ndest = n;
@@ -814,7 +842,7 @@ static int cmd_redrive(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_re
 	if (target == dlq)
 		return cmd_fail(r, CMD_BAD_ARG, "redrive: %s is the dead-letter queue itself", dlq->name);
 	/* Take the whole backlog first: sending may route back into dlq. */
-	n = dlq->count;
+	n = queue_depth(dlq);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t deliveries;
 		bool journaled;

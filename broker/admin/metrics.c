@@ -41,7 +41,7 @@ static void label(struct sbuf *out, const char *s)
 typedef uint64_t (*dest_value)(const struct dest *d);
 static uint64_t v_in(const struct dest *d) { return d->messages_in; }
 static uint64_t v_out(const struct dest *d) { return d->messages_out; }
-static uint64_t v_depth(const struct dest *d) { return d->count; }
+static uint64_t v_depth(const struct dest *d) { return d->type == DEST_QUEUE ? queue_depth(d) : 0; }
 static uint64_t v_unacked(const struct dest *d) { return d->unacked; }
 static uint64_t v_bytes(const struct dest *d) { return d->bytes; }
 static uint64_t v_consumers(const struct dest *d) { return (uint64_t)d->nsubs; }

@@ -432,6 +432,16 @@ int queue_opts_set(struct queue_opts *o, const char *name, const char *value, ch
 		o->persistent = b;
 		return 0;
 	}
+	if (name_is(name, "single_active_consumer") || name_is(name, "x_single_active_consumer") ||
+	    name_is(name, "exclusive")) {
+		bool b = true;
+		if (value && !parse_bool(value, &b)) {
+			snprintf(err, errlen, "%s: expected true or false, got '%s'", name, value);
+			return -1;
+		}
+		o->single_active_consumer = b;
+		return 0;
+	}
 	if (!value) {
 		snprintf(err, errlen, "%s: needs a value (%s=...)", name, name);
 		return -1;
@@ -486,7 +496,7 @@ int queue_opts_set(struct queue_opts *o, const char *name, const char *value, ch
 		o->dead_letter = strcmp(value, "none") == 0 ? xstrdup("") : xstrdup(value);
 	} else {
 		snprintf(err, errlen, "unknown queue option '%s' (known: persistent, max-length, max-bytes, "
-		         "overflow, ttl, max-deliveries, dead-letter)", name);
+		         "overflow, ttl, max-deliveries, dead-letter, single-active-consumer)", name);
 		return -1;
 	}
 	return 0;

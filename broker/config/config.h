@@ -45,6 +45,7 @@ struct queue_opts {
 	uint64_t ttl_ms;		/* default time-to-live; 0 = none */
 	uint32_t max_deliveries;	/* then dead-letter; 0 = unlimited */
 	char *dead_letter;		/* owned; NULL = "/queue/DLQ.<name>", "" = drop */
+	bool single_active_consumer;	/* only one subscriber receives; the next takes over */
 };
 
 struct listener_cfg {

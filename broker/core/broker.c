@@ -156,7 +156,7 @@ static void sweep_queues(struct broker *b)
 	/* A snapshot: expiry may dead-letter into a queue it creates. */
 	struct dest **queues = broker_dests(b, DEST_QUEUE, &n);
 	for (size_t i = 0; i < n; i++)
-		if (queues[i]->count)
+		if (queue_depth(queues[i]))
 			queue_sweep(queues[i], now);
 	free(queues);
 }

@@ -177,6 +177,8 @@ static void dest_free(struct dest *d)
 	if (d->type == DEST_QUEUE) {
 		queue_purge(d);
 		free(d->items);
+		free(d->parked);
+		groups_free(d);
 	}
 	store_dest_deleted(d);
 	pubsub_forget_child(d);
@@ -244,6 +246,8 @@ void dest_free_all(struct vhost *vh)
 		if (d->type == DEST_QUEUE) {
 			queue_purge(d);
 			free(d->items);
+			free(d->parked);
+			groups_free(d);
 		}
 		free(d->children);
 		strmap_fini(&d->groups);
@@ -261,9 +265,9 @@ static bool queue_refuses(const struct dest *d, const struct msg *m, char *err, 
 {
 	if (d->opts.overflow != OVERFLOW_REJECT)
 		return false;
-	if (d->opts.max_length && d->count >= d->opts.max_length) {
-		snprintf(err, errlen, "queue %s is full: %zu message%s (max-length %llu)", d->name, d->count,
-		         d->count == 1 ? "" : "s", (unsigned long long)d->opts.max_length);
+	if (d->opts.max_length && queue_depth(d) >= d->opts.max_length) {
+		snprintf(err, errlen, "queue %s is full: %zu message%s (max-length %llu)", d->name, queue_depth(d),
+		         queue_depth(d) == 1 ? "" : "s", (unsigned long long)d->opts.max_length);
 		return true;
 	}
 	if (d->opts.max_bytes && d->bytes + m->body_len > d->opts.max_bytes) {

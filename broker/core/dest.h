@@ -33,7 +33,8 @@ struct qitem {
 		uint64_t id;		/* while paged out: read back from the journal */
 	};
 	uint32_t deliveries;		/* times delivered so far */
-	uint32_t len : 29;		/* body bytes (record bytes while paged out after a restart) */
+	uint32_t len : 28;		/* body bytes (record bytes while paged out after a restart) */
+	uint32_t taken : 1;		/* delivered out of order: an empty slot, skipped */
 	uint32_t journaled : 1;		/* this queue's copy has a journal record to remove */
 	uint32_t paged : 1;		/* only the id is in memory */
 	uint32_t recovered : 1;		/* came back after a restart: delivered as redelivered */
@@ -56,7 +57,13 @@ struct dest {
 	struct sub *rr;			/* queues: the subscriber served last */
 
 	struct qitem *items;		/* queues: ring buffer, owned */
-	size_t head, count, cap;
+	size_t head, count, cap;	/* count includes the taken slots */
+	size_t holes;			/* queues: taken slots in the ring (never at its head) */
+	struct qitem *parked;		/* queues: messages no subscriber's selector matches, oldest
+					 * first, set aside until a new subscriber comes; owned */
+	size_t nparked, parked_cap;
+	int nsel;			/* queues: subscribers with a selector */
+	struct strmap groups_owned;	/* queues: message group -> struct qgroup *, owned (groups.c) */
 	uint64_t bytes;			/* body bytes held */
 	uint64_t paged;			/* messages paged out to the journal */
 	uint64_t paged_bytes;
@@ -127,6 +134,14 @@ bool dest_would_refuse(const struct dest *d, const struct msg *m, char *err, siz
 enum send_status dest_send(struct dest *d, struct msg *m, uint64_t *seq, char *err, size_t errlen);
 
 /* ---- queue.c ---- */
+/* Messages the queue holds (in the ring and set aside). */
+static inline size_t queue_depth(const struct dest *q)
+{
+	return q->count - q->holes + q->nparked;
+}
+/* A subscriber came, or changed what it takes: messages set aside because
+ * nobody's selector matched them go back to the head, in order. */
+void queue_unpark(struct dest *q);
 /* Appends a message; false when it was not kept (already expired).
  * journaled: the journal holds this queue's copy (see store.h); such a
  * message is paged out when the queue is over its memory budget. */
@@ -161,6 +176,19 @@ void queue_sweep(struct dest *q, uint64_t now);
 const char *queue_dead_letter_name(const struct dest *q, bool explicit_only, char *buf, size_t len);
 void queue_dead_letter(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled,
                        const char *reason, bool explicit_only);
+
+/* ---- groups.c ---- */
+struct qgroup {
+	struct sub *owner;		/* borrowed */
+	uint64_t messages;		/* given to its owners so far */
+	char name[];			/* the key in q->groups_owned */
+};
+/* The consumer that owns `group` on q, or NULL. */
+struct sub *groups_owner(struct dest *q, const char *group);
+void groups_assign(struct dest *q, const char *group, struct sub *s);
+/* s leaves: the groups it owned are free to be given again. */
+void groups_forget_sub(struct dest *q, struct sub *s);
+void groups_free(struct dest *q);
 
 /* ---- topic.c ---- */
 enum send_status topic_publish(struct dest *t, struct msg *m);

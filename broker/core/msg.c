@@ -24,6 +24,15 @@ bool msg_is_control_header(const char *name, size_t len)
 }
 
 
+/* The headers that name a message group: JMS's, then mqbroker's own. */
+static const char *const group_headers[] = { "JMSXGroupID", "message-group" };
+
+static bool is_group_header(const char *name, size_t len)
+{
+	return (len == 11 && memcmp(name, "JMSXGroupID", 11) == 0) ||
+	       (len == 13 && memcmp(name, "message-group", 13) == 0);
+}
+
 /* Bytes a value takes once 1.2-escaped, and whether it holds a \r. */
 static size_t escaped_len(const char *s, size_t len, bool *has_cr)
 {
@@ -109,7 +118,7 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame_hdr *hdrs,
                     const void *body, size_t body_len, const struct msg_edit *edits, size_t nedits)
 {
 	size_t hlen = 0, raw_len = 0;
-	bool has_cr = false;
+	bool has_cr = false, grouped = false;
 	struct msg *m;
 	char *w;
 	char *(*put)(char *, const char *, size_t, const char *, size_t);
@@ -125,6 +134,8 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame_hdr *hdrs,
 		e = nedits ? find_edit(edits, nedits, h->name, h->name_len) : NULL;
 		if (e && !e->value)
 			continue;
+		if (is_group_header(h->name, h->name_len) && (e ? *e->value != 0 : h->value_len != 0))
+			grouped = true;
 		hlen += escaped_len(h->name, h->name_len, &has_cr) + 2 +
 		        (e ? escaped_len(e->value, strlen(e->value), &has_cr)
 		           : escaped_len(h->value, h->value_len, &has_cr));
@@ -136,6 +147,8 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame_hdr *hdrs,
 			continue;
 		if (find_edit(edits, i, edits[i].name, strlen(edits[i].name)))
 			continue;	/* set twice: the first pass already counted it */
+		if (is_group_header(edits[i].name, strlen(edits[i].name)) && *edits[i].value)
+			grouped = true;
 		hlen += escaped_len(edits[i].name, strlen(edits[i].name), &has_cr) + 2 +
 		        escaped_len(edits[i].value, strlen(edits[i].value), &has_cr);
 		raw_len += strlen(edits[i].name) + 2 + strlen(edits[i].value);
@@ -170,6 +183,8 @@ struct msg *msg_new(uint64_t id, const char *dest, const struct frame_hdr *hdrs,
 	assert((size_t)(w - m->hdrs) == hlen);
 	if (memchr(m->hdrs, '\\', hlen))
 		m->flags |= MSG_HDR_HAS_ESC;
+	if (grouped)
+		m->flags |= MSG_GROUPED;
 	if (body_len)
 		memcpy(m->body, body, body_len);
 	return m;
@@ -351,6 +366,41 @@ const char *msg_header(const struct msg *m, const char *name, char *buf, size_t 
 		if (dn >= 0)
 			buf[dn] = 0;
 		return buf;
+	}
+	return NULL;
+}
+
+const char *msg_header_raw(const struct msg *m, const char *name, size_t nlen, size_t *vlen)
+{
+	const char *p = m->hdrs, *end = m->hdrs + m->hdrs_len;
+	struct line l;
+	char nb[256];
+	while (next_line(&p, end, &l)) {
+		if (!(m->flags & MSG_HDR_HAS_ESC)) {
+			if (l.nlen != nlen || memcmp(l.name, name, nlen) != 0)
+				continue;
+		} else {
+			size_t n = MIN(l.nlen, sizeof nb - 1);
+			long dn;
+			memcpy(nb, l.name, n);
+			dn = frame_unescape(nb, n, STOMP_1_2);
+			if (dn < 0 || (size_t)dn != nlen || memcmp(nb, name, nlen) != 0)
+				continue;
+		}
+		*vlen = l.vlen;
+		return l.value;
+	}
+	return NULL;
+}
+
+const char *msg_group(const struct msg *m, char *buf, size_t buflen)
+{
+	if (!(m->flags & MSG_GROUPED))
+		return NULL;
+	for (size_t i = 0; i < ARRAY_LEN(group_headers); i++) {
+		const char *v = msg_header(m, group_headers[i], buf, buflen);
+		if (v && *v)
+			return v;
 	}
 	return NULL;
 }

@@ -28,6 +28,7 @@ enum {
 	MSG_RECOVERED = 1 << 3,		/* came back from the journal after a restart */
 	MSG_HDR_HAS_ESC = 1 << 4,	/* a header holds an escape, so 1.0 readers need their own encoding */
 	MSG_DEAD_LETTER = 1 << 5,	/* a dead letter: never dead-lettered again (journaled) */
+	MSG_GROUPED = 1 << 6,		/* has a message group header (JMSXGroupID, message-group) */
 };
 
 struct msg {
@@ -99,6 +100,11 @@ void msg_unref_cb(const void *data, size_t len, void *arg);
 const char *msg_hdrs_for(struct msg *m, enum stomp_version version, size_t *len);
 /* Looks a user header up (decoded into buf); NULL if absent. */
 const char *msg_header(const struct msg *m, const char *name, char *buf, size_t buflen);
+/* The value of header `name` as stored (1.2-escaped: it needs decoding when
+ * the message has MSG_HDR_HAS_ESC), without a copy; NULL if absent. */
+const char *msg_header_raw(const struct msg *m, const char *name, size_t nlen, size_t *vlen);
+/* The message group a message belongs to (decoded into buf), or NULL. */
+const char *msg_group(const struct msg *m, char *buf, size_t buflen);
 
 /* Journal payload: [u32 dest_len][dest][u32 hdrs_len][hdrs][u64 timestamp]
  * [u64 expires][u32 flags][body]. msg_decode is its inverse (the message

@@ -8,7 +8,17 @@
  * Queues larger than memory: beyond queue_memory_budget bytes of bodies,
  * a slot whose message is in the journal keeps only the message id (it is
  * "paged out"); the message is read back when its turn comes. The newest
- * messages page out first, so the head, which goes next, stays in memory. */
+ * messages page out first, so the head, which goes next, stays in memory.
+ *
+ * Selectors, message groups and a single active consumer make dispatch
+ * choosy: the head may be for a consumer that is busy while the next
+ * message is for one that is free. Such a queue looks past the head (a
+ * window of DISPATCH_WINDOW slots) and takes what it can deliver from the
+ * middle, leaving an empty slot (taken) that is skipped and trimmed when
+ * it reaches the head. A message that no subscriber's selector matches at
+ * all is set aside (parked) so that it blocks nothing, and comes back to
+ * the head, in order, when a subscriber arrives. A queue without any of
+ * these keeps the plain path: the head to the next subscriber with room. */
 #include "core/dest.h"
 
 #include <inttypes.h>
@@ -18,9 +28,13 @@
 
 #include "common/log.h"
 #include "core/msg.h"
+#include "core/sink.h"
 #include "core/store.h"
 #include "core/sub.h"
 #include "common/util.h"
+
+/* Slots a choosy dispatch looks at past the head (ActiveMQ pages 200). */
+#define DISPATCH_WINDOW 1000
 
 /* Moves the slots, head first, into a ring of `cap` (a power of two). */
 static void resize(struct dest *q, size_t cap)
@@ -62,6 +76,31 @@ static struct qitem pop_head(struct dest *q)
 		q->paged--;
 		q->paged_bytes -= it.len;
 	}
+	/* The head is never an empty slot. */
+	while (q->count && q->items[q->head].taken) {
+		q->head = (q->head + 1) & (q->cap - 1);
+		q->count--;
+		q->holes--;
+	}
+	return it;
+}
+
+/* Takes slot i (0 = the head) out of the ring: the head is popped, any
+ * other slot left empty. Its bytes leave the queue's count. */
+static struct qitem take_at(struct dest *q, size_t i)
+{
+	struct qitem *slot, it;
+	if (i == 0)
+		return pop_head(q);
+	slot = &q->items[(q->head + i) & (q->cap - 1)];
+	it = *slot;
+	q->bytes -= it.len;
+	if (it.paged) {
+		q->paged--;
+		q->paged_bytes -= it.len;
+	}
+	*slot = (struct qitem){ .taken = 1 };
+	q->holes++;
 	return it;
 }
 
@@ -185,14 +224,29 @@ static void expire(struct dest *q, struct msg *m, uint32_t deliveries, bool jour
 	queue_dead_letter(q, m, deliveries, journaled, "expired", true);
 }
 
+/* Takes the oldest parked message out (overflow, redrive, purge). */
+static struct qitem unpark_first(struct dest *q)
+{
+	struct qitem it = q->parked[0];
+	memmove(q->parked, q->parked + 1, (q->nparked - 1) * sizeof *q->parked);
+	q->nparked--;
+	q->bytes -= it.len;
+	if (it.paged) {
+		q->paged--;
+		q->paged_bytes -= it.len;
+	}
+	return it;
+}
+
 /* Makes room at the head for `incoming` more bytes (overflow drop-oldest). */
 static void drop_head_for_room(struct dest *q, size_t incoming)
 {
 	char buf[1200];
 	bool to_dlq = queue_dead_letter_name(q, true, buf, sizeof buf) != NULL;
-	while (q->count && ((q->opts.max_length && q->count >= q->opts.max_length) ||
-	                    (q->opts.max_bytes && q->bytes + incoming > q->opts.max_bytes))) {
-		struct qitem it = pop_head(q);
+	while (queue_depth(q) && ((q->opts.max_length && queue_depth(q) >= q->opts.max_length) ||
+	                          (q->opts.max_bytes && q->bytes + incoming > q->opts.max_bytes))) {
+		/* the oldest first: what was set aside is older than the ring */
+		struct qitem it = q->nparked ? unpark_first(q) : pop_head(q);
 		struct msg *m = to_dlq ? item_msg(q, &it) : (it.paged ? NULL : it.m);
 		if (m) {
 			queue_dead_letter(q, m, it.deliveries, it.journaled, "overflow", true);
@@ -208,6 +262,23 @@ static void drop_head_for_room(struct dest *q, size_t incoming)
 
 void queue_sweep(struct dest *q, uint64_t now)
 {
+	/* What is set aside waits for a subscriber that may never come: it
+	 * expires like the rest (in memory: parking read it back). */
+	for (size_t i = 0; i < q->nparked;) {
+		struct qitem *p = &q->parked[i];
+		if (p->paged || !queue_expired(q, p->m, now)) {
+			i++;
+			continue;
+		}
+		{
+			struct qitem it = *p;
+			memmove(p, p + 1, (q->nparked - i - 1) * sizeof *p);
+			q->nparked--;
+			q->bytes -= it.len;
+			expire(q, it.m, it.deliveries, it.journaled);
+			msg_unref(it.m);
+		}
+	}
 	/* Only the head: expiry costs nothing for messages at rest, and a
 	 * queue in order of arrival expires from the head in the common case. */
 	while (q->count) {
@@ -295,12 +366,18 @@ void queue_push_front(struct dest *q, struct msg *m, uint32_t deliveries, bool j
 	q->bytes += m->body_len;
 }
 
-/* Highest priority with room, round-robin among that priority. */
+/* Highest priority with room, round-robin among that priority. Under a
+ * single active consumer only the first subscriber (highest priority,
+ * earliest) receives. */
 static struct sub *pick(struct dest *q)
 {
 	struct sub *s, *t;
 	int prio;
 
+	if (q->opts.single_active_consumer) {
+		s = TAILQ_FIRST(&q->subs);
+		return s && sub_has_room(s) ? s : NULL;
+	}
 	TAILQ_FOREACH(s, &q->subs, dest_link)
 		if (sub_has_room(s))
 			break;
@@ -315,6 +392,153 @@ static struct sub *pick(struct dest *q)
 	return s;
 }
 
+/* Some subscriber may receive now (under a single active consumer: the
+ * active one). */
+static bool any_room(const struct dest *q)
+{
+	const struct sub *s;
+	if (q->opts.single_active_consumer)
+		return (s = TAILQ_FIRST(&q->subs)) && sub_has_room(s);
+	TAILQ_FOREACH(s, &q->subs, dest_link)
+		if (sub_has_room(s))
+			return true;
+	return false;
+}
+
+/* Who takes m: its group's owner, or the highest-priority subscriber with
+ * room whose selector matches (round-robin among equals). NULL when nobody
+ * can now; *wanted says whether some subscriber would, given room. */
+static struct sub *choose(struct dest *q, struct msg *m, uint32_t deliveries, const char *group, bool *wanted)
+{
+	struct sub *s, *first = NULL, *after_rr = NULL;
+	bool past_rr = false;
+	int prio = 0;
+
+	*wanted = false;
+	if (group && (s = groups_owner(q, group))) {
+		if (sub_accepts(s, m, deliveries)) {
+			*wanted = true;
+			return sub_has_room(s) ? s : NULL;
+		}
+		/* the owner's selector turned it down: anyone else may take it */
+	}
+	TAILQ_FOREACH(s, &q->subs, dest_link) {
+		if (q->opts.single_active_consumer && s != TAILQ_FIRST(&q->subs))
+			break;
+		if (first && s->opts.priority != prio)
+			break;	/* lower priority: only when the higher ones cannot */
+		if (s == q->rr)
+			past_rr = true;
+		if (!sub_accepts(s, m, deliveries))
+			continue;
+		*wanted = true;
+		if (!sub_has_room(s))
+			continue;
+		if (!first) {
+			first = s;
+			prio = s->opts.priority;
+		}
+		if (past_rr && s != q->rr && !after_rr)
+			after_rr = s;
+	}
+	if (!first) {
+		/* nobody at the top priority could: the next ones may */
+		TAILQ_FOREACH(s, &q->subs, dest_link) {
+			if (q->opts.single_active_consumer && s != TAILQ_FIRST(&q->subs))
+				break;
+			if (sub_has_room(s) && sub_accepts(s, m, deliveries))
+				return s;
+		}
+		return NULL;
+	}
+	return after_rr ? after_rr : first;
+}
+
+/* Sets slot i aside: nobody's selector matches its message. */
+static void park(struct dest *q, size_t i)
+{
+	struct qitem it = q->items[(q->head + i) & (q->cap - 1)];
+	size_t len = it.len;
+	take_at(q, i);
+	q->bytes += len;	/* still held, only elsewhere */
+	if (it.paged) {
+		q->paged++;
+		q->paged_bytes += len;
+	}
+	if (q->nparked == q->parked_cap) {
+		q->parked_cap = q->parked_cap ? q->parked_cap * 2 : 16;
+		q->parked = xrealloc(q->parked, q->parked_cap * sizeof *q->parked);
+	}
+	q->parked[q->nparked++] = it;
+}
+
+void queue_unpark(struct dest *q)
+{
+	/* Newest first, each to the head: they end in their order, ahead of
+	 * everything that came after them. */
+	while (q->nparked) {
+		struct qitem it = q->parked[--q->nparked];
+		if (q->count == q->cap)
+			grow(q);
+		q->head = (q->head - 1) & (q->cap - 1);
+		q->items[q->head] = it;
+		q->count++;
+	}
+}
+
+/* A choosy queue's dispatch: looks past the head for what it can deliver. */
+static void dispatch_choosy(struct dest *q)
+{
+	uint64_t now = 0;
+	size_t i = 0, looked = 0;
+	while (i < q->count && looked < DISPATCH_WINDOW && any_room(q)) {
+		struct qitem *slot = &q->items[(q->head + i) & (q->cap - 1)];
+		struct qitem it;
+		struct msg *m;
+		struct sub *s;
+		char gbuf[256];
+		const char *group;
+		bool wanted;
+		if (slot->taken) {
+			i++;
+			continue;
+		}
+		looked++;
+		if (!(m = item_msg(q, slot))) {
+			it = take_at(q, i);
+			discard(q, &it);
+			q->dropped++;
+			continue;
+		}
+		if (m->expires || q->opts.ttl_ms) {
+			if (!now)
+				now = wall_ms();
+			if (queue_expired(q, m, now)) {
+				it = take_at(q, i);
+				expire(q, m, it.deliveries, it.journaled);
+				msg_unref(m);
+				continue;
+			}
+		}
+		group = msg_group(m, gbuf, sizeof gbuf);
+		s = choose(q, m, slot->deliveries + 1, group, &wanted);
+		if (!s) {
+			if (!wanted && q->nsel)
+				park(q, i);	/* for nobody here: set aside, blocking nothing */
+			else
+				i++;		/* for someone busy: the next may be for another */
+			continue;
+		}
+		if (group && !groups_owner(q, group))
+			groups_assign(q, group, s);
+		it = take_at(q, i);
+		q->rr = s;
+		q->messages_out++;
+		sub_deliver(s, m, it.deliveries + 1, it.journaled);
+		msg_unref(m);	/* the queue's reference; the delivery holds its own */
+	}
+}
+
 void queue_dispatch(struct dest *q)
 {
 	uint64_t now = 0;
@@ -322,6 +546,12 @@ void queue_dispatch(struct dest *q)
 	if (q->paused || q->dispatching || !q->count || !q->nsubs)
 		return;
 	q->dispatching = true;
+	if (q->nsel || q->groups_owned.count) {
+		dispatch_choosy(q);
+		q->dispatching = false;
+		maybe_shrink(q);
+		return;
+	}
 	while (q->count) {
 		struct sub *s = pick(q);
 		struct qitem it;
@@ -329,6 +559,11 @@ void queue_dispatch(struct dest *q)
 		if (!s)
 			break;
 		m = item_msg(q, &q->items[q->head]);
+		if (m && (m->flags & MSG_GROUPED)) {
+			/* a message group from here on: its owner decides */
+			dispatch_choosy(q);
+			break;
+		}
 		it = pop_head(q);
 		if (!m) {
 			discard(q, &it);
@@ -355,7 +590,11 @@ void queue_dispatch(struct dest *q)
 
 uint64_t queue_purge(struct dest *q)
 {
-	uint64_t n = q->count;
+	uint64_t n = queue_depth(q);
+	while (q->nparked) {
+		struct qitem it = unpark_first(q);
+		discard(q, &it);
+	}
 	while (q->count) {
 		struct qitem it = pop_head(q);
 		discard(q, &it);
@@ -367,6 +606,17 @@ uint64_t queue_purge(struct dest *q)
 
 struct msg *queue_take_head(struct dest *q, uint32_t *deliveries, bool *journaled)
 {
+	while (q->nparked) {
+		struct qitem it = unpark_first(q);
+		struct msg *m = it.paged ? store_load(q, it.id) : it.m;
+		if (!m) {
+			discard(q, &it);
+			continue;
+		}
+		*deliveries = it.deliveries;
+		*journaled = it.journaled;
+		return m;
+	}
 	while (q->count) {
 		struct msg *m = item_msg(q, &q->items[q->head]);
 		struct qitem it = pop_head(q);

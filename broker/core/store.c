@@ -79,6 +79,8 @@ static void write_meta(struct store *st, struct dest *d)
 	jw_kstr(&w, "overflow", d->opts.overflow == OVERFLOW_REJECT ? "reject" : "drop-oldest");
 	jw_kuint(&w, "ttl_ms", d->opts.ttl_ms);
 	jw_kuint(&w, "max_deliveries", d->opts.max_deliveries);
+	if (d->opts.single_active_consumer)
+		jw_kbool(&w, "single_active_consumer", true);
 	if (d->opts.dead_letter)
 		jw_kstr(&w, "dead_letter", d->opts.dead_letter);
 	jw_obj_end(&w);
@@ -283,6 +285,8 @@ static void recover_meta(void *arg, const char *key, const void *val, size_t len
 		o.overflow = s && strcmp(s, "reject") == 0 ? OVERFLOW_REJECT : OVERFLOW_DROP_OLDEST;
 		o.ttl_ms = (uint64_t)json_get_num(opts, "ttl_ms", 0);
 		o.max_deliveries = (uint32_t)json_get_num(opts, "max_deliveries", 0);
+		p = json_get(opts, "single_active_consumer");
+		o.single_active_consumer = p && p->type == JSON_BOOL && p->b;
 		if ((s = json_get_str(opts, "dead_letter"))) {
 			free(o.dead_letter);
 			o.dead_letter = xstrdup(s);
@@ -393,9 +397,9 @@ static void log_recovered(struct store *st, const struct journal_recovery *rs)
 	         st->by_qid.count == 1 ? "" : "s", rs->segments, rs->segments == 1 ? "" : "s", rs->seconds);
 	while (u64map_next(&st->by_qid, &it, &qid, &v)) {
 		struct dest *d = v;
-		if (d->type == DEST_QUEUE && d->count)
-			log_info("journal:   %s %s: %zu message%s", d->vhost->name, d->name, d->count,
-			         d->count == 1 ? "" : "s");
+		if (d->type == DEST_QUEUE && queue_depth(d))
+			log_info("journal:   %s %s: %zu message%s", d->vhost->name, d->name, queue_depth(d),
+			         queue_depth(d) == 1 ? "" : "s");
 	}
 	if (st->skipped_msgs)
 		log_warn("journal: %" PRIu64 " message%s skipped (no destination record)", st->skipped_msgs,

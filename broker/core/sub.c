@@ -10,7 +10,9 @@
 #include "core/broker.h"
 #include "core/dest.h"
 #include "core/msg.h"
+#include "core/selector.h"
 #include "core/sink.h"
+#include "common/frame.h"
 #include "common/util.h"
 
 const char *ack_mode_name(enum ack_mode m)
@@ -80,6 +82,10 @@ struct sub *sub_new(struct sink *k, struct dest *d, const char *id, const struct
 	strmap_put(&k->subs, s->id, s);
 	insert_by_priority(d, s);
 	d->nsubs++;
+	if (s->opts.selector && d->type == DEST_QUEUE)
+		d->nsel++;
+	if (d->type == DEST_QUEUE && d->nparked)
+		queue_unpark(d);	/* what nobody wanted may be for this one */
 	if (d->type == DEST_TOPIC && k->client_id && k->b->cfg.round_robin_names)
 		join_group(d, s, k->client_id);
 	if (d->type == DEST_QUEUE)
@@ -94,6 +100,12 @@ void sub_configure(struct sub *s, const struct sub_opts *o)
 	s->opts.max_unacked = o->max_unacked;
 	s->opts.max_unacked_bytes = o->max_unacked_bytes;
 	s->opts.priority = o->priority;
+	if (d->type == DEST_QUEUE)
+		d->nsel += (o->selector != NULL) - (s->opts.selector != NULL);
+	selector_free(s->opts.selector);
+	s->opts.selector = o->selector;
+	if (d->type == DEST_QUEUE && d->nparked)
+		queue_unpark(d);
 	if (reorder) {
 		if (d->rr == s)
 			d->rr = NULL;
@@ -132,6 +144,13 @@ void sub_free(struct sub *s)
 	if (d->rr == s)
 		d->rr = NULL;
 	leave_group(d, s);
+	if (d->type == DEST_QUEUE) {
+		if (s->opts.selector)
+			d->nsel--;
+		if (d->groups_owned.count)
+			groups_forget_sub(d, s);	/* its groups move with their messages */
+	}
+	selector_free(s->opts.selector);
 	TAILQ_REMOVE(&d->subs, s, dest_link);
 	d->nsubs--;
 	strmap_del(&s->sink->subs, s->id);
@@ -152,6 +171,75 @@ bool sub_window_open(const struct sub *s)
 	if (s->opts.max_unacked_bytes && s->unacked_bytes >= s->opts.max_unacked_bytes)
 		return false;
 	return true;
+}
+
+/* What a selector reads of a message: its headers as stored (decoded
+ * into arena when they hold escapes), and what the broker knows. */
+struct eval_ctx {
+	const struct msg *m;
+	uint32_t deliveries;
+	char arena[2048];
+	size_t used;
+};
+
+static const char *answer(void *arg, const struct selector_name *nm, char *scratch, size_t *len)
+{
+	struct eval_ctx *cx = arg;
+	const struct msg *m = cx->m;
+	const char *v;
+	switch (nm->field) {
+	case SELECTOR_HEADER:
+		if (!(v = msg_header_raw(m, nm->name, nm->len, len)))
+			return NULL;
+		if (m->flags & MSG_HDR_HAS_ESC) {
+			long n;
+			if (*len > sizeof cx->arena - cx->used)
+				return NULL;	/* longer than any selector compares: as absent */
+			memcpy(cx->arena + cx->used, v, *len);
+			n = frame_unescape(cx->arena + cx->used, *len, STOMP_1_2);
+			if (n < 0)
+				return NULL;
+			v = cx->arena + cx->used;
+			cx->used += *len;
+			*len = (size_t)n;
+		}
+		return v;
+	case SELECTOR_MESSAGE_ID:
+		*len = u64_to_dec(m->id, scratch);
+		return scratch;
+	case SELECTOR_TIMESTAMP:
+		*len = u64_to_dec(m->timestamp, scratch);
+		return scratch;
+	case SELECTOR_EXPIRES:
+		*len = u64_to_dec(m->expires, scratch);
+		return scratch;
+	case SELECTOR_DESTINATION:
+		*len = m->dest_len;
+		return m->dest;
+	case SELECTOR_DELIVERY_MODE:
+		v = (m->flags & MSG_PERSISTENT) ? "PERSISTENT" : "NON_PERSISTENT";
+		*len = strlen(v);
+		return v;
+	case SELECTOR_REDELIVERED:
+		v = cx->deliveries > 1 || (m->flags & MSG_RECOVERED) ? "true" : "false";
+		*len = strlen(v);
+		return v;
+	case SELECTOR_DELIVERY_COUNT:
+		*len = u64_to_dec(cx->deliveries, scratch);
+		return scratch;
+	}
+	return NULL;
+}
+
+bool sub_accepts(const struct sub *s, const struct msg *m, uint32_t deliveries)
+{
+	struct eval_ctx cx;
+	if (!s->opts.selector)
+		return true;
+	cx.m = m;
+	cx.deliveries = deliveries;
+	cx.used = 0;
+	return selector_match(s->opts.selector, answer, &cx);
 }
 
 bool sub_has_room(const struct sub *s)

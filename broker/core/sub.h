@@ -16,6 +16,7 @@
 
 struct dest;
 struct msg;
+struct selector;
 struct sink;
 
 enum ack_mode {
@@ -40,6 +41,8 @@ struct sub_opts {
 	uint32_t max_unacked;		/* 0 = unlimited */
 	uint64_t max_unacked_bytes;	/* 0 = unlimited */
 	int priority;			/* higher first */
+	struct selector *selector;	/* which messages it takes; NULL = all. sub_new and
+					 * sub_configure take it over */
 };
 
 /* -r: subscriptions to one topic from sinks sharing a client-id
@@ -79,7 +82,8 @@ struct sub *sub_new(struct sink *k, struct dest *d, const char *id, const struct
 /* Detaches and frees. Pending deliveries go back to their queue (queues),
  * or are dropped (topics). */
 void sub_free(struct sub *s);
-/* Changes flow control in place (a SUBSCRIBE reusing the same id). */
+/* Changes flow control, priority and selector in place (a SUBSCRIBE
+ * reusing the same id: what it sends now replaces what it sent before). */
 void sub_configure(struct sub *s, const struct sub_opts *o);
 
 /* Room for one more delivery? (the sink's, then flow control) */
@@ -87,6 +91,9 @@ bool sub_has_room(const struct sub *s);
 /* Flow control alone: the subscriber's own window (max unacknowledged
  * messages and bytes) has room. */
 bool sub_window_open(const struct sub *s);
+/* Does its selector take m (on its `deliveries`th delivery)? True
+ * without a selector, at no cost. */
+bool sub_accepts(const struct sub *s, const struct msg *m, uint32_t deliveries);
 /* Hands m to the sink; keeps it pending unless auto ack. */
 void sub_deliver(struct sub *s, struct msg *m, uint32_t deliveries, bool journaled);
 

@@ -159,6 +159,8 @@ enum send_status topic_publish(struct dest *t, struct msg *m)
 	TAILQ_FOREACH(s, &t->subs, dest_link) {
 		if (s->group)
 			continue;	/* served below, one member per group */
+		if (s->opts.selector && !sub_accepts(s, m, 1))
+			continue;	/* not for this one: not a miss either */
 		if (!sub_has_room(s)) {
 			deliver_past_full(t, s, m);
 			continue;

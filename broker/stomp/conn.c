@@ -19,6 +19,7 @@
 #include "core/dest.h"
 #include "core/sub.h"
 #include "net/sockprobe.h"
+#include "stomp/handlers.h"
 #include "stomp/stomp.h"
 #include "stomp/txn.h"
 
@@ -392,6 +393,7 @@ static void free_conn(struct conn *c)
 		event_free(c->hb_timer);
 	bufferevent_free(c->bev);
 	strmap_fini(&c->txns);
+	stomp_browse_free_all(c);
 	sink_fini(&c->sink);
 	free(c);
 }
@@ -452,6 +454,8 @@ static void kick(struct conn *c)
 {
 	size_t it = 0;
 	void *v;
+	if (c->browses.count)
+		stomp_browse_pump(c);
 	/* queue_dispatch never frees subscriptions, so iterating is safe. */
 	while (c->state == CONN_OPEN && strmap_next(&c->sink.subs, &it, NULL, &v)) {
 		struct sub *s = v;

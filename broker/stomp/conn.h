@@ -59,6 +59,7 @@ struct conn {
 	struct frame_scan scan;		/* progress on the frame being received */
 	struct strmap txns;		/* name -> struct txn *, owned (txn.h) */
 	uint64_t txn_bytes;		/* message memory its open transactions hold */
+	struct strmap browses;		/* id -> queue browser (stomp_browse.c), owned */
 	struct receipt_list receipts;	/* in frame order; some wait for the journal */
 
 	/* heart-beats, in ms; 0 = off */

@@ -13,6 +13,7 @@
 #include "common/frame.h"
 
 struct conn;
+struct selector;
 struct sub_opts;
 
 typedef void (*stomp_handler)(struct conn *c, struct frame *f, const char *receipt);
@@ -27,6 +28,14 @@ void handle_commit_abort(struct conn *c, struct frame *f, const char *receipt);
 /* stomp_subscribe.c */
 void handle_subscribe(struct conn *c, struct frame *f, const char *receipt);
 void handle_unsubscribe(struct conn *c, struct frame *f, const char *receipt);
+/* stomp_browse.c: SUBSCRIBE with browser:true (takes sel). */
+void stomp_browse(struct conn *c, struct frame *f, const char *receipt, const char *name, const char *id,
+                  struct selector *sel);
+/* UNSUBSCRIBE of a browser: true when id was one (now gone). */
+bool stomp_browse_end(struct conn *c, const char *id);
+/* The output drained: browsers write more. */
+void stomp_browse_pump(struct conn *c);
+void stomp_browse_free_all(struct conn *c);
 /* stomp_ack.c */
 void handle_ack(struct conn *c, struct frame *f, const char *receipt);
 /* stomp_command.c: SEND to /command/NAME, the admin face over STOMP. */

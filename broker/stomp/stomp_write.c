@@ -108,7 +108,7 @@ void stomp_write_message(struct conn *c, struct sub *s, struct msg *m, uint32_t 
 
 	if (!s->head)
 		build_head(c, s);
-	if (s->dest->type == DEST_TOPIC && s->dest->nsubs > 1 && deliveries == 1 && inline_body &&
+	if (s->dest && s->dest->type == DEST_TOPIC && s->dest->nsubs > 1 && deliveries == 1 && inline_body &&
 	    !(m->flags & MSG_RECOVERED)) {
 		write_shared(c, s, m);
 		return;

@@ -124,8 +124,8 @@ static void on_event(struct mq_session *s, const struct mq_event *ev, void *arg)
 	case MQ_EVENT_ERROR_FRAME:
 		fprintf(stderr, "broker error: %s\n", ev->text);
 		break;
-	case MQ_EVENT_DRAINED:
-		break;
+	default:
+		break;	/* DRAINED; reconnection and host health are not turned on here */
 	}
 }
 

@@ -339,7 +339,7 @@ def test_help_lists_broker_and_mqsh_commands(sh):
     assert_aligned(out.splitlines()[:-1])
     assert sh.ok("help purge") == "usage: purge QUEUE [vhost=V]\n  Remove every message a queue holds " \
                                   "(deliveries in flight are not touched).\n"
-    assert sh.ok("help tail").startswith("usage: tail DEST [COUNT]\n")
+    assert sh.ok("help tail").startswith("usage: tail DEST [COUNT] [selector=EXPR]\n")
     assert "Ctrl-C stops it" in sh.ok("help events")
     assert sh.json("help pub")["data"]["command"] == "publish"
     code, err = sh.fails("help frobnicate")
@@ -372,7 +372,7 @@ def test_unknown_commands_and_bad_arguments_are_one_line(sh):
     sh.ctl.ok("create queue /queue/one")
     # a missing argument lists what fits there, from the broker's live names
     assert sh.fails("purge")[1] == "mqsh: purge: missing argument (usage: purge QUEUE [vhost=V]); try: /queue/one"
-    assert sh.fails("tail")[1] == "mqsh: tail: missing argument (usage: tail DEST [COUNT]); try: /queue/one"
+    assert sh.fails("tail")[1] == "mqsh: tail: missing argument (usage: tail DEST [COUNT] [selector=EXPR]); try: /queue/one"
     assert sh.fails("stats now")[1] == "mqsh: stats: too many arguments (usage: stats)"
     # an unambiguous prefix works
     assert sh.ok("sta").startswith("0 connections")
@@ -747,3 +747,20 @@ def test_interactive_prompt_from_the_socket_alone(broker, term):
     t.type("quit")
     t.keys("Enter")
     t.wait_text("MQSH-EXIT=0")
+
+
+def test_browse_and_tail_with_a_selector(broker, sh):
+    """browse prints what a queue holds without consuming it; tail takes
+    only what its selector matches."""
+    conn, rec = client(broker)
+    for i, kind in enumerate(["a", "b", "a"]):
+        conn.send("/queue/sel", f"m{i}", headers={"kind": kind}, receipt=f"r{i}")
+    rec.wait_receipt("r2")
+    conn.disconnect()
+    out = sh.ok("browse /queue/sel")
+    assert [l.strip() for l in out.splitlines() if l.startswith("  ")] == ["m0", "m1", "m2"]
+    out = sh.ok("browse /queue/sel selector=\"kind = 'a'\"")
+    assert [l.strip() for l in out.splitlines() if l.startswith("  ")] == ["m0", "m2"]
+    out = sh.ok("tail /queue/sel 2 selector=\"kind = 'a'\"")
+    assert [l.strip() for l in out.splitlines() if l.startswith("  ")] == ["m0", "m2"]
+    assert Control(broker).ok("show /queue/sel")["depth"] == 1

@@ -349,3 +349,68 @@ def test_install_run_upgrade_remove(debs):
             os.unlink(POLICY_RC_D)
         shutil.rmtree(tmp, ignore_errors=True)
     assert _why_not() is None, "the machine is not as it was: " + str(_why_not())
+
+
+CLIENT_PACKAGES = ("libmqclient1", "libmqclient-dev", "python3-mqclient")
+CLIENT_FILES = ("/usr/include/mqclient.h", "/usr/lib/python3/dist-packages/mqclient")
+
+
+def _client_why_not():
+    for p in CLIENT_PACKAGES:
+        st = dpkg_status(p)
+        if st and "not-installed" not in st:
+            return f"the package {p} is on this machine ({st}): the test would not leave it as it was"
+    for path in CLIENT_FILES:
+        if os.path.exists(path):
+            return f"{path} exists here: the test would not leave it as it was"
+    return None
+
+
+def test_client_packages_hold_what_they_ship(debs):
+    """The client library's packages: the shared library alone in
+    libmqclient1 (named after its soname), the header, the .so link, the
+    static library and the pkg-config file in libmqclient-dev, the Python
+    package in python3-mqclient, depending on the library."""
+    for p in CLIENT_PACKAGES:
+        assert p in debs, sorted(debs)
+    files = run("dpkg-deb", "-c", debs["libmqclient1"]).stdout
+    assert re.search(r"\./usr/lib/[^/]+/libmqclient\.so\.1\.0\.0$", files, re.M), files
+    assert "libmqclient.so -> " not in files
+    files = run("dpkg-deb", "-c", debs["libmqclient-dev"]).stdout
+    for pattern in (r"\./usr/include/mqclient\.h$", r"\./usr/lib/[^/]+/libmqclient\.a$",
+                    r"\./usr/lib/[^/]+/pkgconfig/mqclient\.pc$", r"libmqclient\.so -> libmqclient\.so\.1$"):
+        assert re.search(pattern, files, re.M), (pattern, files)
+    files = run("dpkg-deb", "-c", debs["python3-mqclient"]).stdout
+    for name in ("__init__.py", "_session.py", "_libpath.py", "session_events.py"):
+        assert f"./usr/lib/python3/dist-packages/mqclient/{name}" in files, files
+    deps = run("dpkg-deb", "-f", debs["python3-mqclient"], "Depends").stdout
+    assert "python3" in deps and "libmqclient1" in deps
+    deps = run("dpkg-deb", "-f", debs["libmqclient1"], "Depends").stdout
+    assert "libevent-core" in deps and "libssl3" in deps
+
+
+@pytest.mark.skipif(_client_why_not() is not None, reason=str(_client_why_not()))
+def test_client_packages_install_build_run_remove(debs, make_broker, tmp_path):
+    """Installed with dpkg, as a developer installs them: a program builds
+    against the system's copy with `pkg-config --cflags --libs mqclient` and
+    exchanges messages with a broker; Debian's python3 imports mqclient
+    with nothing on its path and runs the guide's producer. Purging leaves
+    nothing behind."""
+    b = make_broker()
+    try:
+        run("dpkg", "-i", *(debs[p] for p in CLIENT_PACKAGES), stdin=subprocess.DEVNULL, timeout=300)
+        flags = run("pkg-config", "--cflags", "--libs", "mqclient").stdout.split()
+        binary = str(tmp_path / "client_example")
+        run("cc", "-o", binary, os.path.join(ROOT, "docs", "examples", "client_example.c"), *flags)
+        ldd = run("ldd", binary).stdout
+        assert re.search(r"libmqclient\.so\.1 => (/usr)?/lib/[^/]+/libmqclient\.so\.1 ", ldd), ldd
+        out = run(binary, "127.0.0.1", str(b.port), "/queue/pkgclient", "5").stdout
+        assert "done: 5 posted, 5 acknowledged, 0 failed, 5 received" in out, out
+        env = {"PATH": "/usr/bin:/bin", "BMQ_BROKER_URI": f"tcp://127.0.0.1:{b.port}"}
+        p = run("/usr/bin/python3", os.path.join(ROOT, "python", "examples", "producer_ack.py"), env=env)
+        assert p.stdout.splitlines() == ["Post success"], p.stdout + p.stderr
+    finally:
+        run("dpkg", "-P", *reversed(CLIENT_PACKAGES), check=False, timeout=300)
+    for path in CLIENT_FILES:
+        assert not os.path.exists(path), f"{path} left behind"
+    assert _client_why_not() is None

@@ -494,7 +494,7 @@ static void test_confirm_after_reconnect_refused(void **state)
 	fake_send(x->fake, CONNECTED_12);
 	fake_expect(x->fake, "SUBSCRIBE\nid:sub-1\ndestination:/queue/r\nack:client\n\n");
 	rec_wait_event(x->base, &x->rec, 3);
-	assert_int_equal(mq_confirm(g->kept[0]), -1);
+	assert_int_equal(mq_confirm(g->kept[0]), MQ_ERR_STALE);
 	assert_contains(mq_session_error(x->s), "arrived on an earlier connection");
 	fake_expect_nothing(x->fake, 50);
 }
@@ -522,8 +522,8 @@ static void test_configure_resubscribes_and_drops_stale(void **state)
 	assert_int_equal(mq_configure(q, &o), 0);
 	fake_expect(x->fake, "UNSUBSCRIBE\nid:sub-1\nreceipt:1\n\n");
 	fake_expect(x->fake, "SUBSCRIBE\nid:sub-1\ndestination:/queue/c\nack:client\nmax-unconfirmed-messages:5\n\n");
-	assert_int_equal(mq_confirm(g->kept[0]), -1);
-	assert_contains(mq_session_error(x->s), "subscription sub-1 was reconfigured since it arrived");
+	assert_int_equal(mq_confirm(g->kept[0]), MQ_ERR_STALE);
+	assert_contains(mq_session_error(x->s), "subscription sub-1 was reconfigured, paused or suspended since it arrived");
 
 	fake_send(x->fake, "MESSAGE\nsubscription:sub-1\nmessage-id:c2\nack:c2\ndestination:/queue/c\n\n2");
 	fake_send(x->fake, "RECEIPT\nreceipt-id:1\n\n");
@@ -640,7 +640,8 @@ static void test_abort_inside_on_message(void **state)
 	/* The scenario runner's crashing consumer: abort from on_message with
 	 * more frames in the same read. DISCONNECTED (requested) is reported
 	 * from inside the callback, nothing more is delivered, the message
-	 * cannot be confirmed, and no ACK or DISCONNECT reaches the broker. */
+	 * cannot be confirmed (the broker has it back: MQ_ERR_STALE), and no
+	 * ACK or DISCONNECT reaches the broker. */
 	struct fx *x = *state;
 	struct got *g = x->data;
 	fx_connect(x, CONNECTED_12);
@@ -653,8 +654,8 @@ static void test_abort_inside_on_message(void **state)
 	assert_int_equal(x->rec.nevents, 2);
 	assert_int_equal(x->rec.ev[1].type, MQ_EVENT_DISCONNECTED);
 	assert_true(x->rec.ev[1].requested);
-	assert_int_equal(g->m[0].rc, -1);
-	assert_contains(g->m[0].err, "is idle");
+	assert_int_equal(g->m[0].rc, MQ_ERR_STALE);
+	assert_contains(g->m[0].err, "arrived on an earlier connection");
 	fake_wait_eof(x->fake);
 	assert_int_equal(evbuffer_get_length(x->fake->rx), 0);
 	assert_int_equal(g->n, 1);

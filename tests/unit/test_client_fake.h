@@ -357,11 +357,13 @@ struct rec_event {
 	enum mq_event_type type;
 	char text[512];
 	bool requested;
+	struct mq_queue *queue;
 };
 
 struct rec_ack {
 	int seq;
 	enum mq_ack_status status;
+	enum mq_ack_reason reason;
 	char text[256];
 	uint64_t receipt;
 	void *arg;
@@ -384,6 +386,7 @@ static __attribute__((unused)) void rec_event_cb(struct mq_session *s, const str
 	e->seq = r->seq++;
 	e->type = ev->type;
 	e->requested = ev->requested;
+	e->queue = ev->queue;
 	assert_non_null(ev->text);
 	snprintf(e->text, sizeof e->text, "%s", ev->text);
 }
@@ -397,6 +400,7 @@ static __attribute__((unused)) void rec_ack_cb(struct mq_session *s, const struc
 	a = &r->ack[r->nacks++];
 	a->seq = r->seq++;
 	a->status = ack->status;
+	a->reason = ack->reason;
 	a->receipt = ack->receipt;
 	a->arg = arg;
 	assert_non_null(ack->text);
