@@ -159,7 +159,7 @@ static void test_status_names(void **state)
 
 static struct cmd_reply run_line(const char *line, bool admin)
 {
-	struct cmd_ctx ctx = { NULL, admin, "test" };
+	struct cmd_ctx ctx = { NULL, admin, "test", NULL };
 	struct cmd_reply r;
 	cmd_reply_init(&r);
 	cmd_exec_line(&ctx, line, &r);

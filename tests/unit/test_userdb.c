@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "auth/passwd.h"
+#include "common/passwd.h"
 #include "auth/userdb.h"
 #include "common/json.h"
 #include "common/log.h"
