@@ -559,6 +559,17 @@ static int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_repl
 	jw_kint(w, "connections", b->nsinks);
 	jw_kuint(w, "connections_total", s->connections_total);
 	jw_kuint(w, "connections_refused", s->connections_refused);
+	{
+		struct auth_stats as;
+		auth_get_stats(b, &as);
+		jw_kuint(w, "users", auth_user_count(b));
+		jw_kuint(w, "logins_failed", as.logins_failed);
+		jw_kuint(w, "logins_delayed", as.logins_delayed);
+		jw_kuint(w, "logins_busy", as.logins_busy);
+		jw_kuint(w, "login_cache_hits", as.login_cache_hits);
+		jw_kuint(w, "password_checks", as.password_checks);
+		jw_kuint(w, "slowed_peers", as.slowed_peers);
+	}
 	jw_kdouble(w, "rate_in", b->rate_in);
 	jw_kdouble(w, "rate_out", b->rate_out);
 	jw_kuint(w, "messages_in", s->messages_in);
