@@ -493,3 +493,21 @@ def test_with_users_remote_clients_must_log_in(make_broker, remote_peer):
     out = remote(remote_peer, remote_peer.host_ip, b.port, "far", "away")
     assert out.startswith("CONNECTED"), out
     assert ctl.ok("show /queue/remote")["depth"] == 1
+
+
+def test_tls_listeners_refuse_versions_before_1_2(make_broker, pki):
+    import ssl
+    b = make_broker("-k", os.path.join(pki, "localhost.pem"), "-o", f"tls_port={free_port()}")
+    for version, works in ((ssl.TLSVersion.TLSv1_1, False), (ssl.TLSVersion.TLSv1_2, True)):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(os.path.join(pki, "testca.pem"))
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer 1.1 at all
+        ctx.minimum_version = ctx.maximum_version = version
+        raw = socket.create_connection(("127.0.0.1", b.info["tls_port"]), timeout=5)
+        try:
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
+            s.close()
+            assert works, f"{version} was accepted"
+        except ssl.SSLError as e:
+            assert not works, e
+            assert "VERSION" in str(e).upper() or "PROTOCOL" in str(e).upper(), e
