@@ -399,7 +399,7 @@ static int refuse_later(struct auth *a, struct principal *p, const char *login, 
 {
 	uint64_t delay = slowdown_delay(a->slow, p->peer, mono_ms());
 	snprintf(err, errlen, "%s", why);
-	failed(a, p, login, why);
+	failed(a, p, login, "unknown login");
 	return answer(a, p, -1, login, false, delay, done, arg, wait, err);
 }
 
