@@ -15,7 +15,6 @@
 #include "common/util.h"
 
 struct broker;
-struct principal;
 
 struct cmd_reply {
 	int status;
@@ -26,10 +25,16 @@ struct cmd_reply {
 	bool shutdown;		/* the transport should shut the broker down once the reply is out */
 };
 
+struct principal;
+
 struct cmd_ctx {
 	struct broker *b;
 	bool admin;		/* may run CMD_WRITE commands */
 	const char *who;	/* "control socket", "conn 7 login=alice": for the log */
+	/* Who runs it, for the grants of commands that create and delete
+	 * destinations (core/auth.h); NULL on the control socket, whose
+	 * file permissions are the check. */
+	const struct principal *principal;
 };
 
 void cmd_reply_init(struct cmd_reply *r);
@@ -39,11 +44,6 @@ int cmd_fail(struct cmd_reply *r, int status, const char *fmt, ...) __attribute_
 
 void cmd_exec(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r);
 void cmd_exec_line(struct cmd_ctx *ctx, const char *line, struct cmd_reply *r);
-/* cmd_exec() with p acting, for the commands that act as a producer
- * (send publishes as p): the web console's logged-in user. Through
- * cmd_exec() they act as the admin face itself, an administrator on this
- * machine. p is borrowed for the call. */
-void cmd_exec_as(struct cmd_ctx *ctx, const struct principal *p, int argc, char **argv, struct cmd_reply *r);
 /* {"status":200,"ok":true,"message":"...","data":...} */
 void cmd_reply_json(const struct cmd_reply *r, struct sbuf *out);
 

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
+
+#include <openssl/crypto.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -46,6 +49,7 @@ struct console {
 	struct console_sessions *sessions;	/* owned */
 	struct console_streams *streams;	/* owned */
 	char (*etags)[24];			/* owned: one per asset */
+	TAILQ_HEAD(, pending_login) logins;	/* passwords being checked */
 };
 
 /* What a request to the API comes with, once checked. */
@@ -293,15 +297,84 @@ static const char *credential(const struct json *j, const char *key, char *err, 
 	return v->str;
 }
 
+/* A login whose password the verifier is checking off the loop. */
+struct pending_login {
+	TAILQ_ENTRY(pending_login) link;
+	struct console *c;
+	struct evhttp_request *req;		/* borrowed: dropped if its connection closes */
+	struct evhttp_connection *hc;
+	char peer[64];
+	struct principal p;			/* filled in by the check */
+	struct auth_wait *wait;
+};
+
+static void pending_free(struct pending_login *pl)
+{
+	TAILQ_REMOVE(&pl->c->logins, pl, link);
+	auth_wait_cancel(pl->c->b, pl->wait);
+	principal_fini(&pl->p);
+	free(pl);
+}
+
+/* The password was checked: a session, or why not. */
+static void login_finish(struct pending_login *pl, int rc, const char *err)
+{
+	struct broker *b = pl->c->b;
+	struct api_req a = { .c = pl->c, .req = pl->req };
+	char cookie[200];
+	struct sbuf out;
+	struct jw w;
+
+	snprintf(a.peer, sizeof a.peer, "%s", pl->peer);
+	if (rc < 0) {
+		/* The log says why; the browser learns no more than that it
+		 * failed, unless the broker is only too busy to check. */
+		log_warn("web console: login refused from %s: %s", pl->peer, err);
+		if (strstr(err, "busy"))
+			reply_error(pl->req, 503, "%s", err);
+		else
+			reply_error(pl->req, 401, "login failed: wrong login or password");
+		return;
+	}
+	if (!auth_may_view(b, &pl->p)) {
+		log_warn("web console: %s from %s may not view the console", pl->p.login, pl->peer);
+		reply_error(pl->req, 403, "%s may not use the console: viewing needs consume rights or admin", pl->p.login);
+		return;
+	}
+	a.session = console_session_create(pl->c->sessions, pl->p.login, pl->p.admin, mono_ms());
+	if (!a.session) {
+		reply_error(pl->req, 500, "no session: the system's random number generator failed");
+		return;
+	}
+	principal_of(&a);
+	log_info("web console: %s logged in from %s", a.session->login, pl->peer);
+	snprintf(cookie, sizeof cookie, COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%u",
+	         a.session->id, SESSION_MAX_AGE_MS / 1000);
+	evhttp_add_header(evhttp_request_get_output_headers(pl->req), "Set-Cookie", cookie);
+	sbuf_init(&out);
+	jw_init(&w, &out);
+	session_json(&a, &w);
+	reply_json(pl->req, 200, &out);
+	sbuf_fini(&out);
+	principal_fini(&a.who);
+}
+
+static void login_checked(int rc, const char *err, void *arg)
+{
+	struct pending_login *pl = arg;
+	pl->wait = NULL;
+	login_finish(pl, rc, err);
+	pending_free(pl);
+}
+
 static void api_login(struct api_req *a)
 {
 	struct broker *b = a->c->b;
 	struct json *j = json_body(a);
 	const char *login, *password;
-	char err[512], cookie[200];
-	bool admin = false;
-	struct sbuf out;
-	struct jw w;
+	struct pending_login *pl;
+	char err[512];
+	int rc;
 
 	if (!j)
 		return;
@@ -315,40 +388,26 @@ static void api_login(struct api_req *a)
 		reply_error(a->req, 400, "malformed login: the login is empty");
 		return;
 	}
-	if (auth_check_user(b, login, password, &admin, err, sizeof err) < 0) {
-		/* The log says which; the browser is told no more than that it failed. */
-		log_warn("web console: login refused from %s: %s", a->peer, err);
-		json_free(j);
-		reply_error(a->req, 401, "login failed: wrong login or password");
-		return;
+	pl = xcalloc(1, sizeof *pl);
+	pl->c = a->c;
+	pl->req = a->req;
+	pl->hc = evhttp_request_get_connection(a->req);
+	snprintf(pl->peer, sizeof pl->peer, "%s", a->peer);
+	/* As over HTTP Basic: a user, judged as that user from wherever. */
+	snprintf(pl->p.peer, sizeof pl->p.peer, "%s", a->peer);
+	pl->p.vhost = b->default_vhost;
+	TAILQ_INSERT_TAIL(&a->c->logins, pl, link);
+	rc = auth_check_user(b, &pl->p, login, password, login_checked, pl, &pl->wait, err, sizeof err);
+	if (rc != AUTH_PENDING) {
+		login_finish(pl, rc, err);
+		pending_free(pl);
 	}
 	{
-		struct console_session s = { .login = (char *)login, .admin = admin };
-		a->session = &s;
-		principal_of(a);
-		a->session = NULL;
+		/* the password does not linger in freed memory */
+		const struct json *pw = json_get(j, "password");
+		OPENSSL_cleanse(pw->str, pw->len);
 	}
-	if (!auth_may_view(b, &a->who)) {
-		log_warn("web console: %s from %s may not view the console", login, a->peer);
-		reply_error(a->req, 403, "%s may not use the console: viewing needs consume rights or admin", login);
-		json_free(j);
-		return;
-	}
-	a->session = console_session_create(a->c->sessions, login, admin, mono_ms());
 	json_free(j);
-	if (!a->session) {
-		reply_error(a->req, 500, "no session: the system's random number generator failed");
-		return;
-	}
-	log_info("web console: %s logged in from %s", a->session->login, a->peer);
-	snprintf(cookie, sizeof cookie, COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%u",
-	         a->session->id, SESSION_MAX_AGE_MS / 1000);
-	evhttp_add_header(evhttp_request_get_output_headers(a->req), "Set-Cookie", cookie);
-	sbuf_init(&out);
-	jw_init(&w, &out);
-	session_json(a, &w);
-	reply_json(a->req, 200, &out);
-	sbuf_fini(&out);
 }
 
 static void api_session(struct api_req *a)
@@ -427,9 +486,9 @@ static void api_command(struct api_req *a)
 	}
 	snprintf(who, sizeof who, "web console %s login=%s", a->peer, a->session->login);
 	{
-		struct cmd_ctx ctx = { b, may_act(a), who };
+		struct cmd_ctx ctx = { b, may_act(a), who, &a->who };
 		cmd_reply_init(&r);
-		cmd_exec_as(&ctx, &a->who, (int)args->len, argv, &r);
+		cmd_exec(&ctx, (int)args->len, argv, &r);
 	}
 	json_free(j);
 	sbuf_init(&out);
@@ -574,6 +633,12 @@ void console_request(struct console *c, struct evhttp_request *req, const char *
 
 void console_conn_closed(struct console *c, struct evhttp_connection *hc)
 {
+	struct pending_login *pl, *next;
+	for (pl = TAILQ_FIRST(&c->logins); pl; pl = next) {
+		next = TAILQ_NEXT(pl, link);
+		if (pl->hc == hc)
+			pending_free(pl);
+	}
 	console_streams_conn_closed(c->streams, hc);
 }
 
@@ -591,6 +656,7 @@ struct console *console_new(struct broker *b)
 {
 	struct console *c = xcalloc(1, sizeof *c);
 	c->b = b;
+	TAILQ_INIT(&c->logins);
 	c->sessions = console_sessions_new(MAX_SESSIONS, SESSION_IDLE_MS, SESSION_MAX_AGE_MS);
 	c->streams = console_streams_new(b, c->sessions);
 	c->etags = xcalloc(console_nassets ? console_nassets : 1, sizeof *c->etags);
@@ -604,6 +670,8 @@ void console_free(struct console *c)
 {
 	if (!c)
 		return;
+	while (!TAILQ_EMPTY(&c->logins))
+		pending_free(TAILQ_FIRST(&c->logins));
 	console_streams_free(c->streams);
 	console_sessions_free(c->sessions);
 	free(c->etags);

@@ -15,6 +15,7 @@
 #include "common/hmap.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "core/auth.h"
 #include "core/broker.h"
 #include "core/dest.h"
 #include "core/msg.h"
@@ -273,7 +274,7 @@ static struct shared *build_snapshot(struct console_streams *cs)
 {
 	struct sbuf msg;
 	struct jw w;
-	struct cmd_ctx ctx = { cs->b, false, "web console" };
+	struct cmd_ctx ctx = { cs->b, false, "web console", NULL };
 
 	sbuf_init(&msg);
 	sbuf_adds(&msg, "event: snapshot\ndata: ");
@@ -311,6 +312,18 @@ static struct shared *snapshot(struct console_streams *cs)
 	return cs->last;
 }
 
+/* Rights change while a console is open (a grant taken away, the user
+ * deleted): its stream ends with them, not only its next request. */
+static bool may_still_view(struct console_streams *cs, const struct console_session *s)
+{
+	struct principal p = { .vhost = cs->b->default_vhost, .authenticated = true, .admin = s->admin };
+	bool yes;
+	principal_set_login(&p, s->login);
+	yes = auth_may_view(cs->b, &p);
+	principal_fini(&p);
+	return yes;
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct console_streams *cs = arg;
@@ -322,8 +335,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	/* An open console keeps its session alive; an ended one ends it. */
 	for (st = TAILQ_FIRST(&cs->list); st; st = next) {
 		next = TAILQ_NEXT(st, link);
-		if (!console_session_find(cs->sessions, st->sid, now))
+		struct console_session *s = console_session_find(cs->sessions, st->sid, now);
+		if (!s)
 			stream_end(cs, st, "logout", "the session expired: log in again");
+		else if (!may_still_view(cs, s))
+			stream_end(cs, st, "logout", "this user may no longer use the console");
 	}
 	console_sessions_expire(cs->sessions, now);
 	/* Nobody logged in: nothing is recorded, nothing built. */

@@ -118,6 +118,29 @@ def test_a_viewer_sees_but_does_not_act(console):
     assert status == 403
 
 
+def test_viewing_needs_a_consume_grant_or_admin(console):
+    """A user granted only to send may not use the console; once it may
+    consume somewhere, it may look."""
+    ctl = Control(console.broker)
+    ctl.ok('permit viewer "" ".*" ""')
+    status, reply = console.login("viewer", "look")
+    assert status == 403 and reply["message"] == \
+        "viewer may not use the console: viewing needs consume rights or admin", reply
+    assert console.cookie is None
+    ctl.ok('permit viewer "" "" "/queue/mine"')
+    status, reply = console.login("viewer", "look")
+    assert status == 200 and reply["data"]["admin"] is False
+    # rights taken away later end what the session may do, and its stream
+    stream = console.stream()
+    stream.until("snapshot")
+    ctl.ok('permit viewer "" ".*" ""')
+    status, reply = console.command("list")
+    assert status == 403 and "may no longer use the console" in reply["message"]
+    assert stream.until("logout")["reason"] == "this user may no longer use the console"
+    stream.close()
+    ctl.close()
+
+
 def test_logout_ends_the_session_and_its_streams(console):
     console.login()
     old = console.cookie
