@@ -1,0 +1,49 @@
+/* fuzz_config.c: the configuration reader on arbitrary Lua text.
+ *
+ * The text is written to a file and loaded into a fresh config, as the
+ * broker does at start and on reload. A script may fail in any way it
+ * likes (syntax, runtime errors, a wrong option, its budget or memory
+ * spent): that must come back as an error naming the file, never as a
+ * crash or a leak. The budget and memory are set low so that each run is
+ * quick; the file cannot raise them for its own load. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "config/config.h"
+#include "rules/router.h"
+
+static char path[64];
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	(void)argc, (void)argv;
+	snprintf(path, sizeof path, "%s/fuzz_config.%d.lua", tmp, (int)getpid());
+	log_set_level(getenv("FUZZ_LOG") ? atoi(getenv("FUZZ_LOG")) : LOG_NONE);
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct config cfg;
+	struct router *r;
+	char err[1024];
+	FILE *f = fopen(path, "wb");
+
+	if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0)
+		abort();
+	config_init(&cfg);
+	cfg.lua_budget = 200000;
+	cfg.lua_memory = 8u << 20;
+	err[0] = 0;
+	r = router_load(path, &cfg, err, sizeof err);
+	if (!r && !strstr(err, path))
+		abort();	/* every error names the file */
+	router_free(r);
+	config_fini(&cfg);
+	return 0;
+}
