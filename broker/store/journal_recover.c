@@ -1,12 +1,14 @@
-/* journal_recover.c: read every segment, cut what is torn or corrupt,
- * rebuild the index and hand the live state back.
+/* journal_recover.c: read every segment, cut a torn tail, skip damage and
+ * read on from the next valid record, rebuild the index and hand the live
+ * state back; then set damaged files aside and rewrite them without the
+ * damage (docs/journal.md, Recovery).
  *
  * Speed matters here (a million messages in well under five seconds), so:
  * each segment is mapped whole with MAP_POPULATE, which the kernel fills
  * with large sequential reads; records are checked and applied straight
  * from the mapping; messages come from a pool, not one malloc each; and
  * payloads are handed back from the mappings without a copy. The
- * mappings live until the replay is done. */
+ * mappings live until the files are settled: a rewrite copies from them. */
 #include "store/journal_int.h"
 
 #include <errno.h>
