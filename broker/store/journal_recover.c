@@ -476,7 +476,10 @@ static void settle_files(struct journal *j, struct rseg *rsegs, struct journal_r
 		jseg_path(path, sizeof path, j->dir, s->no);
 		if (rs->drop) {
 			if (rs->aside) {
-				if (aside_name(path, s->fd, bad, sizeof bad) < 0 || rename(path, bad) < 0)
+				int named = aside_name(path, s->fd, bad, sizeof bad);
+				/* Already linked there (a crash after an earlier
+				 * set-aside): rename() would do nothing, unlink. */
+				if (named < 0 || (named ? unlink(path) : rename(path, bad)) < 0)
 					log_error_sys("journal %s: cannot set %s aside", j->dir, path);
 				else
 					log_error("journal %s: %08" PRIu64 ".seg is kept as %s", j->dir, s->no,

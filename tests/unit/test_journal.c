@@ -998,6 +998,32 @@ static void test_failed_rewrite_leaves_the_segment_as_it_was(void **state)
 	free(orig);
 }
 
+static void test_rewrite_cut_short_by_a_crash(void **state)
+{
+	/* A crash during a rewrite leaves the set-aside link and a partial
+	 * .seg.tmp: the next recovery reuses the link (no second copy),
+	 * removes the leftover and rewrites. */
+	struct fx *f = *state;
+	char path[PATH_MAX], bad[PATH_MAX + 8], tmp[PATH_MAX + 8];
+	size_t len, start, rec = JREC_PREFIX + 1 + JREC_QFIELDS + 100;
+	uint8_t *orig = three_records(f, false, &len, &start);
+
+	orig[start - rec + 40] ^= 0x02;
+	write_file(seg_file(f, 1, path, sizeof path), orig, len);
+	snprintf(bad, sizeof bad, "%s.bad", path);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	assert_int_equal(link(path, bad), 0);
+	write_file(tmp, orig, 100);
+	open_j(f);
+	assert_int_equal(f->nmsgs, 2);
+	assert_int_equal(f->rec.skipped_records, 1);
+	assert_int_equal(count_files(f, ".bad"), 1);
+	assert_int_equal(count_files(f, ".tmp"), 0);
+	assert_int_equal(file_size(path), len - rec);
+	assert_int_equal(file_size(bad), len);
+	free(orig);
+}
+
 static void test_resync_search(void **state)
 {
 	/* jrec_resync on its own: the bad record's length is tried first, a
@@ -1819,6 +1845,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_snapshot_does_not_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable_files_are_set_aside_or_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_rewrite_leaves_the_segment_as_it_was, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rewrite_cut_short_by_a_crash, setup, teardown),
 		cmocka_unit_test(test_resync_search),
 		cmocka_unit_test_setup_teardown(test_torn_segment_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multi_segment_reopen, setup, teardown),
