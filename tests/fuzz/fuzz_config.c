@@ -17,11 +17,17 @@
 
 static char path[64];
 
+static void remove_file(void)
+{
+	unlink(path);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 	(void)argc, (void)argv;
 	snprintf(path, sizeof path, "%s/fuzz_config.%d.lua", tmp, (int)getpid());
+	atexit(remove_file);
 	log_set_level(getenv("FUZZ_LOG") ? atoi(getenv("FUZZ_LOG")) : LOG_NONE);
 	return 0;
 }

@@ -127,6 +127,12 @@ static void fix_crcs(uint8_t *p, size_t n)
 	}
 }
 
+static void remove_dir(void)
+{
+	clear_dir();
+	rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
@@ -134,6 +140,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(dir, sizeof dir, "%s/fuzz_journal.XXXXXX", tmp);
 	if (!mkdtemp(dir))
 		abort();
+	atexit(remove_dir);
 	base = event_base_new();
 	log_set_level(getenv("FUZZ_LOG") ? atoi(getenv("FUZZ_LOG")) : LOG_NONE);
 	journal_io.fdatasync = no_sync;	/* speed; nothing here is about durability */
