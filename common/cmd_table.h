@@ -88,3 +88,6 @@ CMD("shutdown", "shutdown",
 CMD("events", "events",
     "Stream broker events (one JSON object per line) until the connection closes.",
     0, 0, CMD_READ | CMD_STREAM, "", cmd_events)
+CMD("send", "send DEST BODY [NAME=VALUE ...] [vhost=V]",
+    "Publish BODY to DEST as the acting administrator, through the same checks and routing as a STOMP SEND; each NAME=VALUE is a header (persistent=true, expiration=MS, ...).",
+    2, -1, CMD_WRITE, "dest", cmd_send)

@@ -8,6 +8,7 @@
  *   GET  /api/<command>[/<arg>...][?arg=...]   read-only admin commands, JSON
  *   POST /api/<command>           any admin command, arguments in the body;
  *                                 needs an admin user (HTTP Basic)
+ *   GET  /, /console/...          the web console (console.c)
  *
  * Jobs without a STOMP client report results with curl. */
 #include "http/http.h"
@@ -41,7 +42,9 @@
 #include "core/dest.h"
 #include "core/msg.h"
 #include "core/publish.h"
+#include "core/events.h"
 #include "core/store.h"
+#include "http/console.h"
 
 /* A reply to a persistent POST, held until the journal has the message. */
 struct held_reply {
@@ -75,6 +78,7 @@ struct http_server {
 	struct u64map conns;		/* evhttp_connection pointer -> itself: connections seen */
 	char *path;			/* owned; URLPATH without slashes */
 	TAILQ_HEAD(, held_reply) held;
+	struct console *console;	/* owned: the web console at / */
 	TAILQ_HEAD(, http_wait) waits;
 };
 
@@ -128,6 +132,7 @@ static void conn_closed(struct evhttp_connection *hc, void *arg)
 	struct held_reply *h, *next;
 	struct http_wait *w, *wnext;
 	u64map_del(&hs->conns, (uint64_t)(uintptr_t)hc);
+	console_conn_closed(hs->console, hc);
 	for (w = TAILQ_FIRST(&hs->waits); w; w = wnext) {
 		wnext = TAILQ_NEXT(w, link);
 		if (w->hc == hc)
@@ -595,6 +600,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	if (b->shutting_down) {
 		send_error(req, 503, "the broker is shutting down");
+	} else if (console_owns(path)) {
+		console_request(hs->console, req, path);
 	} else if (method == EVHTTP_REQ_POST && plen &&
 	           strncmp(path + 1, hs->path, plen) == 0 && (path[1 + plen] == 0 || path[1 + plen] == '/')) {
 		const char *rest = path + 1 + plen;
@@ -619,10 +626,22 @@ static void on_request(struct evhttp_request *req, void *arg)
 	} else if (method == EVHTTP_REQ_POST && plen) {
 		send_error(req, 404, "no such path: POST messages to /%s/<destination>", hs->path);
 	} else {
-		send_error(req, 404, "no such path: try /health, /metrics, /api/help%s%s%s",
+		send_error(req, 404, "no such path: try / (the web console), /health, /metrics, /api/help%s%s%s",
 		           plen ? " or POST /" : "", plen ? hs->path : "", plen ? "/<destination>" : "");
 	}
 	free(path);
+}
+
+/* Broker events reach the console's live stream through this tap. */
+static bool console_tap_listening(struct broker *b)
+{
+	return b->http && b->http->console && console_events_listening(b->http->console);
+}
+
+static void console_tap_send(struct broker *b, const char *json, size_t len)
+{
+	if (b->http && b->http->console)
+		console_event(b->http->console, json, len);
 }
 
 int http_open(struct broker *b, char *err, size_t errlen)
@@ -677,7 +696,15 @@ int http_open(struct broker *b, char *err, size_t errlen)
 			                                                     : ((struct sockaddr_in *)&ss)->sin_port);
 	}
 	b->http = hs;
-	log_info("listening for HTTP on %s:%d (POST /%s/<destination>, /health, /metrics, /api)", addr,
+	hs->console = console_new(b);
+	{
+		static const struct events_tap tap = { console_tap_listening, console_tap_send };
+		events_add_tap(b, &tap);
+	}
+	if (strcmp(hs->path, "console") == 0 || strncmp(hs->path, "console/", 8) == 0)
+		log_warn("HTTP: URLPATH %s: paths under /console/ are the web console's; messages POSTed there "
+		         "do not reach a destination", hs->path);
+	log_info("listening for HTTP on %s:%d (the web console at /, POST /%s/<destination>, /health, /metrics, /api)", addr,
 	         b->http_port_bound, hs->path);
 	return 0;
 }
@@ -696,6 +723,8 @@ void http_free(struct broker *b)
 		while (u64map_next(&hs->conns, &it, &key, &v))
 			evhttp_connection_set_closecb(v, NULL, NULL);
 	}
+	console_free(hs->console);
+	hs->console = NULL;
 	while (!TAILQ_EMPTY(&hs->waits))
 		http_wait_free(TAILQ_FIRST(&hs->waits));
 	evhttp_free(hs->http);

@@ -1,0 +1,789 @@
+// console.js: mqbroker's web console. Plain JavaScript, no build step, no
+// library: the broker serves this file from its own binary.
+//
+// Everything it shows comes from one event stream (/console/api/stream):
+// a snapshot of the broker every second (the replies of `stats`,
+// `list destinations`, `list durables`, `list clients` and `list
+// bridges`) and broker events as they happen. Everything it does is an
+// admin command from the broker's one command table, sent to
+// /console/api/command with the session's CSRF token: mqsh runs the same
+// commands.
+'use strict';
+
+(() => {
+  const HISTORY = 300; // points on a chart: five minutes, one a second
+  const MAX_EVENTS = 500;
+  const MAX_ROWS = 2000; // rows a table shows; the filter finds the rest
+
+  const state = {
+    session: null, // {login, admin, token}
+    snap: null, // the latest snapshot
+    stream: null, // the EventSource
+    history: { time: [], rate_in: [], rate_out: [] },
+    dest: null, // the destination page's {vhost, name, time, depth, unacked, rate_in, rate_out, shown}
+    conn: null, // the connection page's id
+    events: [],
+    eventsPaused: false,
+    route: 'overview',
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') e.className = v;
+      else if (k === 'text') e.textContent = v;
+      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? '' : v);
+    }
+    for (const c of children) if (c !== null && c !== undefined) e.append(c);
+    return e;
+  }
+
+  // ---- numbers ----
+
+  const grouped = new Intl.NumberFormat('en-US');
+  function fmtNum(v) {
+    if (v === undefined || v === null || v === '') return '-';
+    if (typeof v !== 'number') return String(v);
+    if (Number.isInteger(v)) return grouped.format(v);
+    return v < 10 ? v.toFixed(1) : grouped.format(Math.round(v));
+  }
+  function fmtBytes(n) {
+    if (n === undefined || n === null) return '-';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)) + ' ' + units[i];
+  }
+  function fmtDuration(s) {
+    if (s === undefined || s === null) return '-';
+    const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60;
+    if (d) return `${d}d ${h}h`;
+    if (h) return `${h}h ${m}m`;
+    if (m) return `${m}m ${s % 60}s`;
+    return `${s}s`;
+  }
+  function fmtTime(ms) {
+    return new Date(ms).toLocaleTimeString('en-GB');
+  }
+
+  // ---- talking to the broker ----
+
+  async function call(path, body) {
+    const opts = { method: body === undefined ? 'GET' : 'POST', credentials: 'same-origin', headers: {} };
+    if (body !== undefined) {
+      opts.headers['Content-Type'] = 'application/json';
+      if (state.session) opts.headers['X-CSRF-Token'] = state.session.token;
+      opts.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(path, opts);
+    } catch (e) {
+      return { status: 0, ok: false, message: 'the broker does not answer: ' + e.message };
+    }
+    let reply;
+    try {
+      reply = await res.json();
+    } catch (e) {
+      reply = { status: res.status, ok: false, message: `HTTP ${res.status}` };
+    }
+    if (res.status === 401 && state.session && path !== '/console/api/login') {
+      loggedOut(reply.message);
+    }
+    return reply;
+  }
+
+  // One admin command; the reply is {status, ok, message, data}.
+  function command(...args) {
+    return call('/console/api/command', { args });
+  }
+
+  // A command the user asked for: its one line goes to the notice.
+  async function act(...args) {
+    const r = await command(...args);
+    notify(r.message || (r.ok ? 'done' : 'failed'), !r.ok);
+    return r;
+  }
+
+  let noticeTimer = null;
+  function notify(text, error) {
+    const n = $('notice');
+    n.textContent = text;
+    n.className = error ? 'error' : '';
+    n.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => { n.hidden = true; }, error ? 9000 : 5000);
+  }
+
+  // ---- confirmation ----
+
+  function confirmAction(title, text, withReason) {
+    const d = $('confirm');
+    $('confirm-title').textContent = title;
+    $('confirm-text').textContent = text;
+    $('confirm-reason-label').hidden = !withReason;
+    $('confirm-reason').value = '';
+    return new Promise((resolve) => {
+      d.addEventListener('close', () => {
+        resolve(d.returnValue === 'ok' ? { reason: $('confirm-reason').value.trim() } : null);
+      }, { once: true });
+      d.returnValue = '';
+      d.showModal();
+      (withReason ? $('confirm-reason') : $('confirm-ok')).focus();
+    });
+  }
+
+  // ---- login ----
+
+  function showLogin(message) {
+    $('top').hidden = true;
+    for (const s of document.querySelectorAll('main > section')) s.hidden = true;
+    $('login-page').hidden = false;
+    $('login-error').textContent = message || '';
+    $('password').value = '';
+    $('login').focus();
+  }
+
+  function loggedIn(session) {
+    state.session = session;
+    $('login-page').hidden = true;
+    $('top').hidden = false;
+    $('whoami').textContent = `${session.login}${session.admin ? ' (admin)' : ' (viewer)'}`;
+    document.body.classList.toggle('viewer', !session.admin);
+    for (const e of document.querySelectorAll('.admin-only')) e.hidden = !session.admin;
+    $('ov-version').textContent = session.version ? `mqbroker ${session.version}` : '';
+    openStream();
+    route();
+  }
+
+  function loggedOut(reason) {
+    state.session = null;
+    if (state.stream) state.stream.close();
+    state.stream = null;
+    state.snap = null;
+    showLogin(reason);
+  }
+
+  $('login-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    $('login-button').disabled = true;
+    const r = await call('/console/api/login', { login: $('login').value, password: $('password').value });
+    $('login-button').disabled = false;
+    if (r.ok) loggedIn(r.data);
+    else showLogin(r.message);
+  });
+
+  $('logout').addEventListener('click', async () => {
+    await call('/console/api/logout', {});
+    loggedOut('Logged out.');
+  });
+
+  // ---- the live stream ----
+
+  function setLive(on, text) {
+    const l = $('live');
+    l.textContent = text;
+    l.className = 'live ' + (on ? 'on' : 'off');
+  }
+
+  function openStream() {
+    if (state.stream) state.stream.close();
+    const es = new EventSource('/console/api/stream');
+    state.stream = es;
+    es.addEventListener('open', () => setLive(true, 'live'));
+    es.addEventListener('history', (e) => {
+      const h = JSON.parse(e.data);
+      const col = (name) => h.fields.indexOf(name);
+      state.history = {
+        time: h.samples.map((s) => s[0]),
+        rate_in: h.samples.map((s) => s[col('rate_in')]),
+        rate_out: h.samples.map((s) => s[col('rate_out')]),
+      };
+    });
+    es.addEventListener('snapshot', (e) => snapshot(JSON.parse(e.data)));
+    es.addEventListener('event', (e) => brokerEvent(JSON.parse(e.data)));
+    es.addEventListener('logout', (e) => {
+      es.close();
+      loggedOut(JSON.parse(e.data).reason);
+    });
+    es.addEventListener('error', async () => {
+      if (es !== state.stream) return;
+      setLive(false, es.readyState === EventSource.CLOSED ? 'stopped' : 'reconnecting');
+      if (es.readyState === EventSource.CLOSED) {
+        // refused (the session is gone) or the broker went away for good
+        const r = await call('/console/api/session');
+        if (r.ok && state.session) setTimeout(openStream, 3000);
+        else if (!r.ok && r.status !== 401) setTimeout(openStream, 3000);
+      }
+    });
+  }
+
+  function push(arr, v) {
+    arr.push(v);
+    if (arr.length > HISTORY) arr.shift();
+  }
+
+  function snapshot(s) {
+    state.snap = s;
+    setLive(true, 'live');
+    const h = state.history;
+    if (!h.time.length || h.time[h.time.length - 1] < s.time_ms) {
+      push(h.time, s.time_ms);
+      push(h.rate_in, s.stats.rate_in);
+      push(h.rate_out, s.stats.rate_out);
+    }
+    if (state.dest) {
+      const row = findDest(state.dest.vhost, state.dest.name);
+      if (row) {
+        const d = state.dest;
+        if (!d.time.length || d.time[d.time.length - 1] < s.time_ms) {
+          push(d.time, s.time_ms);
+          for (const k of ['depth', 'unacked', 'rate_in', 'rate_out']) push(d[k], row[k]);
+        }
+      }
+    }
+    render();
+  }
+
+  function brokerEvent(ev) {
+    state.events.unshift(ev);
+    if (state.events.length > MAX_EVENTS) state.events.pop();
+    if (state.route === 'events' && !state.eventsPaused) renderEvents();
+  }
+
+  // ---- routes ----
+
+  const pages = ['overview', 'destinations', 'destination', 'connections', 'connection', 'events', 'bridges', 'missing'];
+
+  function route() {
+    if (!state.session) return;
+    const hash = location.hash.replace(/^#/, '') || '/';
+    const parts = hash.split('/').slice(1).map(decodeURIComponent);
+    let page = parts[0] || 'overview';
+    state.dest = null;
+    state.conn = null;
+    if (page === 'destination' && parts.length >= 3) {
+      openDest(parts[1], parts.slice(2).join('/'));
+    } else if (page === 'connection' && parts.length === 2) {
+      state.conn = parts[1];
+    } else if (!['overview', 'destinations', 'connections', 'events', 'bridges'].includes(page)) {
+      $('missing-path').textContent = '#' + hash;
+      page = 'missing';
+    }
+    state.route = page;
+    for (const p of pages) $(p + '-page').hidden = p !== page;
+    for (const a of document.querySelectorAll('header nav a')) {
+      a.classList.toggle('current', a.dataset.page === page || a.dataset.page + 's' === page ||
+                         (page === 'destination' && a.dataset.page === 'destinations') ||
+                         (page === 'connection' && a.dataset.page === 'connections'));
+    }
+    render();
+  }
+  window.addEventListener('hashchange', route);
+
+  function destLink(vhost, name) {
+    return `#/destination/${encodeURIComponent(vhost)}/${name.split('/').map(encodeURIComponent).join('/')}`;
+  }
+
+  function render() {
+    if (!state.session) return;
+    switch (state.route) {
+      case 'overview': return renderOverview();
+      case 'destinations': return renderDestinations();
+      case 'destination': return renderDest();
+      case 'connections': return renderConnections();
+      case 'connection': return renderConnection();
+      case 'events': return renderEvents();
+      case 'bridges': return renderBridges();
+    }
+  }
+
+  // ---- charts ----
+
+  // Lines over time on an SVG of viewBox 800 x H: series [{values, cls}].
+  function chart(svg, times, series) {
+    const W = 800, H = svg.viewBox.baseVal.height, top = 8, bottom = H - 18, left = 0;
+    let max = 0;
+    for (const s of series) for (const v of s.values) if (v > max) max = v;
+    const nice = niceMax(max);
+    const now = times.length ? times[times.length - 1] : Date.now();
+    const span = HISTORY * 1000;
+    const x = (t) => left + (W - left) * (1 - (now - t) / span);
+    const y = (v) => bottom - (bottom - top) * (v / nice);
+    const kids = [];
+    const ns = 'http://www.w3.org/2000/svg';
+    const mk = (tag, attrs, text) => {
+      const e = document.createElementNS(ns, tag);
+      for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+      if (text !== undefined) e.textContent = text;
+      return e;
+    };
+    for (let i = 0; i <= 4; i++) {
+      const v = nice * i / 4, yy = y(v);
+      kids.push(mk('line', { x1: 0, x2: W, y1: yy, y2: yy, class: 'grid-line' }));
+      if (i) kids.push(mk('text', { x: 4, y: yy + 12, class: 'axis' }, fmtNum(v)));
+    }
+    kids.push(mk('text', { x: 4, y: H - 4, class: 'axis' }, '−5 min'));
+    kids.push(mk('text', { x: W - 30, y: H - 4, class: 'axis' }, 'now'));
+    for (const s of series) {
+      const pts = [];
+      for (let i = 0; i < times.length; i++) {
+        if (now - times[i] > span) continue;
+        pts.push(`${x(times[i]).toFixed(1)},${y(s.values[i] || 0).toFixed(1)}`);
+      }
+      if (pts.length) kids.push(mk('polyline', { points: pts.join(' '), class: s.cls }));
+    }
+    svg.replaceChildren(...kids);
+  }
+
+  // The top of the scale: four grid lines at round values (counts under
+  // four still get whole numbers).
+  function niceMax(v) {
+    if (v <= 4) return 4;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 4, 8, 10]) if (v <= m * p) return m * p;
+    return 10 * p;
+  }
+
+  // ---- tables ----
+
+  // A sortable table: columns [{key, label, num, fmt(v, row), cell(row)}].
+  class Grid {
+    constructor(table, columns, opts) {
+      this.table = table;
+      this.columns = columns;
+      this.opts = opts || {};
+      this.sortKey = this.opts.sortKey || columns[0].key;
+      this.desc = false;
+      const tr = el('tr');
+      for (const c of columns) {
+        const th = el('th', { class: c.num ? 'num' : '', 'data-key': c.key, text: c.label });
+        if (c.key) {
+          th.addEventListener('click', () => {
+            if (this.sortKey === c.key) this.desc = !this.desc;
+            else { this.sortKey = c.key; this.desc = !!c.num; }
+            this.render(this.rows || []);
+          });
+        }
+        tr.append(th);
+      }
+      this.thead = el('thead', {}, tr);
+      this.tbody = el('tbody');
+      table.replaceChildren(this.thead, this.tbody);
+    }
+
+    render(rows) {
+      this.rows = rows;
+      const key = this.sortKey, dir = this.desc ? -1 : 1;
+      const sorted = rows.slice().sort((a, b) => {
+        const x = a[key], y = b[key];
+        if (x === y) return 0;
+        if (x === undefined || x === null) return 1;
+        if (y === undefined || y === null) return -1;
+        if (typeof x === 'number' && typeof y === 'number') return (x - y) * dir;
+        return String(x).localeCompare(String(y)) * dir;
+      });
+      for (const th of this.thead.querySelectorAll('th')) {
+        th.classList.toggle('sorted', th.dataset.key === key);
+        th.classList.toggle('asc', th.dataset.key === key && !this.desc);
+        th.classList.toggle('desc', th.dataset.key === key && this.desc);
+      }
+      const trs = sorted.slice(0, MAX_ROWS).map((r) => {
+        const tr = el('tr', this.opts.rowAttrs ? this.opts.rowAttrs(r) : {});
+        for (const c of this.columns) {
+          let content;
+          if (c.cell) content = c.cell(r);
+          else content = c.fmt ? c.fmt(r[c.key], r) : fmtNum(r[c.key]);
+          tr.append(el('td', { class: (c.num ? 'num' : '') + (c.wrap ? ' wrap' : ''), 'data-key': c.key || '' }, content));
+        }
+        return tr;
+      });
+      if (!trs.length) trs.push(el('tr', { class: 'none' }, el('td', { colspan: String(this.columns.length), text: 'none' })));
+      this.tbody.replaceChildren(...trs);
+      return sorted.length;
+    }
+  }
+
+  function matches(filter, ...fields) {
+    if (!filter) return true;
+    const f = filter.toLowerCase();
+    return fields.some((v) => v !== undefined && v !== null && String(v).toLowerCase().includes(f));
+  }
+
+  // ---- overview ----
+
+  function renderOverview() {
+    const s = state.snap && state.snap.stats;
+    if (!s) return;
+    $('ov-connections').textContent = fmtNum(s.connections);
+    $('ov-rate-in').textContent = fmtNum(s.rate_in);
+    $('ov-rate-out').textContent = fmtNum(s.rate_out);
+    $('ov-depth').textContent = fmtNum(s.depth);
+    $('ov-unacked').textContent = `${fmtNum(s.unacked)} unacknowledged`;
+    $('ov-destinations').textContent = fmtNum(s.destinations);
+    $('ov-uptime').textContent = fmtDuration(s.uptime_s);
+    chart($('ov-chart'), state.history.time, [
+      { values: state.history.rate_in, cls: 'in' },
+      { values: state.history.rate_out, cls: 'out' },
+    ]);
+
+    const high = s.memory_high_watermark || 0;
+    const used = s.message_bytes || 0;
+    const bar = $('ov-mem-bar');
+    const frac = high ? used / high : 0;
+    bar.style.width = high ? Math.min(100, frac * 100).toFixed(1) + '%' : '0';
+    bar.className = s.memory_alarm ? 'over' : frac > 0.8 ? 'high' : '';
+    $('ov-mem-text').textContent = high
+      ? `${fmtBytes(used)} of messages held; the high-watermark is ${fmtBytes(high)} (${frac * 100 < 0.1 && used ? 'under 0.1' : (frac * 100).toFixed(1)}%)`
+      : `${fmtBytes(used)} of messages held; no high-watermark is set`;
+    details($('ov-memory'), [
+      ['messages held', fmtNum(s.messages_held)],
+      ['process memory (RSS)', fmtBytes(s.rss_bytes)],
+    ]);
+    if (s.journal_segments !== undefined) {
+      details($('ov-journal'), [
+        ['state', s.journal_failing ? 'failing' : 'writing'],
+        ['segments', fmtNum(s.journal_segments)],
+        ['on disk', fmtBytes(s.journal_disk_bytes)],
+        ['live messages', fmtNum(s.journal_live_messages)],
+        ['live bytes', fmtBytes(s.journal_live_bytes)],
+        ['appends', fmtNum(s.journal_appends)],
+        ['fsyncs', fmtNum(s.journal_fsyncs)],
+        ['compactions', fmtNum(s.journal_compactions)],
+      ]);
+    } else {
+      details($('ov-journal'), [['state', 'no journal: nothing is persisted']]);
+    }
+    const alarms = [];
+    if (s.memory_alarm) alarms.push(['bad', 'Memory high-watermark reached: producers are paused until memory falls back']);
+    if (s.journal_failing) alarms.push(['bad', 'The journal cannot write: persistent messages are refused']);
+    const paused = (state.snap.destinations || []).filter((d) => d.paused).length;
+    if (paused) alarms.push(['warn', `${paused} paused queue${paused === 1 ? '' : 's'}: delivery stopped`]);
+    const list = $('ov-alarms');
+    list.replaceChildren(...(alarms.length
+      ? alarms.map(([cls, text]) => el('li', { class: cls === 'warn' ? 'warn' : '', text }))
+      : [el('li', { class: 'none', text: 'No alarms' })]));
+  }
+
+  function details(dl, pairs) {
+    const kids = [];
+    for (const [k, v] of pairs) kids.push(el('dt', { text: k }), el('dd', { text: v }));
+    dl.replaceChildren(...kids);
+  }
+
+  // ---- destinations ----
+
+  // Rows of every destination, durable subscriptions marked as such.
+  function destRows() {
+    const s = state.snap;
+    if (!s) return [];
+    const durable = new Map((s.durables || []).map((d) => [`${d.vhost}\n/durable/${d.name}`, d]));
+    return (s.destinations || []).map((d) => {
+      const du = durable.get(`${d.vhost}\n${d.name}`);
+      const row = Object.assign({}, d);
+      if (du) {
+        row.type = 'durable';
+        row.topic = du.topic;
+      }
+      row.state = d.paused ? 'paused' : '';
+      return row;
+    });
+  }
+
+  function findDest(vhost, name) {
+    return destRows().find((d) => d.vhost === vhost && d.name === name);
+  }
+
+  const destGrid = new Grid($('dest-table'), [
+    { key: 'name', label: 'Name', cell: (r) => el('a', { href: destLink(r.vhost, r.name), text: r.name }) },
+    { key: 'type', label: 'Type', fmt: (v, r) => (r.topic ? `durable (${r.topic})` : v) },
+    { key: 'vhost', label: 'Virtual host', fmt: (v) => v },
+    { key: 'depth', label: 'Depth', num: true },
+    { key: 'unacked', label: 'Unacked', num: true },
+    { key: 'consumers', label: 'Consumers', num: true },
+    { key: 'rate_in', label: 'In /s', num: true },
+    { key: 'rate_out', label: 'Out /s', num: true },
+    { key: 'messages_in', label: 'In total', num: true },
+    { key: 'state', label: 'State', fmt: (v) => v },
+  ], { rowAttrs: (r) => ({ 'data-name': r.name, 'data-vhost': r.vhost }) });
+
+  function renderDestinations() {
+    const filter = $('dest-filter').value.trim(), type = $('dest-type').value;
+    const all = destRows();
+    const rows = all.filter((d) => (!type || d.type === type) && matches(filter, d.name, d.type, d.vhost, d.topic));
+    const n = destGrid.render(rows);
+    $('dest-count').textContent = `${n} of ${all.length} destination${all.length === 1 ? '' : 's'}` +
+      (n > MAX_ROWS ? ` (the first ${MAX_ROWS} shown: filter to see the others)` : '');
+  }
+  $('dest-filter').addEventListener('input', renderDestinations);
+  $('dest-type').addEventListener('change', renderDestinations);
+
+  $('create-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const args = ['create', $('create-kind').value, $('create-name').value.trim()];
+    if ($('create-persistent').checked && $('create-kind').value === 'queue') args.push('persistent');
+    const r = await act(...args);
+    if (r.ok) $('create-name').value = '';
+  });
+
+  // ---- one destination ----
+
+  function openDest(vhost, name) {
+    const d = { vhost, name, time: [], depth: [], unacked: [], rate_in: [], rate_out: [], shown: null };
+    state.dest = d;
+    $('d-title').textContent = name;
+    $('d-gone').hidden = true;
+    $('d-publish-body').value = '';
+    const q = new URLSearchParams({ name, vhost });
+    call('/console/api/history?' + q).then((r) => {
+      if (state.dest !== d || !r.samples) return;
+      const col = (f) => r.fields.indexOf(f);
+      // what the stream added meanwhile goes after the recorded minutes
+      const last = r.samples.length ? r.samples[r.samples.length - 1][0] : 0;
+      const later = d.time.map((t, i) => i).filter((i) => d.time[i] > last);
+      const merged = { time: r.samples.map((s) => s[0]) };
+      for (const k of ['depth', 'unacked', 'rate_in', 'rate_out']) merged[k] = r.samples.map((s) => s[col(k)]);
+      for (const i of later) for (const k of ['time', 'depth', 'unacked', 'rate_in', 'rate_out']) merged[k].push(d[k][i]);
+      for (const k of Object.keys(merged)) d[k] = merged[k].slice(-HISTORY);
+      renderDest();
+    });
+    refreshShow();
+  }
+
+  function destArgs(...args) {
+    const d = state.dest;
+    return d.vhost === '/' ? args : args.concat(['vhost=' + d.vhost]);
+  }
+
+  let showPending = false;
+  async function refreshShow() {
+    const d = state.dest;
+    if (!d || showPending) return;
+    showPending = true;
+    const r = await command(...destArgs('show', d.name));
+    showPending = false;
+    if (state.dest !== d) return;
+    if (!r.ok) {
+      d.shown = null;
+      $('d-gone').textContent = r.message;
+      $('d-gone').hidden = false;
+      return;
+    }
+    $('d-gone').hidden = true;
+    d.shown = r.data;
+    renderDest();
+  }
+
+  const subGrid = new Grid($('d-subscribers'), [
+    { key: 'client', label: 'Client', cell: (r) => el('a', { href: `#/connection/${r.client}`, text: String(r.client) }) },
+    { key: 'id', label: 'Subscription', fmt: (v) => v },
+    { key: 'ack', label: 'Ack', fmt: (v) => v },
+    { key: 'unacked', label: 'Unacked', num: true },
+    { key: 'priority', label: 'Priority', num: true },
+  ]);
+  const childGrid = new Grid($('d-children'), [
+    { key: 'name', label: 'Child', cell: (r) => el('a', { href: destLink(state.dest.vhost, r.name), text: r.name }) },
+    { key: '', label: '', cell: (r) => (state.session.admin
+      ? el('button', { type: 'button', class: 'detach', 'data-child': r.name, text: 'Detach', onclick: () => detach(r.name) })
+      : '') },
+  ]);
+
+  function renderDest() {
+    const d = state.dest;
+    if (!d) return;
+    const row = findDest(d.vhost, d.name);
+    const shown = d.shown;
+    const type = row ? row.type : shown ? shown.type : '';
+    $('d-type').textContent = row && row.topic ? `durable subscription of ${row.topic}` : type;
+    $('d-state').textContent = row && row.paused ? 'paused' : '';
+    $('d-state').className = 'tag' + (row && row.paused ? ' paused' : '');
+    for (const k of ['depth', 'unacked', 'consumers']) $('d-' + k).textContent = row ? fmtNum(row[k]) : '-';
+    $('d-rate-in').textContent = row ? fmtNum(row.rate_in) : '-';
+    $('d-rate-out').textContent = row ? fmtNum(row.rate_out) : '-';
+    const queue = type === 'queue' || type === 'durable', pubsub = type === 'pubsub';
+    for (const e of document.querySelectorAll('#destination-page .queue-only')) e.hidden = !queue;
+    for (const e of document.querySelectorAll('#destination-page .pubsub-only')) e.hidden = !pubsub;
+    if (queue && row) {
+      $('d-pause').disabled = !!row.paused;
+      $('d-resume').disabled = !row.paused;
+    }
+    chart($('d-chart-depth'), d.time, [{ values: d.depth, cls: 'depth' }, { values: d.unacked, cls: 'unacked' }]);
+    chart($('d-chart-rates'), d.time, [{ values: d.rate_in, cls: 'in' }, { values: d.rate_out, cls: 'out' }]);
+    if (shown) {
+      subGrid.render(shown.subscribers || []);
+      childGrid.render((shown.child_names || []).map((name) => ({ name })));
+      const skip = new Set(['subscribers', 'child_names']);
+      details($('d-details'), Object.entries(shown).filter(([k]) => !skip.has(k))
+        .map(([k, v]) => [k.replace(/_/g, ' '), typeof v === 'number' ? fmtNum(v) : v === null ? '-' : String(v)]));
+    }
+    if (!row && state.snap) {
+      $('d-gone').textContent = `${d.name} does not exist (any more) in virtual host ${d.vhost}`;
+      $('d-gone').hidden = false;
+    }
+    refreshShow();
+  }
+
+  $('d-publish-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const d = state.dest;
+    const headers = $('d-publish-headers').value.split('\n').map((l) => l.trim()).filter((l) => l);
+    for (const h of headers) {
+      if (!/^[^=]+=/.test(h)) {
+        notify(`header '${h}' is not NAME=VALUE`, true);
+        return;
+      }
+    }
+    if ($('d-publish-persistent').checked) headers.push('persistent=true');
+    const r = await act(...destArgs('send', d.name, $('d-publish-body').value, ...headers));
+    if (r.ok) refreshShow();
+  });
+
+  $('d-purge').addEventListener('click', async () => {
+    const d = state.dest;
+    if (!await confirmAction('Purge ' + d.name, 'Every message the queue holds is removed. Deliveries in flight stay.')) return;
+    await act(...destArgs('purge', d.name));
+  });
+  $('d-pause').addEventListener('click', () => act(...destArgs('pause', state.dest.name)));
+  $('d-resume').addEventListener('click', () => act(...destArgs('resume', state.dest.name)));
+  $('d-redrive-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const target = $('d-redrive-target').value.trim();
+    const d = state.dest;
+    if (!await confirmAction('Move dead letters back', `Every message of ${d.name} goes back ` +
+        (target ? `to ${target}.` : 'to the destination it came from.'))) return;
+    await act(...destArgs('redrive', d.name, ...(target ? [target] : [])));
+  });
+  $('d-attach-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const r = await act(...destArgs('attach', state.dest.name, $('d-attach-child').value.trim()));
+    if (r.ok) { $('d-attach-child').value = ''; refreshShow(); }
+  });
+  async function detach(child) {
+    const r = await act(...destArgs('detach', state.dest.name, child));
+    if (r.ok) refreshShow();
+  }
+
+  // ---- connections ----
+
+  function disconnectButton(id) {
+    return el('button', { type: 'button', class: 'danger disconnect', 'data-id': String(id), text: 'Disconnect…',
+                          onclick: (ev) => { ev.stopPropagation(); disconnect(id); } });
+  }
+
+  const connGrid = new Grid($('conn-table'), [
+    { key: 'id', label: 'Id', num: true, cell: (r) => el('a', { href: `#/connection/${r.id}`, text: String(r.id) }) },
+    { key: 'login', label: 'Login', fmt: (v) => v || '(anonymous)' },
+    { key: 'peer', label: 'Peer', fmt: (v) => v },
+    { key: 'vhost', label: 'Virtual host', fmt: (v) => v },
+    { key: 'version', label: 'Protocol', fmt: (v) => (v ? 'STOMP ' + v : '-') },
+    { key: 'transport', label: 'Transport', fmt: (v) => v },
+    { key: 'subscriptions', label: 'Subscriptions', num: true },
+    { key: 'unacked', label: 'Unacked', num: true },
+    { key: 'messages_in', label: 'In', num: true },
+    { key: 'messages_out', label: 'Out', num: true },
+    { key: 'connected_s', label: 'Connected', num: true, fmt: fmtDuration },
+    { key: '', label: '', cell: (r) => (state.session.admin ? disconnectButton(r.id) : '') },
+  ], { rowAttrs: (r) => ({ 'data-id': String(r.id) }) });
+
+  function renderConnections() {
+    const s = state.snap;
+    if (!s) return;
+    const filter = $('conn-filter').value.trim();
+    const all = s.clients || [];
+    const rows = all.filter((c) => matches(filter, c.id, c.login, c.peer, c.vhost, c.version, c.transport));
+    const n = connGrid.render(rows);
+    $('conn-count').textContent = `${n} of ${all.length} connection${all.length === 1 ? '' : 's'}`;
+  }
+  $('conn-filter').addEventListener('input', renderConnections);
+
+  async function disconnect(id) {
+    const answer = await confirmAction(`Disconnect client ${id}`,
+      'The client gets an ERROR with the reason; its unacknowledged messages go back to their queues.', true);
+    if (!answer) return;
+    const r = await act('disconnect', String(id), ...(answer.reason ? [answer.reason] : []));
+    if (r.ok && state.route === 'connection') location.hash = '#/connections';
+  }
+
+  const connSubGrid = new Grid($('c-subscriptions'), [
+    { key: 'id', label: 'Subscription', fmt: (v) => v },
+    { key: 'destination', label: 'Destination', fmt: (v) => v },
+    { key: 'ack', label: 'Ack', fmt: (v) => v },
+    { key: 'unacked', label: 'Unacked', num: true },
+  ]);
+
+  let connPending = false;
+  async function renderConnection() {
+    const id = state.conn;
+    $('c-title').textContent = id;
+    if (connPending) return;
+    connPending = true;
+    const r = await command('show', 'client', id);
+    connPending = false;
+    if (state.conn !== id) return;
+    $('c-gone').hidden = r.ok;
+    $('c-disconnect').disabled = !r.ok;
+    if (!r.ok) {
+      $('c-gone').textContent = r.message;
+      return;
+    }
+    connSubGrid.render(r.data.subscription_list || []);
+    details($('c-details'), Object.entries(r.data).filter(([k]) => k !== 'subscription_list')
+      .map(([k, v]) => [k.replace(/_/g, ' '), typeof v === 'number' ? fmtNum(v) : typeof v === 'object' ? JSON.stringify(v) : String(v)]));
+  }
+  $('c-disconnect').addEventListener('click', () => disconnect(state.conn));
+
+  // ---- events ----
+
+  function renderEvents() {
+    const filter = $('events-filter').value.trim();
+    const shown = state.events.filter((e) => matches(filter, JSON.stringify(e)));
+    $('events-list').replaceChildren(...shown.map((e) => {
+      const rest = Object.entries(e).filter(([k]) => k !== 'event' && k !== 'time_ms').map(([k, v]) => `${k}=${v}`);
+      return el('li', {}, el('span', { class: 'time', text: fmtTime(e.time_ms) }),
+        el('span', { class: 'name', text: e.event }), el('span', { text: rest.join(' ') }));
+    }));
+    $('events-count').textContent = `${shown.length} event${shown.length === 1 ? '' : 's'}` +
+      (state.eventsPaused ? ' (paused)' : '');
+  }
+  $('events-filter').addEventListener('input', renderEvents);
+  $('events-pause').addEventListener('click', () => {
+    state.eventsPaused = !state.eventsPaused;
+    $('events-pause').textContent = state.eventsPaused ? 'Resume' : 'Pause';
+    renderEvents();
+  });
+  $('events-clear').addEventListener('click', () => { state.events = []; renderEvents(); });
+
+  // ---- bridges ----
+
+  // Bridges are the rows of `list bridges`: whatever fields the broker
+  // gives them become the columns, so the page needs no change when they
+  // arrive or grow.
+  let bridgeGrid = null, bridgeKeys = '';
+  function renderBridges() {
+    const rows = (state.snap && state.snap.bridges) || [];
+    $('bridges-empty').hidden = rows.length > 0;
+    $('bridges-table').hidden = rows.length === 0;
+    if (!rows.length) return;
+    const keys = Object.keys(rows[0]);
+    if (keys.join() !== bridgeKeys) {
+      bridgeKeys = keys.join();
+      bridgeGrid = new Grid($('bridges-table'), keys.map((k) => ({
+        key: k, label: k.replace(/_/g, ' '), num: typeof rows[0][k] === 'number',
+        fmt: (v) => (typeof v === 'number' ? fmtNum(v) : v === null || v === undefined ? '-' : String(v)),
+      })));
+    }
+    bridgeGrid.render(rows);
+  }
+
+  // ---- start ----
+
+  (async () => {
+    const r = await call('/console/api/session');
+    if (r.ok) loggedIn(r.data);
+    else showLogin();
+  })();
+})();

@@ -1,0 +1,297 @@
+"""The web console in a real browser: headless Chromium (Debian's
+/usr/bin/chromium, driven by playwright-core) on the page the broker
+serves, clicking what an operator clicks. Logging in, creating a queue,
+publishing to it from the page and watching its depth rise, purging it,
+disconnecting a stomp.py client and watching it go; a refused login; an
+action without the CSRF token, and one from another site, refused. One
+broker and one browser for the module: starting Chromium is the slow part.
+
+MQ_CONSOLE_SCREENSHOT=docs/console-overview.png makes
+test_overview_screenshot write the picture docs/console.md shows."""
+import json
+import os
+import threading
+import http.server
+
+import pytest
+
+from consoletest import USERS, Console, Driver
+from mqtest import Control, client, free_port, wait_for
+
+
+@pytest.fixture(scope="module")
+def env():
+    from mqtest import Broker
+    port = free_port()
+    b = Broker("-w", str(port), "64", "", config=USERS).start()
+    drv = None
+    try:
+        drv = Driver()
+        yield b, drv, f"http://127.0.0.1:{port}"
+    finally:
+        if drv:
+            drv.stop()
+        try:
+            rc = b.stop()
+        finally:
+            b.cleanup()
+        assert rc == 0
+
+
+def js(v):
+    return json.dumps(v)
+
+
+def login(drv, url, user="admin", password="secret"):
+    """A fresh browser session, logged in; returns what the header says."""
+    return drv.run(f"""
+        await context.clearCookies();
+        await page.goto({js(url + '/')});
+        await page.waitForSelector('#login-form', {{ state: 'visible' }});
+        await page.fill('#login', {js(user)});
+        await page.fill('#password', {js(password)});
+        await page.click('#login-button');
+        await page.waitForSelector('#top', {{ state: 'visible' }});
+        await page.waitForFunction(() => document.getElementById('live').textContent === 'live');
+        return await page.textContent('#whoami');
+    """)
+
+
+def go(drv, url, hash_):
+    drv.run(f"await page.goto({js(url + '/' + hash_)}); await page.waitForSelector('#top', {{ state: 'visible' }});")
+
+
+def test_refused_login(env):
+    b, drv, url = env
+    message = drv.run(f"""
+        await context.clearCookies();
+        await page.goto({js(url + '/')});
+        await page.fill('#login', 'admin');
+        await page.fill('#password', 'not the password');
+        await page.click('#login-button');
+        await page.waitForFunction(() => document.getElementById('login-error').textContent !== '');
+        return [await page.textContent('#login-error'), await page.isVisible('#top')];
+    """)
+    assert message == ["login failed: wrong login or password", False]
+    assert "web console: login refused from 127.0.0.1" in b.read_log()
+
+
+def test_create_publish_and_purge_from_the_page(env):
+    b, drv, url = env
+    assert login(drv, url) == "admin (admin)"
+    go(drv, url, "#/destinations")
+    drv.run("""
+        await page.fill('#create-name', '/queue/from-page');
+        await page.check('#create-persistent');
+        await page.click('#create-button');
+        await page.waitForSelector('tr[data-name="/queue/from-page"]');
+    """)
+    row = Control(b).ok("show /queue/from-page")
+    assert row["type"] == "queue" and row["persistent"] is True and row["depth"] == 0
+    # its page, from the link in the table
+    drv.run("""
+        await page.click('tr[data-name="/queue/from-page"] a');
+        await page.waitForSelector('#destination-page', { state: 'visible' });
+        await page.waitForFunction(() => document.getElementById('d-title').textContent === '/queue/from-page');
+    """)
+    for i in range(3):
+        drv.run(f"""
+            await page.fill('#d-publish-body', {js(f'render frame {i}')});
+            await page.fill('#d-publish-headers', 'job=42');
+            await page.click('#d-publish-button');
+            await page.waitForFunction(() => /^sent /.test(document.getElementById('notice').textContent));
+            await page.evaluate(() => {{ document.getElementById('notice').textContent = ''; }});
+        """)
+    # the depth rises on the page, from the live stream
+    drv.run("await page.waitForFunction(() => document.getElementById('d-depth').textContent === '3');")
+    assert Control(b).ok("show /queue/from-page")["depth"] == 3
+    drv.run("""
+        await page.click('#d-purge');
+        await page.waitForSelector('#confirm', { state: 'visible' });
+        await page.click('#confirm-ok');
+        await page.waitForFunction(() => document.getElementById('d-depth').textContent === '0');
+    """)
+    assert Control(b).ok("show /queue/from-page")["depth"] == 0
+    # what was published arrived as sent
+    conn, rec = client(b, login="viewer", passcode="look")
+    drv.run("""
+        await page.fill('#d-publish-body', 'after the purge');
+        await page.click('#d-publish-button');
+        await page.waitForFunction(() => document.getElementById('d-depth').textContent === '1');
+    """)
+    conn.subscribe("/queue/from-page", id="1")
+    m = rec.wait_messages(1)[0]
+    assert m.body == "after the purge" and m.headers.get("job") == "42"
+    conn.disconnect()
+
+
+def test_disconnect_a_client_and_see_it_gone(env):
+    b, drv, url = env
+    conn, rec = client(b, login="viewer", passcode="look")
+    ctl = Control(b)
+    ids = [c["id"] for c in ctl.ok("list clients") if c["login"] == "viewer"]
+    assert len(ids) == 1
+    cid = ids[0]
+    login(drv, url)
+    go(drv, url, "#/connections")
+    cells = drv.run(f"""
+        const row = await page.waitForSelector('tr[data-id="{cid}"]');
+        return [await (await row.$('td[data-key="login"]')).textContent(),
+                await (await row.$('td[data-key="transport"]')).textContent()];
+    """)
+    assert cells == ["viewer", "tcp"]
+    drv.run(f"""
+        await page.click('tr[data-id="{cid}"] button.disconnect');
+        await page.waitForSelector('#confirm', {{ state: 'visible' }});
+        await page.fill('#confirm-reason', 'maintenance window');
+        await page.click('#confirm-ok');
+        await page.waitForSelector('tr[data-id="{cid}"]', {{ state: 'detached' }});
+    """)
+    wait_for(lambda: rec.errors, what="the ERROR frame")
+    assert "maintenance window" in rec.errors[0].headers.get("message", "") + rec.errors[0].body
+    assert cid not in [c["id"] for c in ctl.ok("list clients")]
+    ctl.close()
+
+
+def test_an_action_without_the_csrf_token_is_refused(env):
+    b, drv, url = env
+    login(drv, url)
+    # the page's own origin and cookie, but no token
+    status, message = drv.run("""
+        const r = await page.evaluate(async () => {
+            const res = await fetch('/console/api/command', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                                                             body: JSON.stringify({ args: ['create', 'queue', '/queue/no-token'] }) });
+            return [res.status, (await res.json()).message];
+        });
+        return r;
+    """)
+    assert status == 403 and message.startswith("missing CSRF token"), message
+    assert Control(b).call("show /queue/no-token")["status"] == 404
+
+
+def test_a_page_of_another_site_cannot_act(env):
+    """A page on another origin (another port of the same loopback address:
+    the same site, so the SameSite cookie goes along) posts a form to the
+    console: refused for its Origin, and nothing changes."""
+    b, drv, url = env
+    login(drv, url)
+    body = ('<form id="f" method="POST" enctype="text/plain" action="' + url + '/console/api/command">'
+            '<input name=\'{"args":["create","queue","/queue/from-evil"],"x":"\' value=\'"}\'></form>'
+            '<script>document.getElementById("f").submit()</script>').encode()
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        text = drv.run(f"""
+            await page.goto('http://127.0.0.1:{evil.server_address[1]}/');
+            await page.waitForURL(/console\\/api\\/command/);
+            return await page.textContent('body');
+        """)
+    finally:
+        evil.shutdown()
+        evil.server_close()
+    assert "cross-origin request refused" in text, text
+    assert Control(b).call("show /queue/from-evil")["status"] == 404
+
+
+def test_a_viewer_gets_no_actions(env):
+    b, drv, url = env
+    assert login(drv, url, "viewer", "look") == "viewer (viewer)"
+    Control(b).ok("create queue /queue/for-viewer")
+    go(drv, url, "#/destination/%2F//queue/for-viewer")
+    hidden = drv.run("""
+        await page.waitForFunction(() => document.getElementById('d-type').textContent === 'queue');
+        return [await page.isVisible('#d-publish-form'), await page.isVisible('#d-purge'),
+                await page.isVisible('#d-chart-depth')];
+    """)
+    assert hidden == [False, False, True]
+
+
+def test_events_and_missing_pages(env):
+    b, drv, url = env
+    login(drv, url)
+    go(drv, url, "#/events")
+    Control(b).ok("create pubsub /pubsub/fanout-for-events")
+    Control(b).ok("attach /pubsub/fanout-for-events /queue/child-for-events")
+    text = drv.run("""
+        await page.waitForFunction(() => document.getElementById('events-list').textContent.includes('child-attached'));
+        return await page.textContent('#events-list');
+    """)
+    assert "/queue/child-for-events" in text
+    go(drv, url, "#/bridges")
+    assert drv.run("return [await page.isVisible('#bridges-empty'), await page.textContent('#bridges-empty')];") == \
+        [True, "No bridges."]
+    go(drv, url, "#/nowhere")
+    assert drv.run("return await page.textContent('#missing-path');") == "#/nowhere"
+
+
+def test_overview_screenshot(env, tmp_path):
+    """The overview with some traffic; the picture docs/console.md shows
+    when MQ_CONSOLE_SCREENSHOT names where to write it."""
+    b, drv, url = env
+    target = os.environ.get("MQ_CONSOLE_SCREENSHOT")
+    seconds = 30 if target else 3
+    ctl = Control(b)
+    ctl.ok("create queue /queue/renders persistent")
+    ctl.ok("create queue /queue/results")
+    ctl.ok("create pubsub /pubsub/jobs")
+    ctl.ok("attach /pubsub/jobs /queue/jobs.archive")
+    producer, _ = client(b, login="admin", passcode="secret")
+    consumer, rec = client(b, login="viewer", passcode="look")
+    consumer.subscribe("/queue/renders", id="1", ack="auto")
+    login(drv, url)
+    stop = threading.Event()
+
+    def produce():
+        i = 0
+        while not stop.is_set():
+            for _ in range(20 + (i % 40)):
+                producer.send("/queue/renders", f"frame {i}")
+                producer.send("/queue/results", f"result {i}")
+            i += 1
+            stop.wait(0.1)
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    try:
+        go(drv, url, "#/")
+        drv.run(f"await page.waitForTimeout({seconds * 1000});")
+        figures = drv.run("""
+            return [await page.textContent('#ov-connections'), await page.textContent('#ov-rate-in'),
+                    await page.locator('#ov-chart polyline').count(), await page.textContent('#ov-alarms')];
+        """)
+    finally:
+        stop.set()
+        t.join()
+    assert figures[0] == "2" and figures[1] not in ("-", "0") and figures[2] == 2 and figures[3] == "No alarms", figures
+    path = target or str(tmp_path / "overview.png")
+    drv.run(f"await page.screenshot({{ path: {js(os.path.abspath(path))} }});")
+    with open(path, "rb") as f:
+        png = f.read()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000
+    producer.disconnect()
+    consumer.disconnect()
+    ctl.close()
+
+
+def test_logout(env):
+    b, drv, url = env
+    login(drv, url)
+    shown = drv.run("""
+        await page.click('#logout');
+        await page.waitForSelector('#login-form', { state: 'visible' });
+        const r = await page.evaluate(async () => (await fetch('/console/api/session')).status);
+        return [await page.isVisible('#top'), r];
+    """)
+    assert shown == [False, 401]
