@@ -17,11 +17,11 @@
 CMD("help", "help [COMMAND]",
     "List the commands, or show one command's usage and help.",
     0, 1, CMD_READ, "command", cmd_help)
-CMD("list", "list [destinations|queues|topics|pubsubs|clients|subscriptions|durables]",
-    "List destinations (the default), one kind of them, clients, subscriptions or durable subscriptions.",
+CMD("list", "list [destinations|queues|topics|pubsubs|clients|subscriptions|durables|bridges]",
+    "List destinations (the default), one kind of them, clients, subscriptions, durable subscriptions or bridges.",
     0, 1, CMD_READ, "listing", cmd_list)
-CMD("show", "show NAME | show client ID",
-    "Show one destination (depth, unacknowledged, consumers, rates, children; vhost=V for another virtual host) or one client.",
+CMD("show", "show NAME | show client ID | show bridge NAME",
+    "Show one destination (depth, unacknowledged, consumers, rates, children; vhost=V for another virtual host), one client or one bridge.",
     1, 2, CMD_READ, "dest client", cmd_show)
 CMD("stats", "stats",
     "Broker-wide figures: connections, messages in and out per second, memory, uptime.",
@@ -57,6 +57,11 @@ CMD("redrive", "redrive DEAD-LETTER-QUEUE [TARGET] [vhost=V]",
 CMD("unsubscribe", "unsubscribe DURABLE [vhost=V]",
     "Remove a durable topic subscription (as 'list durables' names it) and the messages it holds.",
     1, 2, CMD_WRITE, "durable", cmd_unsubscribe)
+CMD("bridge", "bridge add NAME direction=out|in from=DEST hosts=HOST:PORT[,...] [OPTION=VALUE...] | "
+              "bridge delete NAME | bridge pause NAME | bridge resume NAME",
+    "Add a bridge to or from another broker (options as in docs/bridges.md; kept across restarts), delete one, "
+    "or pause and resume one.",
+    2, -1, CMD_WRITE, "- bridge", cmd_bridge)
 CMD("reload", "reload",
     "Reload the configuration file and its Lua rules; a file that does not load leaves the running configuration in force.",
     0, 0, CMD_WRITE, "", cmd_reload)

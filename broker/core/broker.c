@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "core/dedup.h"
 #include "core/dest.h"
 #include "core/events.h"
 #include "core/msg.h"
@@ -184,6 +185,7 @@ void broker_tick(struct broker *b, double secs)
 	if (secs > 0)
 		update_rates(b, secs);
 	sweep_queues(b);
+	dedup_sweep(b);
 }
 
 void broker_shutdown(struct broker *b, const char *reason)
@@ -229,6 +231,7 @@ void broker_core_fini(struct broker *b)
 		free(vh);
 	}
 	strmap_fini(&b->vhosts);
+	dedup_fini(b);
 	u64map_fini(&b->sinks_by_id);
 	events_fini(b);
 	if (b->mem_ev)
