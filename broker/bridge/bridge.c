@@ -259,7 +259,9 @@ static struct mq_session *new_session(struct bridge *br)
 	o.nhosts = sp->nhosts;
 	o.login = sp->login;
 	o.passcode = sp->passcode;
-	o.vhost = sp->remote_vhost;
+	/* RabbitMQ reads host as its virtual host; mqbroker maps any it does
+	 * not know to its default one. */
+	o.vhost = sp->remote_vhost ? sp->remote_vhost : "/";
 	o.heartbeat_send_ms = (unsigned)sp->heartbeat_ms;
 	o.heartbeat_recv_ms = (unsigned)sp->heartbeat_ms;
 	o.connect_timeout_ms = 10000;
