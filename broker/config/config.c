@@ -40,7 +40,7 @@ static const struct config_option options[] = {
 	OPT("connection_file", CONFIG_STRING, connection_file, 0, 0, "(none)",
 	    "write a JSON file with the broker's addresses once it listens (-c)"),
 	OPT("log_file", CONFIG_STRING, log_file, 0, 0, "(stderr)", "send all logging to this file (-g)"),
-	OPT("broker_id", CONFIG_STRING, broker_id, 0, 0, "(generated, kept in <data_dir>/broker-id)",
+	OPT("broker_id", CONFIG_STRING, broker_id, 0, 0, "(none: generated once, kept in <data_dir>/broker-id)",
 	    "this broker's name in the mq-via header of bridged messages (docs/bridges.md)"),
 	OPT("log_level", CONFIG_INT, log_level, 0, 4, "1",
 	    "0 none, 1 errors, 2 warnings, 3 all, 4 debug (-l)"),

@@ -258,7 +258,7 @@ static void keep_running(struct config *nw, struct config *old, char *pending, s
 	static const char *const restart_only[] = {
 		"data_dir", "control_socket", "connection_file", "log_file", "tls_cert_key", "tls_port",
 		"http_port", "http_max_connections", "http_path", "admin_port", "fsync", "fsync_interval_ms",
-		"segment_size", "max_events", "ws_port", "wss_port", "control_socket_group",
+		"segment_size", "max_events", "ws_port", "wss_port", "control_socket_group", "broker_id",
 	};
 	for (size_t i = 0; i < ARRAY_LEN(restart_only); i++) {
 		const struct config_option *o = config_option_find(restart_only[i]);
