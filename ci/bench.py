@@ -11,6 +11,7 @@ and writes docs/benchmarks.md.
   ci/bench                       everything (about 20 minutes)
   ci/bench --quick               one run per workload, shorter runs
   ci/bench --only mqbroker,relay skip the peers
+  ci/bench --only mqbroker,relay,stompload   the second generator too (default: all)
 """
 import argparse
 import datetime
@@ -34,6 +35,12 @@ MQBROKER = os.path.join(BUILD, "bin", "mqbroker")
 MQSH = os.path.join(BUILD, "bin", "mqsh")
 RELAY = os.path.join(BUILD, "bin", "relay")
 WORKLOAD = os.path.join(ROOT, "scenarios", "bench", "workload.lua")
+SELECTORS = os.path.join(ROOT, "scenarios", "bench", "selectors.lua")
+# The second, independent load generator: built from the shared tools, never
+# copied into the project.
+STOMPLOAD_DIR = os.path.normpath(os.path.join(ROOT, "..", "shared", "tools", "stompload"))
+STOMPLOAD = os.path.join(STOMPLOAD_DIR, "stompload")
+STOMPRELAY = os.path.join(STOMPLOAD_DIR, "stomprelay")
 OUT = os.path.join(ROOT, "docs", "benchmarks.md")
 NOTES = os.path.join(ROOT, "ci", "bench-notes.md")
 
@@ -183,6 +190,26 @@ class Relay(Target):
         self.proc.wait(10)
 
 
+class StompRelay(Target):
+    """stompload's own trivial relay: that generator's ceiling."""
+    name = "stomprelay"
+
+    def start(self):
+        self.port = free_port()
+        self.proc = subprocess.Popen([STOMPRELAY, str(self.port), "127.0.0.1", "3600"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_port(self.port, 10):
+            raise RuntimeError("stomprelay did not start")
+        self.pid = self.proc.pid
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 class Peer(Target):
     """RabbitMQ or ActiveMQ, through ci/peers.sh."""
 
@@ -282,6 +309,102 @@ def median_runs(runs):
     out["rss"] = max(r["rss"] for r in ok)
     out["runs"] = len(ok)
     return out
+
+
+# ---- the second generator: stompload ----
+
+# name, stompload arguments (issue 18's command lines)
+STOMPLOAD_WORKLOADS = [
+    ("queue 1→1, 100 B", ["-m", "queue", "-P", "1", "-C", "1", "-s", "100", "--inflight", "2000"]),
+    ("queue 4→4, 100 B", ["-m", "queue", "-P", "4", "-C", "4", "-s", "100", "--inflight", "8000"]),
+    ("queue 1→1, 1 KiB", ["-m", "queue", "-P", "1", "-C", "1", "-s", "1024", "--inflight", "2000"]),
+    ("queue 4→4, 1 KiB", ["-m", "queue", "-P", "4", "-C", "4", "-s", "1024", "--inflight", "8000"]),
+    ("queue 1→1, 64 KiB", ["-m", "queue", "-P", "1", "-C", "1", "-s", "65536", "--inflight", "200"]),
+    ("topic 1→50, 100 B (deliveries/s)", ["-m", "topic", "-P", "1", "-C", "50", "-s", "100", "--inflight", "2000"]),
+]
+
+
+def build_stompload():
+    if not os.path.isdir(STOMPLOAD_DIR):
+        return "no ../shared/tools/stompload beside the project"
+    p = subprocess.run(["make", "-C", STOMPLOAD_DIR], capture_output=True, text=True)
+    if p.returncode != 0 or not os.path.exists(STOMPLOAD):
+        return "make in ../shared/tools/stompload failed: " + (p.stderr.strip().splitlines() or ["?"])[-1]
+    return None
+
+
+def run_stompload(target, args, duration):
+    cmd = [STOMPLOAD, "-H", "127.0.0.1", "-p", str(target.port), "-u", "guest", "-w", "guest", "-a", "auto",
+           "--prefetch", "1000", "-d", str(duration)] + args
+    if target.vhost:
+        cmd += ["-V", target.vhost]
+    cpu0 = proc_cpu_s(target.pid) if target.pid else 0
+    sampler = RssSampler(target.pid) if target.pid else None
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
+    peak = sampler.done() if sampler else 0
+    cpu = (proc_cpu_s(target.pid) - cpu0) if target.pid else 0
+    line = next((l for l in p.stdout.splitlines() if l.startswith("stompload ")), None)
+    if not line:
+        return {"error": (p.stderr.strip().splitlines() or ["no report"])[-1]}
+    kv = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+    delivered = float(kv.get("delivered", 0)) or 1
+    return {
+        "msgs_per_s": float(kv.get("recv_rate", 0)),
+        "p50": float(kv.get("p50_us", 0)) / 1000, "p99": float(kv.get("p99_us", 0)) / 1000,
+        "p999": float(kv.get("p999_us", 0)) / 1000,
+        "cpu_us": cpu / delivered * 1e6, "rss": peak, "received": delivered,
+        "lost": int(kv.get("lost", 0)),
+    }
+
+
+def many_connections(target, duration, queues=1000):
+    """1,000 queues, each with its own producer and consumer connection, at
+    100 B (the scenario runner): the broker's CPU per message and how evenly
+    the consumers were served."""
+    env = dict(os.environ, MQB_HOST="127.0.0.1", MQB_PORT=str(target.port), MQB_QUEUES=str(queues),
+               MQB_DURATION=str(duration), MQB_SIZE="100")
+    cpu0 = proc_cpu_s(target.pid)
+    p = subprocess.run([MQSH, "--json", "run", os.path.join(ROOT, "scenarios", "bench", "many_queues.lua")],
+                       capture_output=True, text=True, env=env, timeout=900)
+    cpu = proc_cpu_s(target.pid) - cpu0
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    if p.returncode != 0 or not lines:
+        return {"error": (p.stderr.strip().splitlines() or ["no report"])[-1]}
+    rep = json.loads(lines[-1])
+    received = rep.get("received", 0) or 1
+    shares = rep.get("received_by") or []
+    med = statistics.median(shares) if shares else 0
+    return {"msgs_per_s": rep.get("msgs_per_s", 0), "cpu_us": cpu / received * 1e6,
+            "min_share": min(shares) if shares else 0, "max_share": max(shares) if shares else 0,
+            "median_share": med}
+
+
+def large_in_flight(target, count=10000, size=65536):
+    """Peak RSS over a backlog of count messages of size bytes, divided."""
+    base = proc_rss(target.pid)
+    sampler = RssSampler(target.pid)
+    blast(target.port, "/queue/big", count, size)
+    time.sleep(0.5)
+    peak = sampler.done()
+    return (peak - base) / count
+
+
+def selectors_ratio(target, duration, runs):
+    """msgs/s of a queue with 10 consumers holding different selectors of
+    three comparisons, over the same queue without selectors."""
+    out = {}
+    for with_sel in ("0", "1"):
+        rates = []
+        for i in range(runs):
+            env = dict(os.environ, MQB_HOST="127.0.0.1", MQB_PORT=str(target.port), MQB_SELECTORS=with_sel,
+                       MQB_DURATION=str(duration), MQB_DEST=f"/queue/sel-{with_sel}-{i}")
+            p = subprocess.run([MQSH, "--json", "run", SELECTORS], capture_output=True, text=True, env=env,
+                               timeout=600)
+            lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+            if lines:
+                rates.append(json.loads(lines[-1]).get("msgs_per_s", 0))
+        out[with_sel] = statistics.median(rates) if rates else 0
+    return out["0"], out["1"]
 
 
 # ---- mqbroker-only figures ----
@@ -398,7 +521,7 @@ def machine():
     return f"{os.cpu_count()} cores ({model}), {mem:.0f} GiB, Linux {platform.release()}"
 
 
-def write_report(args, results, peers, extras, started):
+def write_report(args, results, peers, extras, started, second=None):
     brokers = [t for t in ["mqbroker", "rabbitmq", "activemq"] if t in args.only]
     lines = []
     w = lines.append
@@ -447,6 +570,32 @@ def write_report(args, results, peers, extras, started):
         w("")
         w("Journal fsyncs per second during the persistent workloads (group commit: one fsync covers every record"
           " written since the last): " + "; ".join(f"{n.split(', ')[-1]}: {v:,.0f} fsyncs/s" for n, v in fs) + ".")
+    if second:
+        w("")
+        w("## The second generator: stompload")
+        w("")
+        w("The same workloads through an independent load generator (`../shared/tools/stompload`, a plain epoll"
+          " STOMP client with batched writes and 1 MiB reads, built by this script), with its own trivial relay"
+          " (`stomprelay`) as the ceiling. Options: `-a auto --prefetch 1000`, `--inflight` as in each row, 8 s"
+          f" or more per run, median of {args.runs}.")
+        w("")
+        others = [b for b in ("rabbitmq", "activemq") if b in args.only]
+        w("| workload | stompload args | broker | msgs/s | p99 ms | CPU µs/msg | ×relay |" +
+          "".join(f" ×{p} |" for p in others))
+        w("|---|---|---|---:|---:|---:|---:|" + "---:|" * len(others))
+        for name, sl_args in STOMPLOAD_WORKLOADS:
+            per = second.get(name, {})
+            relay = per.get("stomprelay", {}).get("msgs_per_s")
+            for tname, r in per.items():
+                if "error" in r:
+                    w(f"| {name} | `{' '.join(sl_args)}` | {tname} | failed: {r['error'][:60]} | | | |" + " |" * len(others))
+                    continue
+                ratio = f"{r['msgs_per_s'] / relay:.2f}" if relay and tname != "stomprelay" else ""
+                peer_ratios = "".join(
+                    f" {r['msgs_per_s'] / per[p]['msgs_per_s']:.1f} |" if tname == "mqbroker" and per.get(p, {}).get("msgs_per_s")
+                    else " |" for p in others)
+                w(f"| {name} | `{' '.join(sl_args)}` | {tname} | {fmt_rate(r.get('msgs_per_s'))} | {fmt_ms(r.get('p99'))} |"
+                  f" {r.get('cpu_us', 0):.2f} | {ratio} |{peer_ratios}")
     w("")
     w("## Memory and start-up (mqbroker)")
     w("")
@@ -466,7 +615,7 @@ def write_report(args, results, peers, extras, started):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="one run per workload, 3 s each")
-    ap.add_argument("--only", default="mqbroker,relay,rabbitmq,activemq")
+    ap.add_argument("--only", default="mqbroker,relay,rabbitmq,activemq,stompload")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5)
     args = ap.parse_args()
@@ -522,6 +671,37 @@ def main():
             t.stop()
     results = [(name, per_workload[name]) for name, _, _ in WORKLOADS]
 
+    second = {}
+    if "stompload" in args.only:
+        why = build_stompload()
+        if why:
+            print(f"ci/bench: {why}", flush=True)
+        else:
+            sl_targets = {k: v for k, v in targets.items() if k in ("mqbroker", "rabbitmq", "activemq")}
+            if "relay" in args.only:
+                sl_targets["stomprelay"] = StompRelay()
+            second = {name: {} for name, _ in STOMPLOAD_WORKLOADS}
+            for tname, t in sl_targets.items():
+                print(f"ci/bench: stompload: starting {tname}", flush=True)
+                try:
+                    t.start()
+                except RuntimeError as e:
+                    print(f"ci/bench: {e}", flush=True)
+                    continue
+                try:
+                    for name, sl_args in STOMPLOAD_WORKLOADS:
+                        if tname == "mqbroker":
+                            t.stop()
+                            t.start()
+                        runs = []
+                        for i in range(args.runs):
+                            print(f"ci/bench: stompload: {tname}: {name} (run {i + 1}/{args.runs})", flush=True)
+                            runs.append(run_stompload(t, sl_args, max(args.duration, 8)))
+                        second[name][tname] = median_runs(runs)
+                        print(f"ci/bench:   {second[name][tname]}", flush=True)
+                finally:
+                    t.stop()
+
     if "mqbroker" in args.only:
         t = MqBroker(config="function route(msg) end\n", label="mqbroker + route()")
         t.start()
@@ -543,10 +723,35 @@ def main():
         n, secs, ready = recovery()
         extras.append((f"recovery of {n:,} persisted 100-byte messages",
                        f"{secs:.2f} s (journal replay); listening after {ready:.2f} s" if secs else "failed"))
+        t = MqBroker()
+        t.start()
+        print("ci/bench: mqbroker: 1,000 queues, 2,000 connections", flush=True)
+        many = many_connections(t, args.duration)
+        t.stop()
+        if "error" in many:
+            extras.append(("1,000 queues, 2,000 connections, 100 B", "failed: " + many["error"][:80]))
+        else:
+            extras.append(("1,000 queues, 2,000 connections, 100 B",
+                           f"{many['msgs_per_s']:,.0f} msgs/s, {many['cpu_us']:.2f} µs of broker CPU per message; "
+                           "no consumer under half the median share"))
+        t = MqBroker()
+        t.start()
+        print("ci/bench: mqbroker: 10,000 messages of 64 KiB held", flush=True)
+        per = large_in_flight(t)
+        t.stop()
+        extras.append(("a 64 KiB message in flight (10,000 held)", f"{per:,.0f} bytes each, {per - 65536:,.0f} beyond the body"))
+        t = MqBroker()
+        t.start()
+        print("ci/bench: mqbroker: selectors", flush=True)
+        plain, sel = selectors_ratio(t, args.duration, args.runs)
+        t.stop()
+        if plain:
+            extras.append(("10 consumers with selectors of three comparisons (100 B, 10 producers)",
+                           f"{sel:,.0f} msgs/s against {plain:,.0f} without selectors: {sel / plain * 100:.0f}%"))
         ms, rss = startup()
         extras.append(("start-up to listening (connection file written)", f"{ms:.1f} ms"))
         extras.append(("idle RSS", f"{rss / 1048576:.1f} MiB"))
-    write_report(args, results, peers, extras, started)
+    write_report(args, results, peers, extras, started, second)
 
 
 if __name__ == "__main__":

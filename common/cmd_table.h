@@ -8,7 +8,8 @@
  * the dispatcher checks them and the permission flags, so handlers never
  * do. `complete` says what each argument position completes to, space
  * separated: kind (queue|topic|pubsub), dest, queue, pubsub, client,
- * listing (what `list` takes), command, or - for nothing. */
+ * durable, user, vhost, listing (what `list` takes), command, or - for
+ * nothing. */
 
 #ifndef CMD
 #error "define CMD(name, usage, help, min, max, flags, complete, handler) before including cmd_table.h"
@@ -17,8 +18,8 @@
 CMD("help", "help [COMMAND]",
     "List the commands, or show one command's usage and help.",
     0, 1, CMD_READ, "command", cmd_help)
-CMD("list", "list [destinations|queues|topics|pubsubs|clients|subscriptions|durables|bridges]",
-    "List destinations (the default), one kind of them, clients, subscriptions, durable subscriptions or bridges.",
+CMD("list", "list [destinations|queues|topics|pubsubs|clients|subscriptions|durables|users|vhosts|permissions|bridges]",
+    "List destinations (the default), one kind of them, clients, subscriptions, durable subscriptions, users, virtual hosts, permissions (users and permissions: admins only) or bridges.",
     0, 1, CMD_READ, "listing", cmd_list)
 CMD("show", "show NAME | show client ID | show bridge NAME",
     "Show one destination (depth, unacknowledged, consumers, rates, children; vhost=V for another virtual host), one client or one bridge.",
@@ -62,6 +63,18 @@ CMD("bridge", "bridge add NAME direction=out|in from=DEST hosts=HOST:PORT[,...] 
     "Add a bridge to or from another broker (options as in docs/bridges.md; kept across restarts), delete one, "
     "or pause and resume one.",
     2, -1, CMD_WRITE, "- bridge", cmd_bridge)
+CMD("user", "user add NAME [admin] [certificate] | user passwd NAME | user delete NAME | user list",
+    "Add a user (mqsh asks for the password and sends only its hash; other ways in give password=HASH as printed by mqbroker --hash-password, or 'certificate' for a user who logs in with a TLS client certificate only), change a password, delete a user (its connections are closed), or list users with where each comes from.",
+    1, 4, CMD_WRITE, "- user", cmd_user)
+CMD("permit", "permit USER [vhost=V] CONFIGURE SEND CONSUME",
+    "Set USER's grants on a virtual host (the default one unless vhost=V): three regular expressions that a destination's whole name must match, to create or delete it, to send to it, to consume from it. \"\" allows nothing, '.*' everything.",
+    4, 5, CMD_WRITE, "user - - -", cmd_permit)
+CMD("unpermit", "unpermit USER [vhost=V]",
+    "Take away USER's grants on a virtual host (the default one unless vhost=V).",
+    1, 2, CMD_WRITE, "user", cmd_unpermit)
+CMD("vhost", "vhost add NAME | vhost delete NAME [force] | vhost list",
+    "Add a virtual host, delete one (one with destinations or clients only with 'force': its destinations and their messages go, its clients are disconnected), or list them.",
+    1, 3, CMD_WRITE, "- vhost", cmd_vhost)
 CMD("reload", "reload",
     "Reload the configuration file and its Lua rules; a file that does not load leaves the running configuration in force.",
     0, 0, CMD_WRITE, "", cmd_reload)

@@ -206,21 +206,31 @@ heartbeat_grace_pct = 100
 -- needs); counted in the statistics.
 lenient_transactions = true
 
--- Virtual host for clients whose host header names no configured one.
+-- Virtual host for clients that send no host header, host:/, or this
+-- broker's own name or address (what stomp.py sends); any other name must
+-- be a virtual host.
 default_vhost = "/"
 
+-- Clients that do not log in as a user may connect from other machines
+-- too, not only from loopback (docs/security.md).
+allow_anonymous = false
+
 -- Virtual hosts, matched against CONNECT's host header. Each has its own
--- destinations. Default: none besides default_vhost.
+-- destinations. Default: none besides default_vhost. mqsh's vhost add
+-- makes more at run time.
 vhosts = {
 	-- "/", "dirac",
 }
 
--- Users. login and passcode as sent in CONNECT; admin = true allows admin
--- commands. Without users, logins are accepted as given. Passcodes are
--- plain text for now: keep this file private.
+-- Users. login as sent in CONNECT; passcode a hash as
+-- `mqbroker --hash-password` prints it (plain text still works, with a
+-- warning); without a passcode, the user logs in only with a TLS client
+-- certificate whose CN is the login. admin = true allows admin commands.
+-- mqsh's user add and permit manage users and their grants at run time
+-- (docs/security.md).
 users = {
-	-- { login = "guest", passcode = "guest", admin = false },
-	-- { login = "operator", passcode = "change-me", admin = true },
+	-- { login = "operator", passcode = "$pbkdf2-sha512$i=210000$...", admin = true },
+	-- { login = "dirac-agent.example.org" },   -- certificate login
 }
 
 ---------------------------------------------------------------------------

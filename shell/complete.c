@@ -180,6 +180,10 @@ static void add_hint(struct cands *c, const char *hint, const struct complete_sr
 		add_live(c, src, "bridges", "name", NULL);
 	} else if (strcmp(hint, "durable") == 0) {
 		add_live(c, src, "durables", "name", NULL);
+	} else if (strcmp(hint, "user") == 0) {
+		add_live(c, src, "users", "name", NULL);
+	} else if (strcmp(hint, "vhost") == 0) {
+		add_live(c, src, "vhosts", "name", NULL);
 	} else if (strcmp(hint, "command") == 0) {
 		for (size_t i = 0; i < cmds_count(); i++)
 			add(c, cmds_at(i)->name, strlen(cmds_at(i)->name));

@@ -10,6 +10,8 @@
 
 #include "common/cmdline.h"
 #include "cmds.h"
+#include "common/passwd.h"
+#include "password.h"
 #include "render.h"
 #include "repl.h"
 #include "scenario.h"
@@ -418,6 +420,19 @@ static int run_scenario(struct mqsh *sh, char **argv)
 
 /* ---- commands the broker runs ---- */
 
+/* user add NAME and user passwd NAME without a password or 'certificate':
+ * mqsh asks for the password. */
+static bool needs_password(const struct cmd_info *c, int argc, char **argv)
+{
+	if (strcmp(c->name, "user") != 0 || argc < 3 ||
+	    (strcmp(argv[1], "add") != 0 && strcmp(argv[1], "passwd") != 0))
+		return false;
+	for (int i = 3; i < argc; i++)
+		if (strcmp(argv[i], "certificate") == 0 || strncmp(argv[i], "password=", 9) == 0)
+			return false;
+	return true;
+}
+
 static int run_remote(struct mqsh *sh, const struct cmd_info *c, int argc, char **argv)
 {
 	struct sbuf line;
@@ -432,6 +447,16 @@ static int run_remote(struct mqsh *sh, const struct cmd_info *c, int argc, char 
 	for (int i = 1; i < argc; i++) {
 		sbuf_addc(&line, ' ');
 		cmdline_quote(&line, argv[i]);
+	}
+	if (needs_password(c, argc, argv)) {
+		/* The password stays here: the broker gets its hash. */
+		char hash[PASSWD_HASH_MAX], who[300];
+		snprintf(who, sizeof who, "%s", argv[2]);
+		if (password_ask_hash(who, hash, sizeof hash, err, sizeof err) < 0) {
+			sbuf_fini(&line);
+			return fail(sh, CMD_BAD_ARG, "user %s %s: %s", argv[1], argv[2], err);
+		}
+		sbuf_printf(&line, " password=%s", hash);
 	}
 	rc = ctl_call(sh->ctl, line.buf, &r, repl_interrupt_flag(), err, sizeof err);
 	sbuf_fini(&line);

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "bridge/bridge.h"
+#include "auth/userdb.h"
+#include "core/auth.h"
 #include "core/broker.h"
 #include "common/cmdline.h"
 #include "core/selector.h"
@@ -203,6 +205,22 @@ static struct sink *need_client(struct broker *b, const char *id, struct cmd_rep
 	return k;
 }
 
+/* Commands that create, delete or attach destinations need the configure
+ * grant of whoever runs them (the control socket is the operator). */
+static bool may_configure(struct cmd_ctx *ctx, struct vhost *vh, const char *name, struct cmd_reply *r)
+{
+	struct principal p;
+	char err[400];
+	if (!ctx->principal)
+		return true;
+	p = *ctx->principal;	/* borrowed fields: not finished */
+	p.vhost = vh;
+	if (auth_allow(ctx->b, &p, AUTHZ_CONFIGURE, name, err, sizeof err))
+		return true;
+	cmd_fail(r, CMD_FORBIDDEN, "%s", err);
+	return false;
+}
+
 /* ---- rows ---- */
 
 static void dest_row(struct jw *w, const struct dest *d, bool detail)
@@ -366,7 +384,13 @@ static int cmd_help(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 }
 
 static const char *const listings[] = { "destinations", "queues", "topics", "pubsubs", "clients",
-                                         "subscriptions", "durables", "bridges" };
+                                         "subscriptions", "durables", "users", "vhosts", "permissions",
+                                         "bridges" };
+
+static int list_users(struct cmd_ctx *ctx, struct cmd_reply *r);
+static int list_vhosts(struct cmd_ctx *ctx, struct cmd_reply *r);
+static int list_permissions(struct cmd_ctx *ctx, const char *user, const char *vhost, struct cmd_reply *r);
+static bool may_see_users(struct cmd_ctx *ctx, struct cmd_reply *r);
 
 static int cmd_list(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
 {
@@ -384,7 +408,13 @@ static int cmd_list(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 		}
 	if (!known)
 		return cmd_fail(r, CMD_BAD_ARG, "list: unknown listing '%s' (known: destinations, queues, topics, "
-		                "pubsubs, clients, subscriptions, durables, bridges)", what);
+		                "pubsubs, clients, subscriptions, durables, users, vhosts, permissions, bridges)", what);
+	if (strcmp(what, "users") == 0)
+		return may_see_users(ctx, r) ? list_users(ctx, r) : r->status;
+	if (strcmp(what, "permissions") == 0)
+		return may_see_users(ctx, r) ? list_permissions(ctx, NULL, NULL, r) : r->status;
+	if (strcmp(what, "vhosts") == 0)
+		return list_vhosts(ctx, r);
 	if (strcmp(what, "bridges") == 0) {
 		count = bridges_list(b, &r->w);
 		return ok(r, count ? "%zu bridge%s" : "no bridges", count, count == 1 ? "" : "s");
@@ -542,6 +572,17 @@ static int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_repl
 	jw_kint(w, "connections", b->nsinks);
 	jw_kuint(w, "connections_total", s->connections_total);
 	jw_kuint(w, "connections_refused", s->connections_refused);
+	{
+		struct auth_stats as;
+		auth_get_stats(b, &as);
+		jw_kuint(w, "users", auth_user_count(b));
+		jw_kuint(w, "logins_failed", as.logins_failed);
+		jw_kuint(w, "logins_delayed", as.logins_delayed);
+		jw_kuint(w, "logins_busy", as.logins_busy);
+		jw_kuint(w, "login_cache_hits", as.login_cache_hits);
+		jw_kuint(w, "password_checks", as.password_checks);
+		jw_kuint(w, "slowed_peers", as.slowed_peers);
+	}
 	jw_kdouble(w, "rate_in", b->rate_in);
 	jw_kdouble(w, "rate_out", b->rate_out);
 	jw_kuint(w, "messages_in", s->messages_in);
@@ -647,6 +688,10 @@ static int cmd_create(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_rep
 		queue_opts_fini(&opts);
 		return cmd_fail(r, CMD_CONFLICT, "create: %s already exists as a %s", argv[1], dest_type_name(d->type));
 	}
+	if (!may_configure(ctx, vh, argv[1], r)) {
+		queue_opts_fini(&opts);
+		return r->status;
+	}
 	{
 		bool existed = d != NULL;
 		d = dest_create(vh, argv[1], (enum dest_type)type, &opts, err, sizeof err);
@@ -675,6 +720,8 @@ static int cmd_delete(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_rep
 		return r->status;
 	if (d->type == DEST_COMMAND)
 		return cmd_fail(r, CMD_FORBIDDEN, "delete: %s is built in", d->name);
+	if (!may_configure(ctx, vh, d->name, r))
+		return r->status;
 	snprintf(name, sizeof name, "%s", d->name);
 	if (d->type == DEST_TOPIC && d->nchildren) {
 		/* Its durable subscriptions live by the topic: they go with it,
@@ -717,6 +764,8 @@ static int attach_detach(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_
 	if (argc != 2)
 		return cmd_fail(r, CMD_SYNTAX, "usage: %s PUBSUB CHILD [vhost=V]", attach ? "attach" : "detach");
 	if (!(p = need_dest(vh, argv[0], DEST_PUBSUB, r)))
+		return r->status;
+	if (!may_configure(ctx, vh, argv[0], r) || !may_configure(ctx, vh, argv[1], r))
 		return r->status;
 	if (attach) {
 		/* Checked before dest_get(), which would create the child. */
@@ -1057,4 +1106,363 @@ static int cmd_logreopen(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_
 		return ok(r, "logging goes to stderr: no log file to reopen");
 	log_info("log file %s reopened", log_file_path());
 	return ok(r, "reopened %s", log_file_path());
+}
+
+/* ---- users, virtual hosts, permissions ---- */
+
+/* The status family of a user store error (userdb.h words them). */
+static int userdb_status(const char *err)
+{
+	if (strstr(err, "cannot write the user store"))
+		return CMD_INTERNAL;
+	if (strstr(err, "unknown user") || strstr(err, "unknown virtual host") || strstr(err, "has no permissions"))
+		return CMD_NOT_FOUND;
+	if (strstr(err, "already exists") || strstr(err, "comes from the configuration file") ||
+	    strstr(err, "is the default one"))
+		return CMD_CONFLICT;
+	return CMD_BAD_ARG;
+}
+
+/* Users and their grants are for admins: the control socket, or an admin
+ * principal (or loopback while no user exists). */
+static bool may_see_users(struct cmd_ctx *ctx, struct cmd_reply *r)
+{
+	char err[400];
+	if (!ctx->principal || auth_allow(ctx->b, ctx->principal, AUTHZ_ADMIN, NULL, err, sizeof err))
+		return true;
+	cmd_fail(r, CMD_FORBIDDEN, "%s", err);
+	return false;
+}
+
+static const char *cred_name(enum userdb_cred c)
+{
+	switch (c) {
+	case USERDB_CRED_HASH: return "password";
+	case USERDB_CRED_PLAIN: return "plain-text password";
+	case USERDB_CRED_NONE: return "certificate";
+	}
+	return "?";
+}
+
+/* Connections logged in as `login` now. */
+static size_t sinks_of(struct broker *b, const char *login)
+{
+	struct sink *k;
+	size_t n = 0;
+	TAILQ_FOREACH(k, &b->sinks, link)
+		if (k->who.authenticated && k->who.login && strcmp(k->who.login, login) == 0)
+			n++;
+	return n;
+}
+
+static int list_users(struct cmd_ctx *ctx, struct cmd_reply *r)
+{
+	struct userdb *db = auth_userdb(ctx->b);
+	size_t n, np;
+	struct userdb_user *u = userdb_user_list(db, &n);
+	jw_arr_begin(&r->w);
+	for (size_t i = 0; i < n; i++) {
+		struct userdb_perm *p = userdb_perm_list(db, u[i].name, NULL, &np);
+		jw_obj_begin(&r->w);
+		jw_kstr(&r->w, "name", u[i].name);
+		jw_kstr(&r->w, "source", userdb_source_name(u[i].source));
+		jw_kbool(&r->w, "admin", u[i].admin);
+		jw_kstr(&r->w, "login", cred_name(u[i].cred));
+		jw_kuint(&r->w, "permissions", np);
+		jw_kuint(&r->w, "connections", u[i].shadowed ? 0 : sinks_of(ctx->b, u[i].name));
+		jw_kbool(&r->w, "hidden", u[i].shadowed);
+		jw_obj_end(&r->w);
+		free(p);
+	}
+	jw_arr_end(&r->w);
+	free(u);
+	return ok(r, "%zu user%s", n, n == 1 ? "" : "s");
+}
+
+static int list_vhosts(struct cmd_ctx *ctx, struct cmd_reply *r)
+{
+	struct broker *b = ctx->b;
+	size_t n, it = 0;
+	struct userdb_vhost *v = userdb_vhost_list(auth_userdb(b), &n);
+	const char *name;
+	void *vv;
+	size_t count = 0;
+
+	jw_arr_begin(&r->w);
+	for (size_t i = 0; i <= n; i++) {
+		/* the user store's view, then any the journal alone knows */
+		struct vhost *vh;
+		const char *source;
+		bool hidden = false;
+		size_t dests = 0, clients = 0;
+		struct sink *k;
+		if (i < n) {
+			vh = broker_vhost_find(b, v[i].name);
+			name = v[i].name;
+			source = userdb_source_name(v[i].source);
+			hidden = v[i].shadowed;
+		} else {
+			if (!strmap_next(&b->vhosts, &it, &name, &vv))
+				break;
+			if (userdb_vhost_exists(auth_userdb(b), name))
+				continue;
+			vh = vv;
+			source = "journal";
+			i--;	/* come back for the next one */
+		}
+		if (vh) {
+			size_t dit = 0;
+			void *dv;
+			while (strmap_next(&vh->dests, &dit, NULL, &dv))
+				dests += ((struct dest *)dv)->type != DEST_COMMAND;
+			TAILQ_FOREACH(k, &b->sinks, link)
+				clients += k->who.vhost == vh;
+		}
+		jw_obj_begin(&r->w);
+		jw_kstr(&r->w, "name", name);
+		jw_kstr(&r->w, "source", source);
+		jw_kuint(&r->w, "destinations", dests);
+		jw_kuint(&r->w, "clients", clients);
+		jw_kbool(&r->w, "hidden", hidden);
+		jw_obj_end(&r->w);
+		count++;
+	}
+	jw_arr_end(&r->w);
+	free(v);
+	return ok(r, "%zu virtual host%s", count, count == 1 ? "" : "s");
+}
+
+static int list_permissions(struct cmd_ctx *ctx, const char *user, const char *vhost, struct cmd_reply *r)
+{
+	size_t n;
+	struct userdb_perm *p = userdb_perm_list(auth_userdb(ctx->b), user, vhost, &n);
+	jw_arr_begin(&r->w);
+	for (size_t i = 0; i < n; i++) {
+		jw_obj_begin(&r->w);
+		jw_kstr(&r->w, "user", p[i].user);
+		jw_kstr(&r->w, "vhost", p[i].vhost);
+		jw_kstr(&r->w, "configure", p[i].grant[USERDB_CONFIGURE]);
+		jw_kstr(&r->w, "send", p[i].grant[USERDB_SEND]);
+		jw_kstr(&r->w, "consume", p[i].grant[USERDB_CONSUME]);
+		jw_kbool(&r->w, "unused", !p[i].live);
+		jw_obj_end(&r->w);
+	}
+	jw_arr_end(&r->w);
+	free(p);
+	return ok(r, "%zu permission%s", n, n == 1 ? " entry" : " entries");
+}
+
+/* Closes every connection logged in as login. */
+static size_t close_user(struct broker *b, const char *login, const char *why)
+{
+	struct sink *k, *next;
+	size_t n = 0;
+	for (k = TAILQ_FIRST(&b->sinks); k; k = next) {
+		next = TAILQ_NEXT(k, link);
+		if (k->who.authenticated && k->who.login && strcmp(k->who.login, login) == 0) {
+			k->ops->close(k, why);
+			n++;
+		}
+	}
+	return n;
+}
+
+static void user_event(struct broker *b, const char *event, const char *name)
+{
+	const char *fields[] = { "user", name, NULL };
+	broker_event(b, event, fields);
+}
+
+static int cmd_user(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	struct broker *b = ctx->b;
+	struct userdb *db = auth_userdb(b);
+	const char *op = argv[0], *name = argc > 1 ? argv[1] : NULL, *hash = NULL;
+	bool admin = false, certificate = false;
+	char err[600];
+
+	if (strcmp(op, "list") == 0) {
+		if (argc != 1)
+			return cmd_fail(r, CMD_SYNTAX, "user list: takes no arguments");
+		return list_users(ctx, r);
+	}
+	if (strcmp(op, "add") && strcmp(op, "passwd") && strcmp(op, "delete"))
+		return cmd_fail(r, CMD_SYNTAX, "user: unknown operation '%s' (expected add, passwd, delete or list)", op);
+	if (!name)
+		return cmd_fail(r, CMD_SYNTAX, "user %s: missing argument NAME", op);
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "admin") == 0 && strcmp(op, "add") == 0)
+			admin = true;
+		else if (strcmp(argv[i], "certificate") == 0 && strcmp(op, "add") == 0)
+			certificate = true;
+		else if (strncmp(argv[i], "password=", 9) == 0 && strcmp(op, "delete") != 0)
+			hash = argv[i] + 9;
+		else
+			return cmd_fail(r, CMD_SYNTAX, "user %s: unexpected '%s' (usage: %s)", op, argv[i],
+			                cmd_lookup("user")->usage);
+	}
+	if (strcmp(op, "delete") == 0) {
+		char why[300];
+		size_t closed;
+		if (userdb_user_delete(db, name, err, sizeof err) < 0)
+			return cmd_fail(r, userdb_status(err), "user delete: %s", err);
+		auth_forget(b, name);
+		snprintf(why, sizeof why, "user '%s' was deleted by an administrator", name);
+		closed = close_user(b, name, why);
+		log_info("user %s deleted (%zu connection%s closed)", name, closed, closed == 1 ? "" : "s");
+		user_event(b, "user-deleted", name);
+		jw_obj_begin(&r->w);
+		jw_kstr(&r->w, "name", name);
+		jw_kuint(&r->w, "connections_closed", closed);
+		jw_obj_end(&r->w);
+		return ok(r, "user %s deleted%s", name, closed ? "; its connections were closed" : "");
+	}
+	if (certificate && hash)
+		return cmd_fail(r, CMD_SYNTAX, "user add: give 'certificate' or password=HASH, not both");
+	if (!certificate && !hash)
+		return cmd_fail(r, CMD_SYNTAX, "user %s %s: no password: mqsh asks for one; other ways in give "
+		                "password=HASH (mqbroker --hash-password prints one)%s", op, name,
+		                strcmp(op, "add") == 0 ? ", or 'certificate' for a certificate login" : "");
+	if (hash && !*hash)
+		return cmd_fail(r, CMD_BAD_ARG, "user %s %s: the password hash is empty", op, name);
+	if (strcmp(op, "add") == 0) {
+		if (userdb_user_add(db, name, hash, admin, err, sizeof err) < 0)
+			return cmd_fail(r, userdb_status(err), "user add: %s", err);
+		log_info("user %s added%s%s", name, admin ? " (admin)" : "", certificate ? ", certificate login" : "");
+		user_event(b, "user-added", name);
+		return ok(r, "user %s added%s%s; it has no permissions yet (permit %s ...)", name,
+		          admin ? " as an admin" : "", certificate ? ", logging in with a certificate" : "", name);
+	}
+	if (userdb_user_passwd(db, name, hash, err, sizeof err) < 0)
+		return cmd_fail(r, userdb_status(err), "user passwd: %s", err);
+	auth_forget(b, name);
+	log_info("password of user %s changed", name);
+	user_event(b, "password-changed", name);
+	return ok(r, "password of %s changed", name);
+}
+
+/* vhost=V among the arguments, taken out; the default one otherwise. */
+static const char *take_vhost_name(struct cmd_ctx *ctx, int *argc, char **argv)
+{
+	for (int i = 0; i < *argc; i++) {
+		if (strncmp(argv[i], "vhost=", 6) == 0) {
+			const char *v = argv[i] + 6;
+			memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i - 1) * sizeof *argv);
+			(*argc)--;
+			return v;
+		}
+	}
+	return userdb_default_vhost(auth_userdb(ctx->b));
+}
+
+static void perm_event(struct broker *b, const char *user, const char *vhost)
+{
+	const char *fields[] = { "user", user, "vhost", vhost, NULL };
+	broker_event(b, "permissions-changed", fields);
+}
+
+static int cmd_permit(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	const char *vhost = take_vhost_name(ctx, &argc, argv);
+	char err[600];
+	if (argc != 4)
+		return cmd_fail(r, CMD_SYNTAX, "permit: expected USER CONFIGURE SEND CONSUME%s (usage: %s)",
+		                argc > 4 ? " and at most one vhost=V" : "", cmd_lookup("permit")->usage);
+	if (userdb_permit(auth_userdb(ctx->b), argv[0], vhost, argv[1], argv[2], argv[3], err, sizeof err) < 0)
+		return cmd_fail(r, userdb_status(err), "permit: %s", err);
+	log_info("permissions of %s on virtual host %s: configure '%s' send '%s' consume '%s'", argv[0], vhost,
+	         argv[1], argv[2], argv[3]);
+	perm_event(ctx->b, argv[0], vhost);
+	list_permissions(ctx, argv[0], vhost, r);
+	return ok(r, "%s may now, in virtual host %s: configure '%s', send '%s', consume '%s'", argv[0], vhost,
+	          argv[1], argv[2], argv[3]);
+}
+
+static int cmd_unpermit(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	const char *vhost = take_vhost_name(ctx, &argc, argv);
+	char err[600];
+	if (argc != 1)
+		return cmd_fail(r, CMD_SYNTAX, "unpermit: expected USER (usage: %s)", cmd_lookup("unpermit")->usage);
+	if (userdb_unpermit(auth_userdb(ctx->b), argv[0], vhost, err, sizeof err) < 0)
+		return cmd_fail(r, userdb_status(err), "unpermit: %s", err);
+	log_info("permissions of %s on virtual host %s removed", argv[0], vhost);
+	perm_event(ctx->b, argv[0], vhost);
+	return ok(r, "%s has no permissions on virtual host %s any more", argv[0], vhost);
+}
+
+static int cmd_vhost(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	struct broker *b = ctx->b;
+	struct userdb *db = auth_userdb(b);
+	const char *op = argv[0], *name = argc > 1 ? argv[1] : NULL;
+	char err[600];
+	struct vhost *vh;
+
+	if (strcmp(op, "list") == 0) {
+		if (argc != 1)
+			return cmd_fail(r, CMD_SYNTAX, "vhost list: takes no arguments");
+		return list_vhosts(ctx, r);
+	}
+	if (strcmp(op, "add") && strcmp(op, "delete"))
+		return cmd_fail(r, CMD_SYNTAX, "vhost: unknown operation '%s' (expected add, delete or list)", op);
+	if (!name)
+		return cmd_fail(r, CMD_SYNTAX, "vhost %s: missing argument NAME", op);
+	if (strcmp(op, "add") == 0) {
+		if (argc > 2)
+			return cmd_fail(r, CMD_SYNTAX, "vhost add: unexpected '%s' (usage: vhost add NAME)", argv[2]);
+		if (userdb_vhost_add(db, name, err, sizeof err) < 0)
+			return cmd_fail(r, userdb_status(err), "vhost add: %s", err);
+		broker_vhost_ensure(b, name);
+		log_info("virtual host %s added", name);
+		{
+			const char *fields[] = { "vhost", name, NULL };
+			broker_event(b, "vhost-added", fields);
+		}
+		return ok(r, "virtual host %s added; clients choose it with the host header (CONNECT host:%s)", name,
+		          name);
+	}
+	{
+		bool force = false;
+		size_t dests = 0, clients = 0, it = 0;
+		void *dv;
+		struct sink *k;
+		char why[300];
+		if (argc == 3) {
+			if (strcmp(argv[2], "force") != 0)
+				return cmd_fail(r, CMD_SYNTAX, "vhost delete: unexpected '%s' (usage: vhost delete NAME [force])",
+				                argv[2]);
+			force = true;
+		}
+		vh = broker_vhost_find(b, name);
+		if (!vh && !userdb_vhost_exists(db, name))
+			return cmd_fail(r, CMD_NOT_FOUND, "vhost delete: unknown virtual host '%s' (vhost list shows them "
+			                "all)", name);
+		if (vh == b->default_vhost || strcmp(name, userdb_default_vhost(db)) == 0)
+			return cmd_fail(r, CMD_CONFLICT, "vhost delete: virtual host '%s' is the default one: it cannot be "
+			                "deleted", name);
+		if (vh) {
+			while (strmap_next(&vh->dests, &it, NULL, &dv))
+				dests += ((struct dest *)dv)->type != DEST_COMMAND;
+			TAILQ_FOREACH(k, &b->sinks, link)
+				clients += k->who.vhost == vh;
+		}
+		if ((dests || clients) && !force)
+			return cmd_fail(r, CMD_CONFLICT, "vhost delete: virtual host '%s' has %zu destination%s and %zu "
+			                "client%s: add 'force' to delete its destinations with their messages and disconnect "
+			                "its clients", name, dests, dests == 1 ? "" : "s", clients, clients == 1 ? "" : "s");
+		/* The store first: when it cannot be written nothing changes. */
+		if (userdb_vhost_exists(db, name) && userdb_vhost_delete(db, name, err, sizeof err) < 0)
+			return cmd_fail(r, userdb_status(err), "vhost delete: %s", err);
+		snprintf(why, sizeof why, "virtual host '%s' was deleted by an administrator", name);
+		if (vh && broker_vhost_delete(b, vh, why, err, sizeof err) < 0)
+			return cmd_fail(r, CMD_INTERNAL, "vhost delete: %s", err);
+		log_info("virtual host %s deleted (%zu destinations, %zu clients)", name, dests, clients);
+		{
+			const char *fields[] = { "vhost", name, NULL };
+			broker_event(b, "vhost-deleted", fields);
+		}
+		return ok(r, "virtual host %s deleted%s", name,
+		          dests || clients ? " with its destinations; its clients were disconnected" : "");
+	}
 }

@@ -25,10 +25,16 @@ struct cmd_reply {
 	bool shutdown;		/* the transport should shut the broker down once the reply is out */
 };
 
+struct principal;
+
 struct cmd_ctx {
 	struct broker *b;
 	bool admin;		/* may run CMD_WRITE commands */
 	const char *who;	/* "control socket", "conn 7 login=alice": for the log */
+	/* Who runs it, for the grants of commands that create and delete
+	 * destinations (core/auth.h); NULL on the control socket, whose
+	 * file permissions are the check. */
+	const struct principal *principal;
 };
 
 void cmd_reply_init(struct cmd_reply *r);

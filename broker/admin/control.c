@@ -44,6 +44,8 @@ struct ctl_client {
 	bool draining;			/* ...and the client's input ended: write side shut, discarding */
 	bool shutdown_after;		/* ran `shutdown`: stop the broker once the reply is out */
 	int failures;			/* failed logins on the admin port */
+	struct principal p;		/* the admin port's login, for the checks of commands */
+	struct auth_wait *login_wait;	/* a login whose password is being checked: nothing is read */
 };
 
 struct control {
@@ -61,6 +63,8 @@ static void client_free(struct ctl_client *cc)
 	struct control *ctl = cc->ctl;
 	if (cc->streaming)
 		ctl->nstreaming--;
+	auth_wait_cancel(ctl->b, cc->login_wait);
+	principal_fini(&cc->p);
 	TAILQ_REMOVE(&ctl->clients, cc, link);
 	bufferevent_free(cc->bev);
 	free(cc);
@@ -107,63 +111,103 @@ static void reply(struct ctl_client *cc, struct cmd_reply *r)
 	sbuf_fini(&json);
 }
 
-/* The admin port's first line: login USER PASSCODE, for a user the
- * security rules call admin. Three wrong tries close the connection. */
-static void login(struct ctl_client *cc, const char *line, struct cmd_reply *r)
+static void read_cb(struct bufferevent *bev, void *arg);
+
+/* The verdict on a login: admin rights or not, the reply, and the cut-off
+ * after three failures. */
+static void login_result(struct ctl_client *cc, int rc, const char *why, struct cmd_reply *r)
 {
 	struct broker *b = cc->ctl->b;
-	char **argv, err[256];
-	int argc = cmdline_split(line, &argv, err, sizeof err);
-	bool admin = false;
-	if (argc < 0) {
-		cmd_fail(r, CMD_SYNTAX, "%s", err);
-		return;
-	}
-	if (argc != 3 || strcmp(argv[0], "login") != 0) {
-		cmd_fail(r, CMD_FORBIDDEN, "log in first: login USER PASSCODE");
-	} else if (auth_check_user(b, argv[1], argv[2], &admin, err, sizeof err) < 0) {
+	char err[400];
+	if (rc < 0) {
+		cmd_fail(r, CMD_FORBIDDEN, "%s", why);
+	} else if (!auth_allow(b, &cc->p, AUTHZ_ADMIN, NULL, err, sizeof err)) {
 		cmd_fail(r, CMD_FORBIDDEN, "%s", err);
 	} else {
-		struct principal p = { .login = argv[1], .vhost = b->default_vhost, .authenticated = true,
-		                       .admin = admin };
-		bool allowed;
-		snprintf(p.peer, sizeof p.peer, "%.63s", cc->who);
-		/* borrowed for the check: not freed, so not principal_fini */
-		allowed = auth_allow(b, &p, AUTHZ_ADMIN, NULL, err, sizeof err);
-		if (!allowed) {
-			cmd_fail(r, CMD_FORBIDDEN, "%s", err);
-		} else {
-			char who[160];
-			snprintf(who, sizeof who, "admin port %.80s login=%.60s", cc->who, argv[1]);
-			snprintf(cc->who, sizeof cc->who, "%s", who);
-			cc->authed = true;
-			r->status = CMD_OK;
-			snprintf(r->message, sizeof r->message, "logged in as %s", argv[1]);
-		}
+		char who[160];
+		snprintf(who, sizeof who, "admin port %.80s login=%.60s", cc->who, cc->p.login);
+		snprintf(cc->who, sizeof cc->who, "%s", who);
+		cc->authed = true;
+		r->status = CMD_OK;
+		snprintf(r->message, sizeof r->message, "logged in as %s", cc->p.login);
 	}
 	if (!cc->authed && ++cc->failures >= 3) {
 		cc->closing = true;
 		bufferevent_disable(cc->bev, EV_READ);
 	}
+}
+
+/* A login that waited for the verifier (or the peer's delay). */
+static void login_done(int rc, const char *err, void *arg)
+{
+	struct ctl_client *cc = arg;
+	struct cmd_reply r;
+	cc->login_wait = NULL;
+	cmd_reply_init(&r);
+	login_result(cc, rc, err, &r);
+	reply(cc, &r);
+	cmd_reply_fini(&r);
+	if (!cc->closing) {
+		/* Lines that came after the login waited in the input. */
+		bufferevent_enable(cc->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_input(cc->bev)))
+			read_cb(cc->bev, cc);
+	}
+}
+
+/* The admin port's first line: login USER PASSCODE, for a user the
+ * security rules call admin. Three wrong tries close the connection.
+ * Returns false when the answer comes later (login_done). */
+static bool login(struct ctl_client *cc, const char *line, struct cmd_reply *r)
+{
+	struct broker *b = cc->ctl->b;
+	char **argv, err[400];
+	int argc = cmdline_split(line, &argv, err, sizeof err), rc;
+	if (argc < 0) {
+		cmd_fail(r, CMD_SYNTAX, "%s", err);
+		return true;
+	}
+	if (argc != 3 || strcmp(argv[0], "login") != 0) {
+		cmd_fail(r, CMD_FORBIDDEN, "log in first: login USER PASSCODE");
+		if (++cc->failures >= 3) {
+			cc->closing = true;
+			bufferevent_disable(cc->bev, EV_READ);
+		}
+		free(argv);
+		return true;
+	}
+	rc = auth_check_user(b, &cc->p, argv[1], argv[2], login_done, cc, &cc->login_wait, err, sizeof err);
 	free(argv);
+	if (rc == AUTH_PENDING) {
+		bufferevent_disable(cc->bev, EV_READ);
+		return false;
+	}
+	login_result(cc, rc, err, r);
+	return true;
 }
 
 /* One command line; takes `line`. */
 static void handle_line(struct ctl_client *cc, char *line, size_t n)
 {
-	struct cmd_ctx ctx = { cc->ctl->b, true, cc->who };
+	/* On the Unix socket no principal: its file permissions are the check. */
+	struct cmd_ctx ctx = { cc->ctl->b, true, cc->who, cc->tcp ? &cc->p : NULL };
 	struct cmd_reply r;
 	if (cc->streaming) {
 		free(line);	/* an event stream takes no more commands */
 		return;
 	}
 	cmd_reply_init(&r);
-	if (memchr(line, 0, n))	/* it would cut the line short unseen */
+	if (memchr(line, 0, n)) {	/* it would cut the line short unseen */
 		cmd_fail(&r, CMD_SYNTAX, "the command line contains a NUL byte");
-	else if (!cc->authed)
-		login(cc, line, &r);
-	else
+	} else if (!cc->authed) {
+		if (!login(cc, line, &r)) {
+			free(line);	/* answered by login_done */
+			cmd_reply_fini(&r);
+			return;
+		}
+	} else {
 		cmd_exec_line(&ctx, line, &r);
+	}
 	free(line);
 	reply(cc, &r);
 	if (r.stream && r.status == CMD_OK) {
@@ -186,9 +230,9 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
-	while (!cc->closing && (line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)))
+	while (!cc->closing && !cc->login_wait && (line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)))
 		handle_line(cc, line, n);
-	if (!cc->closing && evbuffer_get_length(in) > CONTROL_MAX_LINE) {
+	if (!cc->closing && !cc->login_wait && evbuffer_get_length(in) > CONTROL_MAX_LINE) {
 		struct cmd_reply r;
 		cmd_reply_init(&r);
 		cmd_fail(&r, CMD_SYNTAX, "command line too long: more than %d bytes", CONTROL_MAX_LINE);
@@ -206,7 +250,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	/* A last command without its newline (printf stats | socat) is a
 	 * command all the same. */
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !cc->closing && !cc->streaming &&
-	    evbuffer_get_length(in) > 0 && evbuffer_get_length(in) <= CONTROL_MAX_LINE) {
+	    !cc->login_wait && evbuffer_get_length(in) > 0 && evbuffer_get_length(in) <= CONTROL_MAX_LINE) {
 		size_t n = evbuffer_get_length(in);
 		char *line = xmalloc(n + 1);
 		evbuffer_remove(in, line, n);
@@ -236,6 +280,8 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	cc->ctl = ctl;
 	cc->tcp = lev == ctl->tcp;
 	cc->authed = !cc->tcp;
+	principal_set_peer(&cc->p, sa);
+	cc->p.vhost = ctl->b->default_vhost;
 	if (cc->tcp && sa->sa_family == AF_INET) {
 		char host[INET_ADDRSTRLEN];
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bridge/bridge.h"
+#include "core/auth.h"
 #include "core/broker.h"
 #include "core/dest.h"
 #include "store/journal.h"
@@ -77,6 +78,22 @@ void metrics_render(struct broker *b, struct sbuf *out)
 	scalar(out, "connections_total", "counter", "Client connections accepted.", s->connections_total);
 	scalar(out, "connections_refused_total", "counter", "Connections refused (limit or rules).",
 	       s->connections_refused);
+	{
+		struct auth_stats as;
+		auth_get_stats(b, &as);
+		scalar(out, "users", "gauge", "Users, from the configuration file and the user store.", auth_user_count(b));
+		scalar(out, "logins_failed_total", "counter", "Logins refused: wrong password, unknown login, ...",
+		       as.logins_failed);
+		scalar(out, "logins_delayed_total", "counter", "Login answers held back for a peer's failures.",
+		       as.logins_delayed);
+		scalar(out, "logins_busy_total", "counter", "Logins refused while too many passwords waited to be checked.",
+		       as.logins_busy);
+		scalar(out, "login_cache_hits_total", "counter", "Logins answered from the verified-login cache.",
+		       as.login_cache_hits);
+		scalar(out, "password_checks_total", "counter", "Password hashes computed to check a login.",
+		       as.password_checks);
+		scalar(out, "slowed_peers", "gauge", "Peers whose recent failed logins slow their answers.", as.slowed_peers);
+	}
 	scalar(out, "messages_in_total", "counter", "Messages accepted from producers.", s->messages_in);
 	scalar(out, "messages_out_total", "counter", "Messages delivered to consumers.", s->messages_out);
 	scalar(out, "bytes_in_total", "counter", "Bytes read from clients.", s->bytes_in);

@@ -16,7 +16,7 @@
 
 #include <openssl/crypto.h>
 
-#include "auth/passwd.h"
+#include "common/passwd.h"
 #include "common/util.h"
 
 #define OPTION "--hash-password"

@@ -18,7 +18,7 @@
 
 #include <openssl/crypto.h>
 
-#include "auth/passwd.h"
+#include "common/passwd.h"
 #include "common/hmap.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -401,6 +401,11 @@ size_t userdb_user_count(const struct userdb *db)
 	return n;
 }
 
+bool userdb_user_has_perms(const struct userdb *db, const char *user)
+{
+	return strmap_get(&db->perms, user) != NULL;	/* an entry is dropped with its last permission */
+}
+
 static struct perm *find_perm(const struct userdb *db, const char *user, const char *vhost)
 {
 	const struct uperms *up = strmap_get(&db->perms, user);
@@ -508,7 +513,7 @@ static void serialise(const struct userdb *db, struct sbuf *out)
 		jw_init(&w, &line);
 		jw_obj_begin(&w);
 		jw_kstr(&w, "name", u->name);
-		jw_kstr(&w, "password", u->password);
+		jw_kstr(&w, "password", u->password);	/* null: certificate login only */
 		jw_kbool(&w, "admin", u->admin);
 		jw_obj_end(&w);
 		sbuf_printf(out, "%s\n    %s", i ? "," : "", sbuf_str(&line));
@@ -724,11 +729,19 @@ static int load_users(struct loader *L, const struct json *arr)
 			return load_fail(L, "%s: expected an object, got %s", where, type_name(o));
 		if (check_keys(L, where, o, keys, ARRAY_LEN(keys)) < 0)
 			return -1;
-		if (!(name = want_str(L, where, o, "name", &bad)) || !(pw = want_str(L, where, o, "password", &bad)))
+		if (!(name = want_str(L, where, o, "name", &bad)))
 			return -1;
+		{
+			/* null: a user who logs in with a certificate only */
+			const struct json *pj = json_get(o, "password");
+			pw = NULL;
+			if (!pj || pj->type != JSON_NULL)
+				if (!(pw = want_str(L, where, o, "password", &bad)))
+					return -1;
+		}
 		if (userdb_check_user_name(name, why, sizeof why) < 0)
 			return load_fail(L, "%s.name: %s", where, why);
-		if (passwd_parse(pw, &h, why, sizeof why) < 0)
+		if (pw && passwd_parse(pw, &h, why, sizeof why) < 0)
 			return load_fail(L, "%s.password (user '%s'): %s", where, name, why);
 		admin = json_get(o, "admin");
 		if (admin && admin->type != JSON_BOOL)
@@ -736,7 +749,8 @@ static int load_users(struct loader *L, const struct json *arr)
 		if (strmap_get(&L->db->store_users, name))
 			return load_fail(L, "%s: user '%s' is listed twice", where, name);
 		{
-			struct user *u = user_new(name, pw, USERDB_CRED_HASH, admin && admin->b, USERDB_STORE);
+			struct user *u = user_new(name, pw, pw ? USERDB_CRED_HASH : USERDB_CRED_NONE, admin && admin->b,
+			                          USERDB_STORE);
 			strmap_put(&L->db->store_users, u->name, u);
 		}
 	}
@@ -1047,7 +1061,7 @@ static int unknown_vhost(const char *name, char *err, size_t errlen)
 int userdb_user_add(struct userdb *db, const char *name, const char *hash, bool admin, char *err, size_t errlen)
 {
 	struct user *u;
-	if (userdb_check_user_name(name, err, errlen) < 0 || check_hash(name, hash, err, errlen) < 0)
+	if (userdb_check_user_name(name, err, errlen) < 0 || (hash && check_hash(name, hash, err, errlen) < 0))
 		return -1;
 	if (strmap_get(&db->config_users, name)) {
 		snprintf(err, errlen, "user '%s' already exists (in the configuration file %s)", name, config_name(db));
@@ -1057,7 +1071,7 @@ int userdb_user_add(struct userdb *db, const char *name, const char *hash, bool 
 		snprintf(err, errlen, "user '%s' already exists (user passwd %s changes the password)", name, name);
 		return -1;
 	}
-	u = user_new(name, hash, USERDB_CRED_HASH, admin, USERDB_STORE);
+	u = user_new(name, hash, hash ? USERDB_CRED_HASH : USERDB_CRED_NONE, admin, USERDB_STORE);
 	strmap_put(&db->store_users, u->name, u);
 	if (write_store(db, err, errlen) < 0) {
 		strmap_del(&db->store_users, name);
@@ -1080,9 +1094,11 @@ int userdb_user_passwd(struct userdb *db, const char *name, const char *hash, ch
 		return -1;
 	old = u->password;
 	u->view.password = u->password = xstrdup(hash);
+	u->view.cred = u->cred = USERDB_CRED_HASH;
 	if (write_store(db, err, errlen) < 0) {
 		free(u->password);
 		u->view.password = u->password = old;
+		u->view.cred = u->cred = old ? USERDB_CRED_HASH : USERDB_CRED_NONE;
 		return -1;
 	}
 	free(old);

@@ -47,7 +47,7 @@ enum userdb_source {
 enum userdb_cred {
 	USERDB_CRED_HASH = 0,	/* a password hash (passwd.h) */
 	USERDB_CRED_PLAIN,	/* a plain-text passcode (configuration file only; warned about) */
-	USERDB_CRED_NONE,	/* no password: certificate login only (configuration file only) */
+	USERDB_CRED_NONE,	/* no password: certificate login only */
 };
 
 enum userdb_action {
@@ -108,13 +108,16 @@ int userdb_set_config(struct userdb *db, const struct config *cfg, char *err, si
 /* The user who logs in under `name` (the configuration's before the
  * store's), or NULL. */
 const struct userdb_user *userdb_user_get(const struct userdb *db, const char *name);
+/* Has user any permission, on any virtual host (live or not)? */
+bool userdb_user_has_perms(const struct userdb *db, const char *user);
 /* Users there are, of either source: none means the broker's open defaults. */
 size_t userdb_user_count(const struct userdb *db);
 bool userdb_vhost_exists(const struct userdb *db, const char *name);
 const char *userdb_default_vhost(const struct userdb *db);
 
-/* `hash` must be a hash string (mqbroker --hash-password, or
- * verifier_hash() on the password mqsh read); plain text is refused. */
+/* `hash` must be a hash string (mqbroker --hash-password, or mqsh's
+ * user add); plain text is refused. NULL: a user who logs in only with a
+ * verified TLS client certificate whose CN is `name`. */
 int userdb_user_add(struct userdb *db, const char *name, const char *hash, bool admin, char *err,
                     size_t errlen);
 int userdb_user_passwd(struct userdb *db, const char *name, const char *hash, char *err, size_t errlen);

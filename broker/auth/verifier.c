@@ -25,7 +25,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
-#include "auth/passwd.h"
+#include "common/passwd.h"
 #include "common/hmap.h"
 #include "common/log.h"
 #include "common/util.h"

@@ -250,6 +250,13 @@ static void settle_cb(evutil_socket_t fd, short what, void *arg)
 	bridge_out_settle(arg);
 }
 
+static void ack_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	bridge_out_ack_confirmed(arg);
+}
+
 static struct mq_session *new_session(struct bridge *br)
 {
 	const struct bridge_spec *sp = &br->spec;
@@ -305,11 +312,13 @@ static int make_bridge(struct broker *b, const struct bridge_spec *spec, bool pa
 	br->state = BRIDGE_CONNECTING;
 	TAILQ_INIT(&br->inflight);
 	TAILQ_INIT(&br->givebacks);
+	TAILQ_INIT(&br->confirmed);
 	TAILQ_INIT(&br->held);
 	TAILQ_INIT(&br->durable);
 	sbuf_init(&br->scratch);
 	br->retry_ev = evtimer_new(b->base, retry_cb, br);
 	br->settle_ev = event_new(b->base, -1, 0, settle_cb, br);
+	br->ack_ev = evtimer_new(b->base, ack_cb, br);
 	if (spec->direction == BRIDGE_IN && spec->dedup_ms)
 		br->dedup = dedup_new(spec->dedup_ms);
 
@@ -318,8 +327,11 @@ static int make_bridge(struct broker *b, const struct bridge_spec *spec, bool pa
 	principal_set_login(&br->sink.who, spec->local_login ? spec->local_login : login);
 	br->sink.who.vhost = vh;
 	snprintf(br->sink.who.peer, sizeof br->sink.who.peer, "bridge %.50s", spec->name);
+	/* The broker's own client: allowed what a client on this machine
+	 * is (authorize() still sees bridge:NAME); with local_login, that
+	 * user, judged by its grants. */
 	br->sink.who.loopback = true;
-	br->sink.who.authenticated = true;
+	br->sink.who.authenticated = spec->local_login != NULL;
 	br->sink.full = true;
 
 	TAILQ_INSERT_TAIL(&r->all, br, link);
@@ -354,6 +366,7 @@ static void destroy_bridge(struct bridge *br)
 	 * records; the sink's detach gives the deliveries back. */
 	mq_session_free(br->s);
 	br->s = NULL;
+	bridge_out_ack_confirmed(br);	/* what the remote confirmed leaves here now */
 	bridge_out_settle(br);
 	sink_detach(&br->sink);
 	sink_fini(&br->sink);
@@ -363,6 +376,7 @@ static void destroy_bridge(struct bridge *br)
 		r->npattern--;
 	event_free(br->retry_ev);
 	event_free(br->settle_ev);
+	event_free(br->ack_ev);
 	strmap_fini(&br->remote_queues);
 	sbuf_fini(&br->scratch);
 	dedup_free(br->dedup);

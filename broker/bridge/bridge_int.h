@@ -76,6 +76,8 @@ struct bridge {
 	struct strmap remote_queues;	/* remote destination -> struct mq_queue *, borrowed from s */
 	struct fwd_list inflight;
 	struct giveback_list givebacks;
+	struct giveback_list confirmed;	/* RECEIPTs in, local acknowledgements batched */
+	struct event *ack_ev;		/* acknowledges br->confirmed, ACK_BATCH_MS after the first */
 	struct sbuf scratch;		/* a header block without its mq-via line */
 	bool subscribed;		/* a fixed source: subscribed now */
 
@@ -124,6 +126,8 @@ void bridge_out_stop(struct bridge *br);	/* before the session goes */
 void bridge_out_dest_created(struct bridge *br, const char *vhost, const char *name);
 uint64_t bridge_out_backlog(const struct bridge *br);
 void bridge_out_settle(struct bridge *br);
+/* Acknowledges here what the remote has confirmed (batched). */
+void bridge_out_ack_confirmed(struct bridge *br);
 
 /* bridge_in.c */
 int bridge_in_open(struct bridge *br);

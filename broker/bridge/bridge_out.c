@@ -60,6 +60,40 @@ void bridge_out_settle(struct bridge *br)
 	}
 }
 
+/* Local acknowledgements of what the remote confirmed go in batches: each
+ * is a REMOVE record in the journal, and one batch every ACK_BATCH_MS
+ * costs one fsync where one by one they would keep the disk syncing
+ * (the remote, RabbitMQ most often, needs that disk for its own). Nothing
+ * waits for them: a crash before the batch only sends those messages
+ * again, with the same mq-post-id. */
+#define ACK_BATCH_MS 20
+
+void bridge_out_ack_confirmed(struct bridge *br)
+{
+	struct giveback *g;
+	while ((g = TAILQ_FIRST(&br->confirmed))) {
+		struct delivery *d;
+		TAILQ_REMOVE(&br->confirmed, g, link);
+		if ((d = find_delivery(br, g->msg_id, g->sub_id)))
+			sub_ack(d, false);
+		free(g);
+	}
+}
+
+static void confirmed(struct bridge *br, struct fwd *f)
+{
+	size_t n = strlen(f->sub_id) + 1;
+	struct giveback *g = xmalloc(sizeof *g + n);
+	g->msg_id = f->msg_id;
+	g->ack = true;
+	memcpy(g->sub_id, f->sub_id, n);
+	if (TAILQ_EMPTY(&br->confirmed)) {
+		struct timeval tv = { 0, ACK_BATCH_MS * 1000 };
+		evtimer_add(br->ack_ev, &tv);
+	}
+	TAILQ_INSERT_TAIL(&br->confirmed, g, link);
+}
+
 /* A pause after the remote refused a post, or a post could not be made:
  * the message goes back to its queue, and taking it again at once would
  * only fail again. */
@@ -81,7 +115,6 @@ static void on_ack(struct mq_session *s, const struct mq_ack *ack, void *arg)
 {
 	struct fwd *f = arg;
 	struct bridge *br = f->br;
-	struct delivery *d;
 	(void)s;
 	TAILQ_REMOVE(&br->inflight, f, link);
 	br->pending--;
@@ -89,18 +122,17 @@ static void on_ack(struct mq_session *s, const struct mq_ack *ack, void *arg)
 		free(f);
 		return;
 	}
-	d = find_delivery(br, f->msg_id, f->sub_id);
 	if (ack->status == MQ_ACK_OK) {
 		br->acknowledged++;
 		if (br->failures && !br->backoff)
 			br->failures = 0;
-		bridge_update_room(br);
 		/* The remote has it: only now does it leave this broker (and
-		 * the journal, for a journaled copy). */
-		if (d)
-			sub_ack(d, false);
+		 * the journal, for a journaled copy), with the next batch. */
+		confirmed(br, f);
+		bridge_update_room(br);
 	} else {
 		char why[600];
+		struct delivery *d = find_delivery(br, f->msg_id, f->sub_id);
 		br->failed++;
 		if (ack->reason == MQ_ACK_REFUSED) {
 			snprintf(why, sizeof why, "the remote broker refused a message: %s", ack->text);
@@ -240,7 +272,9 @@ static void subscribe(struct bridge *br, struct dest *d)
 	}
 	memset(&o, 0, sizeof o);
 	o.ack = ACK_CLIENT_INDIVIDUAL;
-	o.max_unacked = br->spec.window;
+	/* No window of its own: the bridge's (sink.full) bounds what is in
+	 * flight, and confirmed deliveries wait for their batch here. */
+	o.max_unacked = 0;
 	sub_new(&br->sink, d, d->name, &o, NULL);
 	log_info("bridge %s: forwarding %s %s", br->spec.name, dest_type_name(d->type), d->name);
 }

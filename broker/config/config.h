@@ -78,7 +78,7 @@ struct dest_cfg {
 
 struct user_cfg {
 	char *login;			/* owned */
-	char *passcode;			/* owned; plain text until hashed passwords arrive */
+	char *passcode;			/* owned; a password hash (passwd.h), or plain text (warned about); NULL = certificate only */
 	bool admin;
 };
 
@@ -153,6 +153,7 @@ struct config {
 	/* protocol */
 	bool lenient_transactions;	/* ACK/NACK naming an unknown transaction runs outside one */
 	char *default_vhost;		/* owned; name of the default virtual host */
+	bool allow_anonymous;		/* clients without a user may connect from other machines */
 
 	/* journal */
 	enum fsync_policy fsync;

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "core/dedup.h"
+#include "core/auth.h"
 #include "core/dest.h"
 #include "core/events.h"
 #include "core/msg.h"
@@ -52,14 +53,54 @@ struct vhost *broker_vhost_ensure(struct broker *b, const char *name)
 	return vh ? vh : vhost_new(b, name);
 }
 
-struct vhost *broker_vhost(struct broker *b, const char *host)
+int broker_vhost_delete(struct broker *b, struct vhost *vh, const char *why, char *err, size_t errlen)
 {
-	struct vhost *vh;
-	/* host:/ and any host no configured virtual host claims go to the
-	 * default one, as RabbitMQ and ActiveMQ users expect. */
-	if (host && *host && (vh = strmap_get(&b->vhosts, host)))
-		return vh;
-	return b->default_vhost;
+	struct sink *k, *next;
+	size_t n = 0;
+	struct dest **all;
+	if (vh == b->default_vhost) {
+		snprintf(err, errlen, "virtual host '%s' is the default one: it cannot be deleted", vh->name);
+		return -1;
+	}
+	for (k = TAILQ_FIRST(&b->sinks); k; k = next) {
+		next = TAILQ_NEXT(k, link);
+		if (k->who.vhost == vh) {
+			k->ops->close(k, why);
+			/* A closed sink lingers until it is freed: it must not
+			 * point at the virtual host freed below. */
+			k->who.vhost = b->default_vhost;
+		}
+	}
+	/* Durable subscriptions before their topics, which refuse to go
+	 * while they have them. */
+	{
+		size_t it = 0;
+		void *v;
+		all = xcalloc(vh->dests.count + 1, sizeof *all);
+		while (strmap_next(&vh->dests, &it, NULL, &v))
+			all[n++] = v;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			struct dest *d = all[i];
+			if (!d || (pass == 0) != (d->durable_topic != NULL))
+				continue;
+			all[i] = NULL;
+			if (dest_find(vh, d->name) != d)
+				continue;	/* went with another one */
+			if (dest_delete(d, true, err, errlen) < 0) {
+				free(all);
+				return -1;
+			}
+		}
+	}
+	free(all);
+	dest_free_all(vh);
+	strmap_del(&b->vhosts, vh->name);
+	strmap_fini(&vh->dests);
+	free(vh->name);
+	free(vh);
+	return 0;
 }
 
 void broker_event(struct broker *b, const char *name, const char *const *fields)
@@ -186,6 +227,7 @@ void broker_tick(struct broker *b, double secs)
 		update_rates(b, secs);
 	sweep_queues(b);
 	dedup_sweep(b);
+	auth_tick(b);
 }
 
 void broker_shutdown(struct broker *b, const char *reason)
@@ -206,10 +248,14 @@ int broker_core_init(struct broker *b, char *err, size_t errlen)
 	for (size_t i = 0; i < b->cfg.nvhosts; i++)
 		if (!strmap_get(&b->vhosts, b->cfg.vhosts[i].name))
 			vhost_new(b, b->cfg.vhosts[i].name);
+	/* The users and the virtual hosts of the user store. */
+	if (auth_init(b, err, errlen) < 0)
+		return -1;
 	/* The journal first, the configuration after: what the file says
 	 * about a destination wins over what was recorded. */
 	if (store_open(b, err, errlen) < 0 || broker_create_configured(b, err, errlen) < 0)
 		return -1;
+	dedup_seed_recovered(b);
 	return 0;
 }
 
@@ -220,6 +266,7 @@ void broker_core_fini(struct broker *b)
 	/* Closed before the destinations go: freeing them must not write
 	 * removals of messages that are meant to survive the restart. */
 	store_close(b);
+	auth_fini(b);
 	while (strmap_next(&b->vhosts, &it, NULL, &v)) {
 		struct vhost *vh = v;
 		dest_free_all(vh);
@@ -345,7 +392,8 @@ int broker_reload(struct broker *b, char *err, size_t errlen)
 		b->reload_failures++;
 		return -1;
 	}
-	if (check_configured(b, &nw, err, errlen) < 0) {
+	/* The users last: it is the one check that changes something. */
+	if (check_configured(b, &nw, err, errlen) < 0 || auth_config_changed(b, &nw, err, errlen) < 0) {
 		b->reload_failures++;
 		config_fini(&nw);
 		router_free(router);

@@ -30,6 +30,7 @@ struct control;
 struct http_server;
 struct tls_ctx;
 struct events_tap;
+struct auth;
 
 /* A virtual host: its own namespace of destinations. */
 struct vhost {
@@ -42,6 +43,7 @@ struct broker {
 	struct event_base *base;
 	struct config cfg;		/* owned; replaced wholesale on reload */
 	struct router *router;		/* owned; NULL without a configuration file */
+	struct auth *auth;		/* owned; users, the password verifier, failed logins (auth.h) */
 	struct store *store;		/* owned; persistence (store.h) */
 	struct frame_limits limits;	/* derived from cfg */
 
@@ -143,10 +145,13 @@ bool broker_memory_blocked(struct broker *b);
  * a warning when the file changed them. */
 int broker_reload(struct broker *b, char *err, size_t errlen);
 
-struct vhost *broker_vhost(struct broker *b, const char *host);	/* never NULL */
 struct vhost *broker_vhost_find(struct broker *b, const char *name);	/* NULL if not configured */
-/* Finds or creates (recovery: a virtual host the journal knows). */
+/* Finds or creates (recovery: a virtual host the journal knows; vhost add). */
 struct vhost *broker_vhost_ensure(struct broker *b, const char *name);
+/* Deletes a virtual host (vhost delete): its clients are closed with
+ * `why`, its destinations deleted with what they hold. -1 with the
+ * reason when a destination cannot go; the default one never goes. */
+int broker_vhost_delete(struct broker *b, struct vhost *vh, const char *why, char *err, size_t errlen);
 
 /* Broadcasts an event (events.h): admin listeners, /command/events and
  * the Lua on_event hook. fields: NULL-terminated key, value list. */

@@ -7,6 +7,7 @@
 
 #include "core/broker.h"
 #include "core/dest.h"
+#include "core/msg.h"
 #include "common/hmap.h"
 #include "common/util.h"
 
@@ -133,6 +134,29 @@ struct dedup *dedup_for_dest(struct broker *b, const struct dest *q)
 	w->key = key;
 	strmap_put(&b->dedups, w->key, w);
 	return w;
+}
+
+void dedup_seed_recovered(struct broker *b)
+{
+	size_t n;
+	struct dest **all = broker_dests(b, DEST_QUEUE, &n);
+	uint64_t now = broker_now_ms(b);
+	for (size_t i = 0; i < n; i++) {
+		struct dest *q = all[i];
+		struct dedup *w = dedup_for_dest(b, q);
+		for (size_t k = 0; w && k < q->count; k++) {
+			const struct qitem *it = &q->items[(q->head + k) & (q->cap - 1)];
+			const char *id;
+			size_t len;
+			/* Paged-out messages are on disk only: reading each back
+			 * would cost the start-up what the budget saved. */
+			if (it->taken || it->paged)
+				continue;
+			if ((id = msg_header_raw(it->m, DEDUP_HEADER, sizeof DEDUP_HEADER - 1, &len)))
+				dedup_add(w, id, len, now);
+		}
+	}
+	free(all);
 }
 
 void dedup_sweep(struct broker *b)

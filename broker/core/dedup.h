@@ -7,7 +7,9 @@
  * the ids taken within a time (and at most DEDUP_MAX_IDS of them), and
  * publish() drops a message whose id it holds. Windows belong to a queue
  * (its dedup-window option) or to an inbound bridge (its dedup option).
- * A window lives in memory: a restart of the receiver forgets it. */
+ * A window lives in memory; after a restart a queue's window starts with
+ * the ids of the messages the journal gave back to it, not with those it
+ * had already delivered. */
 #ifndef MQ_DEDUP_H
 #define MQ_DEDUP_H
 
@@ -36,6 +38,10 @@ size_t dedup_count(const struct dedup *w);
  * kept by the broker under the queue's virtual host and name; NULL when
  * the option is off. */
 struct dedup *dedup_for_dest(struct broker *b, const struct dest *q);
+/* After recovery: each queue with a window starts with the ids of the
+ * messages it holds again (those in memory), so that a repeat of one it
+ * took before a crash is still recognised. */
+void dedup_seed_recovered(struct broker *b);
 /* Forgets the windows of destinations that are gone or have turned the
  * option off (the broker's tick). */
 void dedup_sweep(struct broker *b);

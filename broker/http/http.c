@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "admin/cmd.h"
@@ -52,13 +53,39 @@ struct held_reply {
 	char *json;				/* owned */
 };
 
+/* What a request does once its sender is known (identify). */
+typedef void (*identified_fn)(struct http_server *hs, struct evhttp_request *req, struct principal *p,
+                              const char *arg);
+
+/* A request whose HTTP Basic password is being checked. */
+struct http_wait {
+	TAILQ_ENTRY(http_wait) link;
+	struct http_server *hs;
+	struct evhttp_request *req;		/* borrowed: dropped if its connection closes */
+	struct evhttp_connection *hc;
+	struct principal p;
+	struct auth_wait *auth;
+	identified_fn then;
+	char *arg;				/* owned */
+};
+
 struct http_server {
 	struct broker *b;
 	struct evhttp *http;		/* owned */
 	struct u64map conns;		/* evhttp_connection pointer -> itself: connections seen */
 	char *path;			/* owned; URLPATH without slashes */
 	TAILQ_HEAD(, held_reply) held;
+	TAILQ_HEAD(, http_wait) waits;
 };
+
+static void http_wait_free(struct http_wait *w)
+{
+	TAILQ_REMOVE(&w->hs->waits, w, link);
+	auth_wait_cancel(w->hs->b, w->auth);
+	principal_fini(&w->p);
+	free(w->arg);
+	free(w);
+}
 
 static void send_text(struct evhttp_request *req, int code, const char *reason, const char *ctype,
                       const char *body, size_t len)
@@ -99,7 +126,13 @@ static void conn_closed(struct evhttp_connection *hc, void *arg)
 {
 	struct http_server *hs = arg;
 	struct held_reply *h, *next;
+	struct http_wait *w, *wnext;
 	u64map_del(&hs->conns, (uint64_t)(uintptr_t)hc);
+	for (w = TAILQ_FIRST(&hs->waits); w; w = wnext) {
+		wnext = TAILQ_NEXT(w, link);
+		if (w->hc == hc)
+			http_wait_free(w);
+	}
 	for (h = TAILQ_FIRST(&hs->held); h; h = next) {
 		next = TAILQ_NEXT(h, link);
 		if (h->hc == hc) {
@@ -126,19 +159,46 @@ static void reply_durable(struct completion *done, int err)
 	free(h);
 }
 
-/* Who sent the request: the peer address and, with HTTP Basic, a user. */
-static int identify(struct http_server *hs, struct evhttp_request *req, struct principal *p,
-                    char *login, size_t loginlen, char *peer, size_t peerlen, char *err, size_t errlen)
+static void unauthorized(struct evhttp_request *req, const char *err)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Basic realm=\"mqbroker\"");
+	send_error(req, 401, "%s", err);
+}
+
+/* The password of a request that waited was checked. */
+static void identified(int rc, const char *err, void *arg)
+{
+	struct http_wait *w = arg;
+	w->auth = NULL;
+	if (rc < 0)
+		unauthorized(w->req, err);
+	else
+		w->then(w->hs, w->req, &w->p, w->arg);
+	http_wait_free(w);
+}
+
+/* Who sent the request: the peer address and, with HTTP Basic, a user
+ * whose password is checked off the loop (core/auth.h). Then calls
+ * then(arg) with the principal, at once or once the check is done; a
+ * wrong password is answered 401 here. */
+static void identify(struct http_server *hs, struct evhttp_request *req, identified_fn then, const char *arg)
 {
 	struct evhttp_connection *hc = evhttp_request_get_connection(req);
 	const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-	char *host = NULL;
+	char *host = NULL, err[512];
 	ev_uint16_t port = 0;
+	struct http_wait *w = xcalloc(1, sizeof *w);
+	struct principal *p = &w->p;
+	int rc = 0;
 
-	memset(p, 0, sizeof *p);
+	w->hs = hs;
+	w->req = req;
+	w->hc = hc;
+	w->then = then;
+	w->arg = xstrdup(arg ? arg : "");
+	TAILQ_INSERT_TAIL(&hs->waits, w, link);
 	evhttp_connection_get_peer(hc, &host, &port);
-	snprintf(peer, peerlen, "%s:%u", host ? host : "?", port);
-	snprintf(p->peer, sizeof p->peer, "%s", peer);
+	snprintf(p->peer, sizeof p->peer, "%s:%u", host ? host : "?", port);
 	if (host) {
 		struct in_addr a4;
 		struct in6_addr a6;
@@ -154,10 +214,10 @@ static int identify(struct http_server *hs, struct evhttp_request *req, struct p
 		size_t len = strlen(b64);
 		int n;
 		char *colon;
-		bool admin = false;
 		if (len > 600 || (n = EVP_DecodeBlock(decoded, (const unsigned char *)b64, (int)len)) < 0) {
-			snprintf(err, errlen, "malformed Authorization header: expected Basic base64(login:passcode)");
-			return -1;
+			unauthorized(req, "malformed Authorization header: expected Basic base64(login:passcode)");
+			http_wait_free(w);
+			return;
 		}
 		/* EVP_DecodeBlock counts the padding as data */
 		while (n > 0 && len > 0 && b64[len - 1] == '=') {
@@ -167,18 +227,21 @@ static int identify(struct http_server *hs, struct evhttp_request *req, struct p
 		decoded[n] = 0;
 		colon = strchr((char *)decoded, ':');
 		if (!colon) {
-			snprintf(err, errlen, "malformed Authorization header: no ':' between login and passcode");
-			return -1;
+			unauthorized(req, "malformed Authorization header: no ':' between login and passcode");
+			http_wait_free(w);
+			return;
 		}
 		*colon = 0;
-		if (auth_check_user(hs->b, (char *)decoded, colon + 1, &admin, err, errlen) < 0)
-			return -1;
-		snprintf(login, loginlen, "%s", (char *)decoded);
-		principal_set_login(p, login);
-		p->authenticated = true;
-		p->admin = admin;
+		rc = auth_check_user(hs->b, p, (char *)decoded, colon + 1, identified, w, &w->auth, err, sizeof err);
+		OPENSSL_cleanse(decoded, sizeof decoded);
+		if (rc == AUTH_PENDING)
+			return;
 	}
-	return 0;
+	if (rc < 0)
+		unauthorized(req, err);
+	else
+		then(hs, req, p, w->arg);
+	http_wait_free(w);
 }
 
 /* A POST's message headers: X-Mq-Foo: bar becomes foo:bar (and
@@ -254,14 +317,14 @@ static int refusal_status(enum publish_refusal why)
 	return 500;
 }
 
-static void publish_post(struct http_server *hs, struct evhttp_request *req, const char *dest_name)
+/* POST /URLPATH/<destination>, once the sender is known. */
+static void publish_as(struct http_server *hs, struct evhttp_request *req, struct principal *p,
+                       const char *dest_name)
 {
 	struct broker *b = hs->b;
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const void *body = len ? evbuffer_pullup(in, (ssize_t)len) : (const unsigned char *)"";
-	struct principal p;
-	char login[520], peer[128], err[512];
 	struct post_headers ph;
 	struct publish_result r;
 	struct publication pub;
@@ -269,14 +332,7 @@ static void publish_post(struct http_server *hs, struct evhttp_request *req, con
 	struct sbuf json;
 	struct jw w;
 
-	if (identify(hs, req, &p, login, sizeof login, peer, sizeof peer, err, sizeof err) < 0) {
-		principal_fini(&p);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Basic realm=\"mqbroker\"");
-		send_error(req, 401, "%s", err);
-		return;
-	}
 	if (config_dest_type(&b->cfg, dest_name, NULL) == DEST_COMMAND) {
-		principal_fini(&p);
 		send_error(req, 403, "%s is a command destination: use POST /api/<command>", dest_name);
 		return;
 	}
@@ -294,7 +350,7 @@ static void publish_post(struct http_server *hs, struct evhttp_request *req, con
 	if (!d.ttl)
 		d.ttl = post_header(&ph, "x-message-ttl");
 	/* No sink: an HTTP request owns no temporary queues. */
-	if (publish_prepare(b, &p, NULL, &d, &pub, &r) == PUBLISH_OK)
+	if (publish_prepare(b, p, NULL, &d, &pub, &r) == PUBLISH_OK)
 		publish_commit(b, &pub, &r);
 	if (r.status == PUBLISH_REFUSED) {
 		send_error(req, refusal_status(r.refusal), "%s", r.err);
@@ -339,65 +395,61 @@ static void publish_post(struct http_server *hs, struct evhttp_request *req, con
 out:
 	publication_fini(&pub);
 	post_headers_fini(&ph);
-	principal_fini(&p);
 }
 
-/* Path segments after /api/ become the command's words; ?arg=... adds more. */
-static void api(struct http_server *hs, struct evhttp_request *req, const char *rest)
+static void publish_post(struct http_server *hs, struct evhttp_request *req, const char *dest_name)
+{
+	identify(hs, req, publish_as, dest_name);
+}
+
+/* The command an /api/ path names, or NULL after answering 404. */
+static const struct cmd_info *api_command(struct evhttp_request *req, const char *rest, char *name, size_t namelen,
+                                          size_t *n)
+{
+	const struct cmd_info *info;
+	*n = strcspn(rest, "/");
+	if (*n == 0 || *n >= namelen) {
+		send_error(req, 404, "no such API: try GET /api/help");
+		return NULL;
+	}
+	memcpy(name, rest, *n);
+	name[*n] = 0;
+	info = cmd_lookup(name);
+	if (!info)
+		send_error(req, 404, "unknown command '%s': try GET /api/help", name);
+	return info;
+}
+
+/* /api/<command>, once the sender is known. */
+static void api_as(struct http_server *hs, struct evhttp_request *req, struct principal *p, const char *rest)
 {
 	struct broker *b = hs->b;
 	bool post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
 	struct sbuf line, json;
 	struct cmd_reply r;
-	const struct cmd_info *info;
-	char name[64];
-	size_t n = strcspn(rest, "/");
-	char login[520], peer[128], err[512];
-	struct principal p;
+	char name[64], err[512];
+	size_t n;
 
-	if (n == 0 || n >= sizeof name) {
-		send_error(req, 404, "no such API: try GET /api/help");
+	if (!api_command(req, rest, name, sizeof name, &n))
 		return;
-	}
-	memcpy(name, rest, n);
-	name[n] = 0;
-	info = cmd_lookup(name);
-	if (!info) {
-		send_error(req, 404, "unknown command '%s': try GET /api/help", name);
-		return;
-	}
-	if (info->flags & CMD_STREAM) {
-		send_error(req, 400, "%s streams: use the control socket or SUBSCRIBE /command/events", name);
-		return;
-	}
-	if (!post && !(info->flags & CMD_READ)) {
-		send_error(req, 405, "%s changes the broker: use POST /api/%s with admin credentials", name, name);
-		return;
-	}
-	if (identify(hs, req, &p, login, sizeof login, peer, sizeof peer, err, sizeof err) < 0) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Basic realm=\"mqbroker\"");
-		send_error(req, 401, "%s", err);
-		return;
-	}
-	if (!post && !p.loopback && !p.authenticated) {
+	if (!post && !p->loopback && !p->authenticated) {
 		/* Listings and settings are not for anyone who can reach the
 		 * port: reads from another machine need a user too. */
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Basic realm=\"mqbroker\"");
-		send_error(req, 401, "%s from %s: log in as a configured user (HTTP Basic)", name, p.peer);
+		char why[200];
+		snprintf(why, sizeof why, "%s from %s: log in as a configured user (HTTP Basic)", name, p->peer);
+		unauthorized(req, why);
 		return;
 	}
 	if (post) {
 		/* Writes over HTTP need credentials, even from loopback. */
-		p.loopback = false;
-		if (!p.authenticated) {
-			evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-			                  "Basic realm=\"mqbroker\"");
-			principal_fini(&p);
-			send_error(req, 401, "%s: admin credentials needed (HTTP Basic)", name);
+		p->loopback = false;
+		if (!p->authenticated) {
+			char why[200];
+			snprintf(why, sizeof why, "%s: admin credentials needed (HTTP Basic)", name);
+			unauthorized(req, why);
 			return;
 		}
-		if (!auth_allow(b, &p, AUTHZ_ADMIN, NULL, err, sizeof err)) {
-			principal_fini(&p);
+		if (!auth_allow(b, p, AUTHZ_ADMIN, NULL, err, sizeof err)) {
 			send_error(req, 403, "%s", err);
 			return;
 		}
@@ -440,8 +492,8 @@ static void api(struct http_server *hs, struct evhttp_request *req, const char *
 	cmd_reply_init(&r);
 	{
 		char who[300];
-		struct cmd_ctx ctx = { b, post, who };
-		snprintf(who, sizeof who, "HTTP %s login=%s", peer, p.login ? p.login : "-");
+		struct cmd_ctx ctx = { b, post, who, p };
+		snprintf(who, sizeof who, "HTTP %s login=%s", p->peer, p->login ? p->login : "-");
 		cmd_exec_line(&ctx, line.buf, &r);
 	}
 	sbuf_fini(&line);
@@ -452,18 +504,57 @@ static void api(struct http_server *hs, struct evhttp_request *req, const char *
 	if (r.shutdown)
 		broker_shutdown(b, "shutdown command over HTTP");
 	cmd_reply_fini(&r);
-	principal_fini(&p);
+}
+
+/* Path segments after /api/ become the command's words; ?arg=... adds more. */
+static void api(struct http_server *hs, struct evhttp_request *req, const char *rest)
+{
+	bool post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
+	const struct cmd_info *info;
+	char name[64];
+	size_t n;
+
+	if (!(info = api_command(req, rest, name, sizeof name, &n)))
+		return;
+	if (info->flags & CMD_STREAM) {
+		send_error(req, 400, "%s streams: use the control socket or SUBSCRIBE /command/events", name);
+		return;
+	}
+	if (!post && !(info->flags & CMD_READ)) {
+		send_error(req, 405, "%s changes the broker: use POST /api/%s with admin credentials", name, name);
+		return;
+	}
+	identify(hs, req, api_as, rest);
+}
+
+/* GET /health and /metrics. */
+static void serve_probe(struct http_server *hs, struct evhttp_request *req, const char *path)
+{
+	struct broker *b = hs->b;
+	if (strcmp(path, "/health") == 0) {
+		char body[128];
+		int n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"uptime_s\":%" PRIu64 ",\"connections\":%d}",
+		                 (mono_ms() - b->started_mono_ms) / 1000, b->nsinks);
+		send_text(req, 200, "OK", "application/json", body, (size_t)n);
+	} else {
+		struct sbuf text;
+		sbuf_init(&text);
+		metrics_render(b, &text);
+		send_text(req, 200, "OK", "text/plain; version=0.0.4", text.buf, text.len);
+		sbuf_fini(&text);
+	}
 }
 
 /* /health and /metrics when they are not public: loopback or a user. */
-static bool probe_allowed(struct http_server *hs, struct evhttp_request *req)
+static void probe_as(struct http_server *hs, struct evhttp_request *req, struct principal *p, const char *path)
 {
-	struct principal p;
-	char login[520], peer[128], err[512];
-	bool ok = identify(hs, req, &p, login, sizeof login, peer, sizeof peer, err, sizeof err) == 0 &&
-	          (p.loopback || p.authenticated);
-	principal_fini(&p);
-	return ok;
+	char why[200];
+	if (p->loopback || p->authenticated) {
+		serve_probe(hs, req, path);
+		return;
+	}
+	snprintf(why, sizeof why, "%s: log in as a configured user (HTTP Basic), or set http_public_metrics", path);
+	unauthorized(req, why);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -520,21 +611,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 		/* raw, so that encoded slashes inside one argument survive */
 		const char *r = strncmp(raw, "/api/", 5) == 0 ? raw + 5 : path + 5;
 		api(hs, req, r);
-	} else if ((strcmp(path, "/health") == 0 || strcmp(path, "/metrics") == 0) && method == EVHTTP_REQ_GET &&
-	           !b->cfg.http_public_metrics && !probe_allowed(hs, req)) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Basic realm=\"mqbroker\"");
-		send_error(req, 401, "%s: log in as a configured user (HTTP Basic), or set http_public_metrics", path);
-	} else if (strcmp(path, "/health") == 0 && method == EVHTTP_REQ_GET) {
-		char body[128];
-		int n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"uptime_s\":%" PRIu64 ",\"connections\":%d}",
-		                 (mono_ms() - b->started_mono_ms) / 1000, b->nsinks);
-		send_text(req, 200, "OK", "application/json", body, (size_t)n);
-	} else if (strcmp(path, "/metrics") == 0 && method == EVHTTP_REQ_GET) {
-		struct sbuf text;
-		sbuf_init(&text);
-		metrics_render(b, &text);
-		send_text(req, 200, "OK", "text/plain; version=0.0.4", text.buf, text.len);
-		sbuf_fini(&text);
+	} else if ((strcmp(path, "/health") == 0 || strcmp(path, "/metrics") == 0) && method == EVHTTP_REQ_GET) {
+		if (b->cfg.http_public_metrics)
+			serve_probe(hs, req, path);
+		else
+			identify(hs, req, probe_as, path);
 	} else if (method == EVHTTP_REQ_POST && plen) {
 		send_error(req, 404, "no such path: POST messages to /%s/<destination>", hs->path);
 	} else {
@@ -571,6 +652,7 @@ int http_open(struct broker *b, char *err, size_t errlen)
 		len--;
 	hs->path = xstrndup(p, len);
 	TAILQ_INIT(&hs->held);
+	TAILQ_INIT(&hs->waits);
 	hs->http = evhttp_new(b->base);
 	evhttp_set_max_body_size(hs->http, (ev_ssize_t)b->cfg.max_frame);
 	evhttp_set_max_headers_size(hs->http, 64 * 1024);
@@ -614,6 +696,8 @@ void http_free(struct broker *b)
 		while (u64map_next(&hs->conns, &it, &key, &v))
 			evhttp_connection_set_closecb(v, NULL, NULL);
 	}
+	while (!TAILQ_EMPTY(&hs->waits))
+		http_wait_free(TAILQ_FIRST(&hs->waits));
 	evhttp_free(hs->http);
 	while (!TAILQ_EMPTY(&hs->held)) {
 		struct held_reply *h = TAILQ_FIRST(&hs->held);

@@ -710,7 +710,7 @@ static int req_index(lua_State *L)
 {
 	struct router *r = get_router(L);
 	const struct authz_req *q = r->req;
-	static const char *const actions[] = { "connect", "send", "subscribe", "admin" };
+	static const char *const actions[] = { "connect", "send", "subscribe", "admin", "configure" };
 	const char *k;
 
 	if (!q)
@@ -1246,7 +1246,7 @@ static int push_or_nil(lua_State *L, const char *s)
 static int authorize_tramp(lua_State *L)
 {
 	struct router *r = get_router(L);
-	static const char *const actions[] = { "connect", "send", "subscribe", "admin" };
+	static const char *const actions[] = { "connect", "send", "subscribe", "admin", "configure" };
 	const struct authz_req *q = r->req;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, r->ref_authorize);
 	push_or_nil(L, q->login);
@@ -1264,6 +1264,7 @@ static void default_reason(const struct authz_req *q, char *reason, size_t len)
 	case AUTHZ_SEND: snprintf(reason, len, "not authorized to send to %s", q->destination ? q->destination : "?"); break;
 	case AUTHZ_SUBSCRIBE: snprintf(reason, len, "not authorized to subscribe to %s", q->destination ? q->destination : "?"); break;
 	case AUTHZ_ADMIN: snprintf(reason, len, "not authorized for admin commands"); break;
+	case AUTHZ_CONFIGURE: snprintf(reason, len, "not authorized to create or delete %s", q->destination ? q->destination : "?"); break;
 	}
 }
 

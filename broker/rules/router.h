@@ -83,7 +83,9 @@ void route_result_fini(struct route_result *res);
 
 /* ---- authorize(login, action, destination) ---- */
 
-enum authz_action { AUTHZ_CONNECT, AUTHZ_SEND, AUTHZ_SUBSCRIBE, AUTHZ_ADMIN };
+/* configure: create or delete a destination, attach a pubsub's child
+ * (an admin command, or a SEND or SUBSCRIBE that creates a queue). */
+enum authz_action { AUTHZ_CONNECT, AUTHZ_SEND, AUTHZ_SUBSCRIBE, AUTHZ_ADMIN, AUTHZ_CONFIGURE };
 
 enum authz_result {
 	AUTHZ_ALLOW,

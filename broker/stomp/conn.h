@@ -45,6 +45,7 @@ enum conn_state {
 
 struct pending_receipt;
 TAILQ_HEAD(receipt_list, pending_receipt);
+struct connect_wait;
 
 struct conn {
 	struct sink sink;		/* what the core sees: principal, subscriptions, deliveries */
@@ -75,6 +76,8 @@ struct conn {
 	uint64_t received_seen;		/* the kernel's count of bytes received, last look */
 	size_t out_len_seen;		/* the output's length, last look (no kernel counts) */
 	bool counted_handshake;		/* counted in conns->handshakes until CONNECT or close */
+	struct connect_wait *connect_wait;	/* owned (stomp_session.c): a CONNECT whose login is
+						 * being checked; nothing is read meanwhile */
 
 	uint64_t frames_in, frames_out, bytes_in, bytes_out;
 	char close_reason[160];

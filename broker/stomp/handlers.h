@@ -21,6 +21,9 @@ typedef void (*stomp_handler)(struct conn *c, struct frame *f, const char *recei
 /* stomp_session.c */
 void handle_connect(struct conn *c, struct frame *f, const char *receipt);
 void handle_disconnect(struct conn *c, struct frame *f, const char *receipt);
+/* A CONNECT still waiting for its login to be checked is dropped (the
+ * connection is closing). */
+void stomp_connect_abandon(struct conn *c);
 /* stomp_send.c */
 void handle_send(struct conn *c, struct frame *f, const char *receipt);
 void handle_begin(struct conn *c, struct frame *f, const char *receipt);

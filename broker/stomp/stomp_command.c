@@ -86,7 +86,7 @@ void handle_command_send(struct conn *c, struct frame *f, const char *name, cons
 	sbuf_add(&line, f->body, f->body_len);
 	snprintf(who, sizeof who, CONN_FMT, CONN_ARGS(c));
 	{
-		struct cmd_ctx ctx = { b, true, who };
+		struct cmd_ctx ctx = { b, true, who, &c->sink.who };
 		cmd_reply_init(&r);
 		cmd_exec_line(&ctx, line.buf, &r);
 	}

@@ -121,7 +121,14 @@ def connect(port, timeout=10):
 def probe_main(port, interval, conn):
     """The probe, in a process of its own so that the abuse (in this one)
     does not slow its measurements: sends SEND-with-receipt every interval
-    and reports each round trip in ms (None on an error) through conn."""
+    and reports each round trip in ms, or an error, through conn. It always
+    waits for "stop" before it exits, so that nothing it sent is lost to a
+    closed pipe."""
+    probe_loop(port, interval, conn)
+    conn.recv()
+
+
+def probe_loop(port, interval, conn):
     try:
         sock = connect(port)
     except OSError as e:
@@ -163,7 +170,11 @@ class Probe:
 
     def _collect(self):
         while self.parent.poll():
-            kind, v = self.parent.recv()
+            try:
+                kind, v = self.parent.recv()
+            except (EOFError, OSError) as e:
+                self.errors.append(f"the probe process went away: {e}")
+                return
             if kind == "rtt":
                 self.samples.append(v)
             else:

@@ -25,7 +25,7 @@
 
 #include <event2/event.h>
 
-#include "auth/passwd.h"
+#include "common/passwd.h"
 #include "auth/userdb.h"
 #include "auth/verifier.h"
 #include "common/log.h"

@@ -60,15 +60,29 @@ def test_stomp_py_connects_with_every_version(broker):
         c.disconnect()
 
 
-def test_unknown_host_maps_to_default_vhost(broker):
-    # host:/ and any host nobody claims share the default virtual host
-    a, ra = client(broker, vhost="some.host.example")
+def test_unknown_host_is_refused_with_its_name(broker):
+    """A host header that names no virtual host is an ERROR naming it (it
+    used to fall back to the default one silently)."""
+    r = Raw(broker)
+    r.frame("CONNECT", {"accept-version": "1.2", "host": "some.host.example"})
+    r.expect_error("unknown virtual host 'some.host.example' in the host header")
+
+
+def test_own_names_and_slash_mean_the_default_vhost(broker):
+    """stomp.py sends the host it connected to: this machine's names and
+    addresses, host:/ and no host header all share the default vhost."""
+    import socket
+    a, ra = client(broker)  # stomp.py's own host header: 127.0.0.1
     b, rb = client(broker, vhost="/")
+    c, rc = client(broker, vhost="localhost")
+    d, rd = client(broker, vhost=socket.gethostname())
+    e, re_ = client(broker, version="1.0")  # no host header at all
     b.subscribe("/queue/vh", id="1")
-    a.send("/queue/vh", "through the default vhost")
-    rb.wait_messages(1)
-    a.disconnect()
-    b.disconnect()
+    for x in (a, c, d, e):
+        x.send("/queue/vh", "through the default vhost")
+    rb.wait_messages(4)
+    for x in (a, b, c, d, e):
+        x.disconnect()
 
 
 def test_receipt_on_connect(broker):

@@ -83,7 +83,7 @@ static void test_command_names(void **state)
 {
 	/* The first word completes to commands: the broker's and mqsh's own. */
 	struct fake *f = *state;
-	expect(f, "", "p", "pause publish purge");
+	expect(f, "", "p", "pause permit publish purge");
 	expect(f, "", "sh", "show shutdown");
 	expect(f, "", "ta", "tail");
 	expect(f, "", "zz", "");
@@ -130,7 +130,7 @@ static void test_words_from_the_table(void **state)
 	/* kind, listing and command hints, and words the usages spell out. */
 	struct fake *f = *state;
 	expect(f, "create ", "", "pubsub queue topic");
-	expect(f, "list ", "", "clients destinations durables pubsubs queues subscriptions topics");
+	expect(f, "list ", "", "clients destinations durables permissions pubsubs queues subscriptions topics users vhosts");
 	expect(f, "list ", "q", "queues");
 	expect(f, "help ", "pu", "publish purge");
 	expect(f, "delete /queue/alpha ", "", "force vhost=");

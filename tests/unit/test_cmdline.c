@@ -113,7 +113,7 @@ static void test_table_complete_hints(void **state)
 	 * commands that take any number of words still hint at most one per
 	 * word the usage names. */
 	static const char *const known[] = { "kind", "dest", "queue", "topic", "pubsub", "client",
-	                                     "listing", "command", "durable", "-" };
+	                                     "listing", "command", "durable", "user", "vhost", "-" };
 	size_t n;
 	const struct cmd_info *t = cmd_table(&n);
 	(void)state;
@@ -159,7 +159,7 @@ static void test_status_names(void **state)
 
 static struct cmd_reply run_line(const char *line, bool admin)
 {
-	struct cmd_ctx ctx = { NULL, admin, "test" };
+	struct cmd_ctx ctx = { NULL, admin, "test", NULL };
 	struct cmd_reply r;
 	cmd_reply_init(&r);
 	cmd_exec_line(&ctx, line, &r);

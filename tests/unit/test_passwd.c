@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/passwd.h"
+#include "common/passwd.h"
 
 /* ---- CRYPTO_memcmp, watched ---- */
 

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "auth/passwd.h"
+#include "common/passwd.h"
 #include "auth/userdb.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -251,6 +251,31 @@ static void test_passwd_and_delete(void **state)
 	assert_int_equal(userdb_may(t->db, "alice", "/", USERDB_SEND, "/queue/a"), USERDB_NO_GRANTS);
 }
 
+static void test_certificate_users_survive_reopen(void **state)
+{
+	/* A user added without a hash logs in with a certificate only: its
+	 * password is null in the file, and it gets one with passwd. */
+	struct t *t = *state;
+	const struct userdb_user *u;
+	char *text;
+
+	OK(userdb_user_add(t->db, "dirac-agent.example.org", NULL, false, E));
+	assert_true(userdb_user_has_perms(t->db, "dirac-agent.example.org") == false);
+	OK(userdb_permit(t->db, "dirac-agent.example.org", "/", "", "/queue/x", "", E));
+	assert_true(userdb_user_has_perms(t->db, "dirac-agent.example.org"));
+	text = slurp(t->path, NULL);
+	assert_non_null(strstr(text, "\"password\":null"));
+	free(text);
+	reopen(t, NULL);
+	u = userdb_user_get(t->db, "dirac-agent.example.org");
+	assert_non_null(u);
+	assert_null(u->password);
+	assert_int_equal(u->cred, USERDB_CRED_NONE);
+	OK(userdb_user_passwd(t->db, "dirac-agent.example.org", t->hash_a, E));
+	u = userdb_user_get(t->db, "dirac-agent.example.org");
+	assert_int_equal(u->cred, USERDB_CRED_HASH);
+}
+
 static void test_user_errors(void **state)
 {
 	/* each mistake an operator can make, and what it says */
@@ -258,7 +283,7 @@ static void test_user_errors(void **state)
 	OK(userdb_user_add(t->db, "alice", t->hash_a, false, E));
 	FAILS(userdb_user_add(t->db, "alice", t->hash_b, false, E), "user 'alice' already exists");
 	FAILS(userdb_user_add(t->db, "bob", "bravo", false, E), "expected a password hash, not a password");
-	FAILS(userdb_user_add(t->db, "bob", NULL, false, E), "expected a password hash");
+	FAILS(userdb_user_add(t->db, "bob", "", false, E), "expected a password hash");
 	FAILS(userdb_user_add(t->db, "bob", "$pbkdf2-sha512$i=1000$AAAA$BBBB", false, E),
 	      "bad password hash: the salt is 3 bytes");
 	FAILS(userdb_user_add(t->db, "", t->hash_a, false, E), "bad user name '': a name cannot be empty");
@@ -913,6 +938,7 @@ int main(void)
 		T(test_config_users_listed_with_store_users),
 		T(test_config_hash_errors_keep_previous),
 		T(test_config_hides_stored_user),
+		T(test_certificate_users_survive_reopen),
 		T(test_orphan_permissions_warned_and_inert),
 		T(test_unwritable_store_changes_nothing),
 		T(test_failed_fsync_or_rename_changes_nothing),

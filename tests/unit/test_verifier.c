@@ -14,7 +14,7 @@
 
 #include <event2/event.h>
 
-#include "auth/passwd.h"
+#include "common/passwd.h"
 #include "auth/verifier.h"
 #include "common/log.h"
 #include "common/util.h"

@@ -1,5 +1,7 @@
 /* passwd.h: password hashes as they are written in the configuration file
- * and the user store.
+ * and the user store. In common/ because both sides make them: the broker
+ * (mqbroker --hash-password) and mqsh (user add hashes the password it
+ * read, so that the password itself never leaves mqsh).
  *
  * One scheme, PBKDF2-HMAC-SHA512 from OpenSSL, written in the PHC string
  * format so that the hash carries its own parameters:

@@ -1,5 +1,5 @@
 /* passwd.c: PBKDF2-HMAC-SHA512 hashes in the PHC string format. */
-#include "auth/passwd.h"
+#include "common/passwd.h"
 
 #include <stdint.h>
 #include <stdio.h>
