@@ -271,7 +271,7 @@ static struct mq_session *new_session(struct bridge *br)
 	o.vhost = sp->remote_vhost ? sp->remote_vhost : "/";
 	o.heartbeat_send_ms = (unsigned)sp->heartbeat_ms;
 	o.heartbeat_recv_ms = (unsigned)sp->heartbeat_ms;
-	o.connect_timeout_ms = 10000;
+	o.connect_timeout_ms = (unsigned)sp->connect_timeout_ms;
 	o.reconnect = true;
 	o.reconnect_min_ms = (unsigned)sp->reconnect_min_ms;
 	o.reconnect_max_ms = (unsigned)sp->reconnect_max_ms;

@@ -16,6 +16,10 @@
 #include "core/broker.h"
 #include "core/publish.h"
 
+/* A held message is offered again this often: the local refusal (a full
+ * queue) usually ends as soon as a consumer takes one. */
+#define HOLD_RETRY_MS 100
+
 enum outcome {
 	DONE,		/* confirmed upstream, or dropped and confirmed */
 	WAIT,		/* published; confirm once the journal reaches seq */
@@ -179,7 +183,7 @@ static void hold(struct bridge *br, struct mq_message *m)
 	bool first = TAILQ_EMPTY(&br->held);
 	TAILQ_INSERT_TAIL(&br->held, h, link);
 	if (first && !br->throttled)
-		bridge_arm_retry(br, 1000);
+		bridge_arm_retry(br, HOLD_RETRY_MS);
 	bridge_set_state(br, br->state, NULL);
 }
 
@@ -308,7 +312,7 @@ static void publish_held(struct bridge *br)
 		uint64_t seq;
 		enum outcome o = try_publish(br, h->m, &seq);
 		if (o == HOLD) {
-			bridge_arm_retry(br, 1000);
+			bridge_arm_retry(br, HOLD_RETRY_MS);
 			break;
 		}
 		TAILQ_REMOVE(&br->held, h, link);

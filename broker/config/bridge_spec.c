@@ -25,6 +25,7 @@ void bridge_spec_init(struct bridge_spec *s, const char *name)
 	s->heartbeat_ms = 10000;
 	s->reconnect_min_ms = 100;
 	s->reconnect_max_ms = 30000;
+	s->connect_timeout_ms = 10000;
 	s->stall_ms = 60000;
 }
 
@@ -294,6 +295,13 @@ int bridge_spec_set(struct bridge_spec *s, const char *key, const char *value, c
 		return duration("reconnect-min", value, &s->reconnect_min_ms, err, errlen);
 	} else if (key_is(key, "reconnect_max")) {
 		return duration("reconnect-max", value, &s->reconnect_max_ms, err, errlen);
+	} else if (key_is(key, "connect_timeout")) {
+		if (duration("connect-timeout", value, &s->connect_timeout_ms, err, errlen) < 0)
+			return -1;
+		if (s->connect_timeout_ms < 100 || s->connect_timeout_ms > 600000) {
+			snprintf(err, errlen, "connect-timeout: expected 100ms to 10m, got '%s'", value);
+			return -1;
+		}
 	} else if (key_is(key, "stall_timeout")) {
 		return duration("stall-timeout", value, &s->stall_ms, err, errlen);
 	} else if (key_is(key, "dedup") || key_is(key, "dedup_window")) {
@@ -305,7 +313,7 @@ int bridge_spec_set(struct bridge_spec *s, const char *key, const char *value, c
 	} else {
 		snprintf(err, errlen, "unknown bridge option '%s' (known: direction, from, to, hosts, login, passcode, "
 		         "remote-vhost, vhost, local-login, tls, tls-cert-key, tls-ca-chain, tls-server-name, window, "
-		         "heartbeat, reconnect-min, reconnect-max, stall-timeout, dedup, subscribe-header, send-header, "
+		         "heartbeat, reconnect-min, reconnect-max, connect-timeout, stall-timeout, dedup, subscribe-header, send-header, "
 		         "paused)", key);
 		return -1;
 	}
@@ -414,6 +422,7 @@ void bridge_spec_words(const struct bridge_spec *s, void (*fn)(void *arg, const 
 	word_ms(fn, arg, "heartbeat", s->heartbeat_ms);
 	word_ms(fn, arg, "reconnect-min", s->reconnect_min_ms);
 	word_ms(fn, arg, "reconnect-max", s->reconnect_max_ms);
+	word_ms(fn, arg, "connect-timeout", s->connect_timeout_ms);
 	word_ms(fn, arg, "stall-timeout", s->stall_ms);
 	if (s->dedup_ms)
 		word_ms(fn, arg, "dedup", s->dedup_ms);

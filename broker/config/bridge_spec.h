@@ -45,6 +45,8 @@ struct bridge_spec {
 	uint32_t window;		/* unconfirmed messages at once, each way */
 	uint64_t heartbeat_ms;		/* 0: none */
 	uint64_t reconnect_min_ms, reconnect_max_ms;
+	uint64_t connect_timeout_ms;	/* one attempt (TCP, TLS, CONNECTED); the first connection
+					 * tries host after host this long before it reports failing */
 	uint64_t stall_ms;		/* alarm when nothing moves this long with messages
 					 * pending; 0: never */
 	uint64_t dedup_ms;		/* inbound: drop repeats of an mq-post-id seen this
@@ -58,7 +60,7 @@ struct bridge_spec {
 };
 
 /* Defaults: window 1000, heart-beats 10 s, reconnection 100 ms..30 s,
- * stall alarm 60 s, no deduplication. */
+ * connect timeout 10 s, stall alarm 60 s, no deduplication. */
 void bridge_spec_init(struct bridge_spec *s, const char *name);
 void bridge_spec_fini(struct bridge_spec *s);
 void bridge_spec_copy(struct bridge_spec *dst, const struct bridge_spec *src);

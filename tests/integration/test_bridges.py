@@ -415,3 +415,67 @@ def test_metrics_name_each_bridge(make_broker):
     assert 'mqbroker_bridge_acknowledged_total{bridge="ab",direction="out"} 2' in text
     assert 'mqbroker_bridge_state{bridge="ab",state="running"} 1' in text
     assert 'mqbroker_bridge_up{bridge="ab",direction="out"} 1' in text
+
+
+def test_inbound_held_back_by_a_full_queue_loses_nothing(make_broker):
+    """Backpressure inbound: a local queue that refuses (max-length with
+    overflow=reject) holds the bridge back, blocked, with the remote's
+    messages unconfirmed there; once room is made, all of them come."""
+    remote = make_broker()
+    sent = send_receipted(remote, "/queue/src", 40)
+    local = make_broker(config=config(
+        bridge_cfg("in", "in", "/queue/src", "/queue/dst", remote.port, window=10),
+        extra='destinations = { { "/queue/dst", max_length = 5, overflow = "reject" } }'))
+    r = wait_bridge(local, "in", lambda r: r["state"] == "blocked", "the bridge held back")
+    assert "held back by /queue/dst" in r["error"] and "full" in r["error"]
+    assert r["pending"] >= 1 and r["forwarded"] == 5
+    ctl = Control(remote)
+    src = ctl.ok("show /queue/src")
+    assert src["depth"] + src["unacked"] == 35  # the rest still the remote's, not lost
+    ctl.close()
+    seen = drain(local, "/queue/dst", sent)
+    assert sorted(set(seen)) == sorted(sent)
+    wait_bridge(local, "in", lambda r: r["state"] == "running" and r["pending"] == 0, "running again")
+
+
+def test_tls_with_a_client_certificate(make_broker, tmp_path):
+    """A bridge over TLS, authenticating the remote with a CA chain and
+    itself with a client certificate: the remote sees the certificate's CN
+    as the bridge's login."""
+    d = str(tmp_path)
+
+    def openssl(*args):
+        import subprocess
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+            "-subj", "/CN=ca", "-keyout", "ca.key",
+            "-out", "ca.pem")
+    for cn, ext in (("localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"), ("site-a", "basicConstraints=CA:FALSE\n")):
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={cn}",
+                "-keyout", f"{cn}.key", "-out", f"{cn}.csr")
+        with open(os.path.join(d, f"{cn}.ext"), "w") as f:
+            f.write(ext)
+        openssl("x509", "-req", "-in", f"{cn}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+                "-extfile", f"{cn}.ext", "-out", f"{cn}.crt")
+        with open(os.path.join(d, f"{cn}.pem"), "w") as f:
+            f.write(open(os.path.join(d, f"{cn}.crt")).read() + open(os.path.join(d, f"{cn}.key")).read())
+    b = make_broker("-k", os.path.join(d, "localhost.pem"), "-a", os.path.join(d, "ca.pem"))
+    tls_port = b.info["tls_port"]
+    a = make_broker()
+    ctl = Control(a)
+    ctl.ok(f"bridge add t direction=out from=/queue/o to=/queue/i hosts=127.0.0.1:{tls_port} tls "
+           f"tls-ca-chain={d}/ca.pem tls-cert-key={d}/site-a.pem tls-server-name=localhost")
+    send_receipted(a, "/queue/o", 3)
+    wait_bridge(a, "t", lambda r: r["acknowledged"] == 3, "3 forwarded over TLS")
+    ctl.close()
+    clients = Control(b).ok("list clients")
+    assert any(c["login"] == "site-a" and c["transport"] == "tls" for c in clients), clients
+    # A remote it cannot authenticate is refused, and said so.
+    ctl = Control(a)
+    ctl.ok(f"bridge add u direction=out from=/queue/p hosts=127.0.0.1:{tls_port} tls tls-ca-chain={d}/site-a.pem "
+           "tls-server-name=localhost reconnect-min=50ms reconnect-max=200ms connect-timeout=300ms")
+    r = wait_bridge(a, "u", lambda r: r["state"] == "failing" and "certificate verify failed" in r["error"],
+                    "the TLS refusal")
+    assert r["node"] == ""
+    ctl.close()
