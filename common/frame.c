@@ -194,6 +194,24 @@ static bool parse_length(const unsigned char *p, size_t len, uint64_t *out)
 	return true;
 }
 
+/* A command line cut short by a NUL byte: names what came before it. */
+static enum frame_status bad_command_line(const unsigned char *p, size_t len,
+                                          char *err, size_t errlen)
+{
+	char name[40];
+	enum frame_cmd cmd;
+
+	if (len && p[len - 1] == '\r')
+		len--;
+	cmd = frame_cmd_from((const char *)p, len);
+	if (cmd != CMD_UNKNOWN)
+		return fail(err, errlen, "%s command line ends in a NUL byte instead of an end of line",
+		            frame_cmd_name(cmd));
+	describe_cmd(p, len, name, sizeof name);
+	return fail(err, errlen, "unknown command '%s'%s (ended by a NUL byte, not an end of line)",
+	            name, len >= sizeof name ? "..." : "");
+}
+
 /* Scans the header block line by line without modifying it. */
 static enum frame_status scan_headers(struct evbuffer *in, struct frame_scan *scan,
                                       struct frame *f, const struct frame_limits *lim,
@@ -207,6 +225,15 @@ static enum frame_status scan_headers(struct evbuffer *in, struct frame_scan *sc
 		unsigned char *nl = memchr(p + scan->pos, '\n', want - scan->pos);
 		size_t line_len, end;
 
+		if (scan->lines == 0) {
+			/* A NUL ends a frame, never a command line: without this
+			 * check garbage ending in NUL would wait for a newline
+			 * that never comes. */
+			size_t upto = nl ? (size_t)(nl - p) : want;
+			const unsigned char *nul = memchr(p, 0, upto);
+			if (nul)
+				return bad_command_line(p, (size_t)(nul - p), err, errlen);
+		}
 		if (!nl) {
 			line_len = want - scan->pos;
 			if (line_len > lim->max_header_line + 1) {

@@ -9,9 +9,12 @@ start the BUILD_DIR/bin/mqbroker they test, and the client SDK's tests
 under tests/python (the installed C library and Python package against
 that broker; MQ_CLIENT_PREFIX names the install, see tests/python/conftest.py);
 then, when MQ_CLIENT_PREFIX_SANITIZED names an install of the sanitizer
-build, tests/python once more against that library.
+build, tests/python once more against that library,
+and last (when MQ_FUZZ_BUILD names a fuzz build, as ci/test sets it) each
+libFuzzer target for MQ_FUZZ_SECONDS.
 Exit status 0 only when nothing failed.
 """
+import importlib.util
 import os
 import re
 import subprocess
@@ -97,6 +100,18 @@ def run_python_sanitized(build, extra):
                       extra, env)
 
 
+def run_fuzz():
+    """The libFuzzer targets, when ci/test built them (MQ_FUZZ_BUILD), each
+    for MQ_FUZZ_SECONDS: one passed or failed per target."""
+    build = os.environ.get("MQ_FUZZ_BUILD")
+    if not build:
+        return 0, 0
+    spec = importlib.util.spec_from_file_location("fuzz_run", os.path.join(ROOT, "tests", "fuzz", "run.py"))
+    fuzz_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fuzz_run)
+    return fuzz_run.run(build, int(os.environ.get("MQ_FUZZ_SECONDS", "30")))
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__)
@@ -105,7 +120,8 @@ def main():
     up, uf = (0, 0) if extra else run_unit(build)
     ip, if_ = run_integration(build, extra)
     sp, sf = run_python_sanitized(build, extra)
-    passed, failed = up + ip + sp, uf + if_ + sf
+    fp, ff = (0, 0) if extra else run_fuzz()
+    passed, failed = up + ip + sp + fp, uf + if_ + sf + ff
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

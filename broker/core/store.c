@@ -484,7 +484,7 @@ int store_open(struct broker *b, char *err, size_t errlen)
 	}
 	relink(st);
 	st->recovering = false;
-	if (rs.records || rs.dropped_bytes)
+	if (rs.records || rs.dropped_bytes || rs.skipped_bytes)
 		log_recovered(st, &rs);
 	return 0;
 }

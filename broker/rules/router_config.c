@@ -213,7 +213,8 @@ static void number_text(lua_State *L, int idx, char *buf, size_t len)
 		return;
 	}
 	d = lua_tonumber(L, idx);
-	if (d == (lua_Number)(long long)d && d > -9.2e18 && d < 9.2e18)
+	/* In range before the cast: converting 1e100 (or NaN) is undefined. */
+	if (d > -9.2e18 && d < 9.2e18 && d == (lua_Number)(long long)d)
 		snprintf(buf, len, "%lld", (long long)d);
 	else
 		snprintf(buf, len, "%.17g", (double)d);

@@ -584,8 +584,11 @@ static int load_segments(struct journal *j, char *err, size_t errlen)
 	}
 	while ((e = readdir(d))) {
 		uint64_t no;
+		size_t n = strlen(e->d_name);
 		if (jseg_parse_name(e->d_name, &no))
 			push_seg(j, no, -1);
+		else if (n > 8 && strcmp(e->d_name + n - 8, ".seg.tmp") == 0)
+			unlinkat(dirfd(d), e->d_name, 0);	/* a rewrite cut short by a crash */
 	}
 	closedir(d);
 	if (j->nsegs)

@@ -13,8 +13,9 @@
  *     (queues created, pubsub children, paused state); the journal keeps
  *     the live set in memory and rewrites it at the head of every new
  *     segment, so deleting old segments never loses topology.
- * Every record carries its length and a CRC32C. Recovery cuts a torn or
- * corrupt tail and reports how much it dropped.
+ * Every record carries its length and a CRC32C. Recovery cuts a torn tail,
+ * skips damaged records (resynchronising on the next valid one), sets a
+ * damaged file aside before rewriting it, and reports what it lost.
  *
  * Appends never block the event loop: records are buffered and written
  * once per loop iteration (or when the buffer fills); a worker thread runs
@@ -73,8 +74,11 @@ struct journal_recovery {
 	uint64_t segments;		/* segment files read */
 	uint64_t records;		/* valid records read */
 	uint64_t messages;		/* live messages (per queue) handed back */
-	uint64_t dropped_bytes;		/* torn or corrupt tail cut off */
+	uint64_t dropped_bytes;		/* torn tail of the newest segment cut off */
 	uint64_t dropped_records;	/* ... and how many records that was, at least 1 if bytes > 0 */
+	uint64_t skipped_bytes;		/* damage skipped anywhere else */
+	uint64_t skipped_records;	/* ... at least one record per damaged place */
+	uint64_t damaged_segments;	/* rewritten without their damage, the originals set aside */
 	uint64_t max_msg_id;		/* highest message id seen, for the id generator */
 	double seconds;
 };
@@ -88,7 +92,8 @@ struct journal_replay {
 	void (*message)(void *arg, uint32_t qid, uint64_t msg_id, const void *payload, size_t len);
 };
 
-/* Reads every segment, cuts a bad tail, and replays the live state. */
+/* Reads every segment, cuts a torn tail, skips damage, and replays the
+ * live state. */
 int journal_recover(struct journal *j, const struct journal_replay *cb, void *arg,
                     struct journal_recovery *stats, char *err, size_t errlen);
 

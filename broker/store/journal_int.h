@@ -73,9 +73,26 @@ enum jrec_status jrec_decode(const void *p, size_t avail, struct jrec *r, const 
 /* How many records the length fields walk through in a dropped region,
  * at least 1 when len > 0: the figure recovery reports as dropped. */
 uint64_t jrec_count_dropped(const void *p, size_t len);
+/* How many records a skipped region held: exact when its length fields
+ * walk from its start to its end, else 1 (at least one was damaged). */
+uint64_t jrec_count_skipped(const void *p, size_t len);
+/* After a bad or torn record at `off` in the `len` bytes at p: the offset
+ * of the next record worth trusting, or len when there is none. First the
+ * bad record's own length is tried (damage in its body or checksum); then
+ * every later offset, where a record counts only when its checksum holds
+ * and the next one is whole and valid too, or torn, or the end. Checksums
+ * computed while looking are charged to *budget (bytes); once it is spent
+ * the search gives up and returns len, so that no input makes recovery
+ * quadratic. */
+size_t jrec_resync(const void *p, size_t len, size_t off, uint64_t *budget);
+#define JREC_RESYNC_BUDGET (1ull << 30)
 
 /* The segment header: magic, version, header size, segment number, and the
- * length of the META snapshot that follows it, under a CRC. */
+ * length of the META snapshot that follows it, under a CRC. A length of
+ * JSEG_HEAD_UNKNOWN marks a segment that recovery rewrote after damage to
+ * its header or snapshot: records start right after the header, and none
+ * of them is a whole snapshot. */
+#define JSEG_HEAD_UNKNOWN UINT32_MAX
 void jseg_header_encode(void *out, uint64_t segno, uint32_t head_bytes);
 bool jseg_header_decode(const void *p, size_t avail, uint64_t *segno, uint32_t *head_bytes);
 /* "<dir>/00000042.seg" into buf. */

@@ -193,6 +193,109 @@ uint64_t jrec_count_dropped(const void *p, size_t len)
 	return n;
 }
 
+uint64_t jrec_count_skipped(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	uint64_t n = 0;
+	size_t off = 0;
+
+	while (len - off >= JREC_PREFIX) {
+		uint32_t l = get32(b + off);
+		if (l == 0 || l > len - off - JREC_PREFIX)
+			return 1;
+		off += JREC_PREFIX + l;
+		n++;
+		if (off == len)
+			return n;
+	}
+	return 1;
+}
+
+/* Whether a record could start at b, judged without its checksum. */
+static bool plausible(const uint8_t *b, size_t avail)
+{
+	uint32_t len;
+	uint16_t klen;
+
+	if (avail < JREC_PREFIX + 1)
+		return false;
+	len = get32(b);
+	if (len == 0 || len > JREC_MAX_BODY || len > avail - JREC_PREFIX)
+		return false;
+	switch (b[8]) {
+	case JREC_MESSAGE:
+		return len >= 1 + JREC_QFIELDS;
+	case JREC_ENQUEUE:
+	case JREC_REMOVE:
+		return len == 1 + JREC_QFIELDS;
+	case JREC_META_PUT:
+	case JREC_META_DEL:
+		if (len < 3 || avail < JREC_PREFIX + 3)
+			return false;
+		klen = get16(b + 9);
+		return klen && (b[8] == JREC_META_DEL ? klen == len - 3 : klen <= len - 3);
+	}
+	return false;
+}
+
+/* A record that runs past the end: what a torn tail looks like. */
+static bool runs_past_end(const uint8_t *b, size_t avail)
+{
+	uint32_t len;
+	if (avail < JREC_PREFIX)
+		return true;
+	len = get32(b);
+	return len && len <= JREC_MAX_BODY && len > avail - JREC_PREFIX;
+}
+
+/* Decodes with the checksum charged to the budget. */
+static enum jrec_status checked(const uint8_t *b, size_t avail, uint64_t *budget)
+{
+	struct jrec r;
+	uint64_t cost = avail >= JREC_PREFIX ? get32(b) : 0;
+
+	if (cost > *budget) {
+		*budget = 0;
+		return JREC_BAD;
+	}
+	*budget -= cost;
+	return jrec_decode(b, avail, &r, NULL);
+}
+
+size_t jrec_resync(const void *p, size_t len, size_t off, uint64_t *budget)
+{
+	const uint8_t *b = p;
+
+	if (off >= len)
+		return len;
+	/* Damage in a body or a checksum leaves the length right: the next
+	 * record is where it says, and its own checksum proves it. Looking
+	 * there first also keeps the search out of the damaged payload,
+	 * which could carry bytes that look like records. */
+	if (len - off >= JREC_PREFIX) {
+		uint64_t l = get32(b + off);
+		if (l && l <= JREC_MAX_BODY && off + JREC_PREFIX + l < len &&
+		    plausible(b + off + JREC_PREFIX + l, len - off - JREC_PREFIX - l) &&
+		    checked(b + off + JREC_PREFIX + l, len - off - JREC_PREFIX - l, budget) == JREC_OK)
+			return off + JREC_PREFIX + (size_t)l;
+	}
+	for (size_t x = off + 1; x + JREC_PREFIX < len && *budget; x++) {
+		size_t y;
+		if (!plausible(b + x, len - x))
+			continue;
+		y = x + JREC_PREFIX + get32(b + x);
+		/* The record after the candidate must be plausible before any
+		 * checksum is computed: most false starts end here. */
+		if (y < len && !plausible(b + y, len - y) && !runs_past_end(b + y, len - y))
+			continue;
+		if (checked(b + x, len - x, budget) != JREC_OK)
+			continue;
+		if (y == len || runs_past_end(b + y, len - y) || checked(b + y, len - y, budget) == JREC_OK)
+			return x;
+	}
+	return len;
+}
+
 void jseg_header_encode(void *out, uint64_t segno, uint32_t head_bytes)
 {
 	uint8_t *h = out;

@@ -267,3 +267,17 @@ def test_nul_inside_a_header_is_refused(broker):
     r.send(b"SEND\ndestination:/queue/x\0y\ncontent-length:1\nreceipt:1\n\nz\0")
     r.expect_error("a header of the SEND frame contains a NUL byte")
     assert_others_served(broker)
+
+
+def test_garbage_ending_in_nul_without_end_of_line_is_answered(broker):
+    # A NUL can only end a frame: garbage that ends in one without an end of
+    # line is an ERROR naming it at once, not a command line left waiting.
+    for garbage, shown in ((b"NOTAFRAME\0", "unknown command 'NOTAFRAME'"),
+                           (b"\xde\xad\xbe\xef not a frame \0", "unknown command '???? not a frame '")):
+        r = Raw(broker)
+        r.connect()
+        r.send(garbage)
+        e = r.expect_error(shown, timeout=2)
+        assert "ended by a NUL byte" in e["headers"]["message"]
+        r.expect_closed(timeout=2)
+    assert_others_served(broker)

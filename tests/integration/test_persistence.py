@@ -1,15 +1,14 @@
 """Persistent queues: the journal keeps every message whose receipt arrived,
-across SIGTERM, kill -9, and a full disk."""
+across SIGTERM and kill -9 (test_faults.py adds a full disk and failing
+fsyncs)."""
 import os
 import random
-import subprocess
 import threading
 import time
 
-import pytest
 import stomp
 
-from mqtest import Broker, Control, Raw, client, wait_for
+from mqtest import Broker, Control, client
 
 
 def drain(broker, dest, quiet=1.0, ack="auto"):
@@ -172,7 +171,7 @@ def test_torn_tail_is_cut_and_reported(broker):
         f.truncate(size - 7)  # half a record: a torn write
     broker.start()
     log = broker.read_log()
-    assert "dropped" in log and "bytes" in log
+    assert "cutting a torn tail of " in log and " ERROR: " not in log
     got = drain(broker, "/queue/torn")
     assert len(got) == 20  # the torn last record is gone, the rest survive
 
@@ -238,62 +237,6 @@ def test_receipted_messages_survive_kill_9_loop(make_broker):
     assert not missing, f"{len(missing)} receipted messages lost, e.g. {sorted(missing)[:5]}"
     dups = len(got) - len(set(got))
     print(f"{len(receipted)} receipted, {len(acked)} acked, {len(got)} left, {dups} duplicates")
-
-
-def can_mount_tmpfs(path):
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4M", "tmpfs", path],
-                          capture_output=True).returncode == 0
-
-
-def test_disk_full_refuses_persistent_sends_and_recovers(make_broker, tmp_path):
-    mnt = str(tmp_path / "small")
-    os.mkdir(mnt)
-    if not can_mount_tmpfs(mnt):
-        pytest.skip("cannot mount a tmpfs here (needs root); the journal's unit tests inject ENOSPC instead")
-    try:
-        b = make_broker("-o", "segment_size=64KiB", data_dir=os.path.join(mnt, "data"))
-        filler = os.path.join(mnt, "filler")
-        # leave the journal almost no room
-        free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
-        with open(filler, "wb") as f:
-            f.write(b"\0" * (free - 96 * 1024))
-        r = Raw(b)
-        r.connect()
-        stored, error = 0, None
-        for i in range(2000):
-            r.frame("SEND", {"destination": "/queue/full", "persistent": "true", "receipt": str(i)}, "y" * 200)
-            f = r.recv(timeout=10)
-            if f["command"] == "ERROR":
-                error = f
-                break
-            stored += 1
-        assert error is not None, "the disk never filled"
-        assert "No space left on device" in error["headers"]["message"]
-        assert "not stored" in error["headers"]["message"]
-        # non-persistent traffic goes on
-        c, rec = client(b)
-        c.subscribe("/queue/volatile", id="v")
-        c.send("/queue/volatile", "still flowing")
-        rec.wait_messages(1)
-        c.disconnect()
-        # space comes back: the broker recovers by itself
-        os.unlink(filler)
-
-        def persistent_ok():
-            p = Raw(b)
-            p.connect()
-            p.frame("SEND", {"destination": "/queue/full", "persistent": "true", "receipt": "again"}, "z")
-            ok = p.recv(timeout=10)["command"] == "RECEIPT"
-            p.close()
-            return ok
-
-        wait_for(persistent_ok, timeout=15, interval=0.5, what="persistent sends to work again")
-        b.restart()
-        got = drain(b, "/queue/full")
-        assert len([m for m in got if m.body == "y" * 200]) >= stored
-        b.stop()
-    finally:
-        subprocess.run(["umount", "-l", mnt], capture_output=True)
 
 
 def test_queue_larger_than_its_memory_budget(make_broker):

@@ -1,7 +1,8 @@
 """The shipped scenarios, run the way operators and CI run them: `mqsh run`.
 
-Every scenario in ci/scenarios.list must hold (exit status 0); one made to
-fail must fail with status 1 and its message; a wrong script exits 2; and
+Every scenario in ci/scenarios.list must hold (exit status 0), and every
+file in scenarios/ is run by that list or by ci/scenarios-long; one made to
+fail (tests/scenarios/) must fail with status 1 and its message; a wrong script exits 2; and
 `--json` gives the report with the same field names as the report line.
 mqsh finds the broker next to itself (MQ_BUILD_DIR/bin/mqbroker).
 """
@@ -47,8 +48,21 @@ def test_scenarios_list_names_existing_scenarios():
     assert names, "ci/scenarios.list is empty"
     for name in names:
         assert os.path.isfile(os.path.join(ROOT, name)), f"{name} is listed but does not exist"
-    assert "scenarios/fail_on_purpose.lua" not in names
     assert "scenarios/load_1m.lua" not in names
+
+
+def test_every_shipped_scenario_is_run_by_ci():
+    """Each scenarios/*.lua is in ci/scenarios.list or run by ci/scenarios-long,
+    so that none of them may fail unnoticed (a scenario made to fail
+    belongs in tests/scenarios/, not among the shipped ones)."""
+    names = set(listed())
+    with open(os.path.join(ROOT, "ci", "scenarios-long")) as f:
+        long_run = {line.split(" run ", 1)[1].split()[0] for line in f
+                    if line.startswith("run ") and " run scenarios/" in line}
+    shipped = sorted("scenarios/" + n for n in os.listdir(os.path.join(ROOT, "scenarios")) if n.endswith(".lua"))
+    assert shipped
+    unrun = [s for s in shipped if s not in names and s not in long_run]
+    assert not unrun, f"shipped scenarios that neither ci/scenarios.list nor ci/scenarios-long runs: {unrun}"
 
 
 @needs_mqsh
@@ -62,10 +76,10 @@ def test_scenario_holds(scenario):
 
 @needs_mqsh
 def test_failed_check_exits_1_with_its_message():
-    p = mqsh_run("scenarios/fail_on_purpose.lua")
+    p = mqsh_run("tests/scenarios/fail_on_purpose.lua")
     assert p.returncode == 1, explain(p)
     out = p.stdout + p.stderr
-    assert "scenario failed: scenarios/fail_on_purpose.lua:15: not exactly once: 100 of 100 lost" in out, explain(p)
+    assert "scenario failed: tests/scenarios/fail_on_purpose.lua:16: not exactly once: 100 of 100 lost" in out, explain(p)
     assert "scenario fail_on_purpose.lua failed: sent=100 received=0 " in p.stdout, explain(p)
 
 

@@ -317,6 +317,49 @@ static void test_parse_malformed_input(void **state)
 	(void)state;
 }
 
+static void test_nul_in_command_line_is_an_error_at_once(void **state)
+{
+	/* Garbage that ends in NUL without an end of line is refused as soon
+	 * as the NUL arrives, whether it comes in one piece or byte by byte,
+	 * and the error names the command, printable. */
+	static const struct {
+		const char *raw;
+		size_t len;
+		const char *error;
+	} cases[] = {
+		{ "NOTAFRAME\0", 10, "unknown command 'NOTAFRAME' (ended by a NUL byte, not an end of line)" },
+		{ "\xde\xad\xbe\xef not a frame \0", 18, "unknown command '???? not a frame ' (ended by a NUL byte" },
+		{ "NOTAFRAME\0\n\n\0", 13, "unknown command 'NOTAFRAME' (ended by a NUL byte" },
+		{ "SEND\0", 5, "SEND command line ends in a NUL byte instead of an end of line" },
+		{ "\0", 1, "unknown command '' (ended by a NUL byte" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		for (int piecewise = 0; piecewise < 2; piecewise++) {
+			struct evbuffer *in = evbuffer_new();
+			struct parsed p = { 0 };
+			frame_init(&p.f);
+			if (piecewise) {
+				/* every prefix without the NUL waits for more */
+				size_t nul = (size_t)((const char *)memchr(cases[i].raw, 0, cases[i].len) - cases[i].raw);
+				for (size_t k = 0; k < nul; k++) {
+					evbuffer_add(in, cases[i].raw + k, 1);
+					assert_int_equal(parse_once(in, &p, STOMP_1_2), FRAME_NEED_MORE);
+				}
+				evbuffer_add(in, cases[i].raw + nul, cases[i].len - nul);
+			} else {
+				evbuffer_add(in, cases[i].raw, cases[i].len);
+			}
+			parse_once(in, &p, STOMP_1_2);
+			if (p.st != FRAME_ERROR || !strstr(p.err, cases[i].error))
+				fail_msg("case %zu (%s): status %d, err '%s', expected '%s'", i,
+				         piecewise ? "byte by byte" : "whole", p.st, p.err, cases[i].error);
+			frame_fini(&p.f);
+			evbuffer_free(in);
+		}
+	}
+	(void)state;
+}
+
 static void test_truncated_input_needs_more(void **state)
 {
 	/* Every proper prefix of a valid frame asks for more, never errors. */
@@ -381,6 +424,7 @@ int main(void)
 		cmocka_unit_test(test_parse_split_at_every_byte),
 		cmocka_unit_test(test_parse_byte_by_byte),
 		cmocka_unit_test(test_parse_malformed_input),
+		cmocka_unit_test(test_nul_in_command_line_is_an_error_at_once),
 		cmocka_unit_test(test_truncated_input_needs_more),
 		cmocka_unit_test(test_heartbeat_eols_are_skipped),
 		cmocka_unit_test(test_write_frame_roundtrip),

@@ -433,6 +433,11 @@ static const struct err_case err_cases[] = {
 	{ "\n\nmax_frame = 'abc'\n", 3, "max_frame: expected a size such as 16MiB" },
 	{ "max_frame = {}\n", 1, "max_frame: expected a size such as 16MiB or a number of bytes, got a table" },
 	{ "max_connections = 1.5\n", 1, "max_connections: expected an integer 1..1000000, got '1.5'" },
+	/* found by fuzz_config: a float past the range of an integer was
+	 * converted before it was checked, undefined behaviour that clang's
+	 * UBSan reports there (gcc's leaves float casts out) */
+	{ "max_connections = 6.7e97\n", 1, "max_connections: expected an integer 1..1000000, got '6.6999999999999998e+97'" },
+	{ "max_connections = -1e300\n", 1, "max_connections: expected an integer 1..1000000, got '-1.0000000000000001e+300'" },
 	{ "fsync = 'sometimes'\n", 1, "fsync: expected always, interval or never, got 'sometimes'" },
 	{ "log_level = 9\n", 1, "log_level: expected an integer 0..4, got '9'" },
 	{ "data_dir = 5\n", 1, "data_dir: expected a string, got 5" },

@@ -1,7 +1,8 @@
 -- fail_on_purpose.lua: a check that cannot hold, so that a test can show
 -- the runner reports a failure with a non-zero status and the check's
--- message. Not in ci/scenarios.list: tests/integration/test_scenarios.py
--- runs it and expects it to fail.
+-- message. It lives with the tests, not in scenarios/, so that every
+-- shipped scenario passes: tests/integration/test_scenarios.py runs it and
+-- expects it to fail.
 --
 -- The producers write to one queue and the consumer reads another, so
 -- not a single message can reach it; the script expects all of them to.
