@@ -230,7 +230,16 @@ static enum frame_status scan_headers(struct evbuffer *in, struct frame_scan *sc
 			 * check garbage ending in NUL would wait for a newline
 			 * that never comes. */
 			size_t upto = nl ? (size_t)(nl - p) : want;
-			const unsigned char *nul = memchr(p, 0, upto);
+			const unsigned char *nul = NULL;
+			/* Command lines are a few bytes: a loop, not a call, on
+			 * every frame. */
+			if (upto <= 16) {
+				for (size_t i = 0; i < upto && !nul; i++)
+					if (!p[i])
+						nul = p + i;
+			} else {
+				nul = memchr(p, 0, upto);
+			}
 			if (nul)
 				return bad_command_line(p, (size_t)(nul - p), err, errlen);
 		}

@@ -627,6 +627,9 @@ static int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_repl
 			jw_kuint(w, "journal_bytes_written", js.bytes_written);
 			jw_kuint(w, "journal_compactions", js.compactions);
 			jw_kbool(w, "journal_failing", js.failing_errno != 0);
+			/* what is wrong, in words ("No space left on device") */
+			if (js.failing_errno)
+				jw_kstr(w, "journal_error", strerror(js.failing_errno));
 		}
 	}
 	jw_kint(w, "log_level", log_get_level());

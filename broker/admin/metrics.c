@@ -128,6 +128,12 @@ void metrics_render(struct broker *b, struct sbuf *out)
 			scalar(out, "journal_disk_bytes", "gauge", "Size of the journal's segment files.", js.disk_bytes);
 			scalar(out, "journal_live_messages", "gauge", "Messages the journal holds for some queue.", js.live_messages);
 			scalar(out, "journal_segments", "gauge", "Journal segment files.", js.segments);
+			/* 1 while writes fail, labelled with the cause (ENOSPC, EIO...) */
+			sbuf_adds(out, "# HELP mqbroker_journal_failing 1 while journal writes fail; error names the cause.\n"
+			               "# TYPE mqbroker_journal_failing gauge\n");
+			sbuf_printf(out, "mqbroker_journal_failing{error=\"%s\"} %d\n",
+			            js.failing_errno ? (strerrorname_np(js.failing_errno) ? strerrorname_np(js.failing_errno) : "?")
+			                             : "", js.failing_errno != 0);
 		}
 	}
 

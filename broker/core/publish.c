@@ -165,9 +165,9 @@ enum publish_status publish_prepare(struct broker *b, const struct principal *wh
 	pub->dests = pub->dests_inline;
 	pub->ndests = 0;
 
+	struct dest *named = NULL;	/* the named destination, when it exists */
 	{
 		char why[320];
-		struct dest *named = NULL;
 		if (!target_name_ok(vh, d->dest, &named, why, sizeof why))
 			return refuse(r, REFUSED_BAD_REQUEST, "cannot send to '%s': %s", d->dest, why);
 		if ((named ? named->type : config_dest_type(&b->cfg, d->dest, NULL)) == DEST_COMMAND)
@@ -248,7 +248,9 @@ enum publish_status publish_prepare(struct broker *b, const struct principal *wh
 	for (size_t i = 0; i < ntargets; i++) {
 		bool dropped;
 		char why[320];
-		struct dest *t = target(vh, owner, targets[i], &dropped, why, sizeof why);
+		/* the destination as named, found above: not looked up twice */
+		struct dest *t = targets == &d->dest && named ? named
+		                 : target(vh, owner, targets[i], &dropped, why, sizeof why);
 		if (t) {
 			pub->dests[pub->ndests++] = t;
 		} else if (dropped) {

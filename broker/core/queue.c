@@ -53,7 +53,7 @@ static void grow(struct dest *q)
 	resize(q, q->cap ? q->cap * 2 : 16);
 }
 
-static void maybe_shrink(struct dest *q)
+static inline void maybe_shrink(struct dest *q)
 {
 	/* Give memory back after a backlog drains, but not for small queues. */
 	if (q->cap > 1024 && q->count < q->cap / 8) {
@@ -66,7 +66,17 @@ static void maybe_shrink(struct dest *q)
 	}
 }
 
-static struct qitem pop_head(struct dest *q)
+/* Only choosy dispatch leaves empty slots: out of the plain path. */
+static void __attribute__((noinline)) trim_holes(struct dest *q)
+{
+	while (q->count && q->items[q->head].taken) {
+		q->head = (q->head + 1) & (q->cap - 1);
+		q->count--;
+		q->holes--;
+	}
+}
+
+static inline struct qitem pop_head(struct dest *q)
 {
 	struct qitem it = q->items[q->head];
 	q->head = (q->head + 1) & (q->cap - 1);
@@ -77,11 +87,8 @@ static struct qitem pop_head(struct dest *q)
 		q->paged_bytes -= it.len;
 	}
 	/* The head is never an empty slot. */
-	while (q->count && q->items[q->head].taken) {
-		q->head = (q->head + 1) & (q->cap - 1);
-		q->count--;
-		q->holes--;
-	}
+	if (q->holes)
+		trim_holes(q);
 	return it;
 }
 

@@ -710,3 +710,10 @@ void http_free(struct broker *b)
 	free(hs);
 	b->http = NULL;
 }
+
+int http_accept_on(struct broker *b, int listen_fd)
+{
+	if (!b->http)
+		return -1;
+	return evhttp_accept_socket(b->http->http, listen_fd);
+}

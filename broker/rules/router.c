@@ -914,11 +914,18 @@ static void where_defined(lua_State *L, int idx, char *buf, size_t len)
  * environment. Protected: building the chunk name allocates. */
 static int load_chunk(lua_State *L)
 {
-	int st = luaL_loadfilex(L, lua_touserdata(L, 1), "t");
+	const char *path = lua_touserdata(L, 1);
+	int st = luaL_loadfilex(L, path, "t");
 	if (st == LUA_ERRMEM)
 		get_router(L)->mem_error = true;
-	if (st != LUA_OK)
+	if (st != LUA_OK) {
+		/* Most of Lua's load errors start with the chunk's name; a few
+		 * ("C stack overflow", a binary chunk refused) do not. */
+		const char *msg = lua_tostring(L, -1);
+		if (msg && strncmp(msg, path, strlen(path)) != 0 && strstr(msg, path) == NULL)
+			lua_pushfstring(L, "%s: %s", path, msg);
 		return lua_error(L);
+	}
 	lua_pushvalue(L, 2);
 	lua_setupvalue(L, -2, 1);
 	return 1;

@@ -12,13 +12,13 @@
 void handle_send(struct conn *c, struct frame *f, const char *receipt)
 {
 	struct broker *b = c->b;
-	const char *name = stomp_required(c, f, "destination", receipt);
+	const char *name = frame_known(f, HDR_DESTINATION);
 	const char *txname = frame_known(f, HDR_TRANSACTION);
 	struct txn *t = NULL;
 	struct publish_result r;
 	struct draft d;
 
-	if (!name)
+	if ((!name || !*name) && !(name = stomp_required(c, f, "destination", receipt)))
 		return;
 	if (txname && !(t = txn_find(c, txname))) {
 		conn_close(c, receipt, "unknown transaction '%s' in SEND frame", txname);

@@ -1,8 +1,9 @@
 /* stomp_write.c: the frames the broker sends (MESSAGE, RECEIPT, ERROR),
  * written with the codec's encoder (common/frame_write.h).
  *
- * MESSAGE is the hot one: a delivery is one reservation in the output
- * buffer, filled and committed once. What depends only on the
+ * MESSAGE is the hot one: a delivery is encoded in one pass, on the
+ * stack when it is small and then added with one copy, or straight into
+ * space reserved in the output buffer. What depends only on the
  * subscription (its id and destination, escaped for the connection's
  * version) is built once per subscription (sub->head); what depends only
  * on the message is built once per message for a topic's many
@@ -87,7 +88,12 @@ static void write_shared(struct conn *c, struct sub *s, struct msg *m)
 	size_t tlen;
 	const char *tail = wire_tail(m, c->version, &tlen);
 	struct frame_writer w;
-	fw_begin(&w, conn_output(c), s->head_len + 8 + FW_U64_MAX + tlen, c->version);
+	char stackbuf[2048];
+	size_t bound = s->head_len + 8 + FW_U64_MAX + tlen, n;
+	if (bound <= sizeof stackbuf)
+		fw_begin_mem(&w, stackbuf, c->version);
+	else
+		fw_begin(&w, conn_output(c), bound, c->version);
 	fw_raw(&w, s->head, s->head_len);
 	if (c->version >= STOMP_1_2 && s->opts.ack != ACK_AUTO) {
 		fw_raw(&w, "ack:", 4);
@@ -95,16 +101,20 @@ static void write_shared(struct conn *c, struct sub *s, struct msg *m)
 		fw_char(&w, '\n');
 	}
 	fw_raw(&w, tail, tlen);
-	counted(c, fw_end(&w));
+	n = fw_end(&w);
+	if (!w.out)
+		evbuffer_add(conn_output(c), stackbuf, n);
+	counted(c, n);
 }
 
 void stomp_write_message(struct conn *c, struct sub *s, struct msg *m, uint32_t deliveries)
 {
 	enum stomp_version v = c->version;
-	size_t hlen, n;
+	size_t hlen, n, bound;
 	const char *hdrs;
 	bool inline_body = m->body_len < BODY_BY_REFERENCE;
 	struct frame_writer w;
+	char stackbuf[2048];
 
 	if (!s->head)
 		build_head(c, s);
@@ -115,8 +125,14 @@ void stomp_write_message(struct conn *c, struct sub *s, struct msg *m, uint32_t 
 	}
 	hdrs = msg_hdrs_for(m, v, &hlen);
 	/* the head, our headers (ids are digits: never escaped), content-length */
-	fw_begin(&w, conn_output(c), s->head_len + 128 + 3 * FW_U64_MAX + hlen + (inline_body ? m->body_len + 1 : 0),
-	         v);
+	bound = s->head_len + 128 + 3 * FW_U64_MAX + hlen + (inline_body ? m->body_len + 1 : 0);
+	/* A small frame is built on the stack and added in one copy: a
+	 * reservation of its generous bound would often start a new chain
+	 * and leave the last one's tail unused. */
+	if (bound <= sizeof stackbuf)
+		fw_begin_mem(&w, stackbuf, v);
+	else
+		fw_begin(&w, conn_output(c), bound, v);
 	fw_raw(&w, s->head, s->head_len);
 	fw_raw(&w, "message-id:", 11);
 	fw_u64(&w, m->id);
@@ -139,9 +155,13 @@ void stomp_write_message(struct conn *c, struct sub *s, struct msg *m, uint32_t 
 		fw_raw(&w, m->body, m->body_len);
 		fw_char(&w, 0);
 		n = fw_end(&w);
+		if (!w.out)
+			evbuffer_add(conn_output(c), stackbuf, n);
 	} else {
 		struct evbuffer *out = conn_output(c);
 		n = fw_end(&w);
+		if (!w.out)
+			evbuffer_add(out, stackbuf, n);
 		/* The output buffer holds a reference until the socket took the
 		 * bytes: no copy of a large body, and no use after free. */
 		msg_ref(m);

@@ -9,6 +9,7 @@ be corrupt or invented.
 CI runs MQ_FAULT_KILLS=10 kills; ci/faults runs the full 50.
 """
 import os
+import urllib.request
 import random
 import subprocess
 import threading
@@ -210,7 +211,7 @@ def test_full_disk(make_broker, tmp_path):
                     "as CI has; the journal's unit tests inject ENOSPC without it")
     tq = TotalQueue()
     try:
-        b = make_broker("-o", "segment_size=64KiB", data_dir=os.path.join(mnt, "data"))
+        b = make_broker("-o", "segment_size=64KiB", "-w", "0", "4", "mq", data_dir=os.path.join(mnt, "data"))
         filler = os.path.join(mnt, "filler")
         st = os.statvfs(mnt)
         with open(filler, "wb") as f:
@@ -227,8 +228,11 @@ def test_full_disk(make_broker, tmp_path):
         for i in range(1, 6):
             got = persistent_send(b, tq, f"f-{i}")
             assert got != "RECEIPT" and "No space left on device" in got, got
-        assert Control(b).ok("stats")["journal_failing"] is True
+        st = Control(b).ok("stats")
+        assert st["journal_failing"] is True and st["journal_error"] == "No space left on device", st
         assert "No space left on device" in b.read_log()
+        with urllib.request.urlopen(f"http://127.0.0.1:{b.info['http_port']}/metrics", timeout=5) as r:
+            assert 'mqbroker_journal_failing{error="ENOSPC"} 1' in r.read().decode()
         transient_flows(b)
 
         os.unlink(filler)

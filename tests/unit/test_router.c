@@ -491,6 +491,22 @@ static void test_config_errors_name_file_line_option(void **state)
 	}
 }
 
+/* Lua's own load errors that do not start with the file's name (a
+ * binary chunk refused) are still told with it. */
+static void test_load_error_names_the_file(void **state)
+{
+	struct fx *f = *state;
+	char path[] = "/tmp/mq-router-bin-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "\x1bLua", 4), 4);
+	close(fd);
+	assert_null(router_load(path, &f->cfg, f->err, sizeof f->err));
+	assert_non_null(strstr(f->err, path));
+	assert_non_null(strstr(f->err, "binary chunk"));
+	unlink(path);
+}
+
 static void test_missing_file(void **state)
 {
 	struct fx *f = *state;
@@ -1252,6 +1268,7 @@ int main(void)
 		T(test_functions_are_flagged),
 		T(test_config_errors_name_file_line_option),
 		T(test_missing_file),
+		T(test_load_error_names_the_file),
 		T(test_sandbox_escapes_at_load),
 		T(test_sandbox_allows_what_it_should),
 		T(test_require_only_under_lua_dir),
