@@ -218,6 +218,8 @@ struct mq_session {
 	/* CONNECTED */
 	enum stomp_version version;
 	char *server, *broker_session;
+	char *connected_hdrs;		/* owned: every CONNECTED header as name NUL value NUL ... */
+	size_t connected_len;
 	unsigned hb_out_ms, hb_in_ms;
 
 	/* input */
@@ -298,7 +300,7 @@ void client_queue_resume(struct mq_queue *q);
 /* A queue of mq_close_then: checks whether it is settled; finishes it. */
 void client_close_check(struct mq_queue *q);
 void client_close_finish(struct mq_queue *q, enum mq_ack_status st, const char *text);
-int client_post(struct mq_queue *q, const void *body, size_t len,
+int client_post(struct mq_queue *q, const void *body, size_t len, const char *raw, size_t raw_len,
                 const struct mq_header *headers, size_t nheaders,
                 unsigned flags, mq_ack_cb on_ack, void *arg, uint64_t *receipt);
 /* Sends a kept post again on the new connection. */

@@ -332,6 +332,10 @@ int mq_session_version(const struct mq_session *s);
 /* CONNECTED's server and session headers (borrowed; "" when absent). */
 const char *mq_session_server(const struct mq_session *s);
 const char *mq_session_broker_session(const struct mq_session *s);
+/* A header of the last CONNECTED frame, as received (borrowed; NULL when
+ * absent or before CONNECTED). mqbroker sends `broker-id`, which a
+ * forwarder uses to keep a message from going back where it has been. */
+const char *mq_session_connected_header(const struct mq_session *s, const char *name);
 /* Heart-beat intervals in use after negotiation, ms (0 = none). */
 void mq_session_heartbeats(const struct mq_session *s, unsigned *send_ms, unsigned *recv_ms);
 /* Bytes queued for the socket and not yet written. */
@@ -518,6 +522,19 @@ struct mq_session *mq_queue_session(const struct mq_queue *q);
 int mq_post(struct mq_queue *q, const void *body, size_t len,
             const struct mq_header *headers, size_t nheaders,
             unsigned flags, mq_ack_cb on_ack, void *arg);
+
+/* mq_post() with headers already encoded, for a forwarder that passes
+ * on a stored message's header block without decoding it: `raw` holds
+ * raw_len bytes of complete header lines, "name:value\n" each, escaped
+ * for the session's negotiated version (mq_session_version()); they are
+ * written as they are after `headers`. Lines may not name destination,
+ * receipt or content-length. Such a post needs a CONNECTED session and is
+ * never kept to be sent again (its escaping belongs to this connection):
+ * when the connection drops before its RECEIPT, on_ack fails with
+ * MQ_ACK_CONNECTION whatever the repost policy. */
+int mq_post_raw(struct mq_queue *q, const void *body, size_t len,
+                const struct mq_header *headers, size_t nheaders, const char *raw, size_t raw_len,
+                unsigned flags, mq_ack_cb on_ack, void *arg);
 
 /* ---- transactions ------------------------------------------------------ */
 

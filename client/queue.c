@@ -622,7 +622,7 @@ static bool reserved_header(const char *name)
 
 /* Writes one SEND: the prepared destination line, the receipt (0: none),
  * persistent, the headers, content-length and the body. */
-static void write_send(struct mq_queue *q, const void *body, size_t len,
+static void write_send(struct mq_queue *q, const void *body, size_t len, const char *raw, size_t raw_len,
                        const struct mq_header *headers, size_t nheaders, unsigned flags, uint64_t receipt)
 {
 	struct mq_session *s = q->s;
@@ -633,7 +633,7 @@ static void write_send(struct mq_queue *q, const void *body, size_t len,
 
 	if (q->prefix_ver != s->version || !q->send_prefix)
 		build_prefix(q, s->version);
-	bound = q->send_prefix_len + 9 + FW_U64_MAX + 16 + 16 + FW_U64_MAX + 3;
+	bound = q->send_prefix_len + 9 + FW_U64_MAX + 16 + 16 + FW_U64_MAX + 3 + raw_len;
 	for (size_t i = 0; i < nheaders; i++)
 		bound += FW_HDR_BOUND(strlen(headers[i].name), strlen(headers[i].value));
 	if (inline_body)
@@ -650,6 +650,8 @@ static void write_send(struct mq_queue *q, const void *body, size_t len,
 		fw_raw(&w, "persistent:true\n", 16);
 	for (size_t i = 0; i < nheaders; i++)
 		fw_hdrs(&w, headers[i].name, headers[i].value);
+	if (raw_len)
+		fw_raw(&w, raw, raw_len);
 	fw_raw(&w, "content-length:", 15);
 	fw_u64(&w, len);
 	fw_raw(&w, "\n\n", 2);
@@ -716,13 +718,48 @@ static struct post_copy *copy_post(struct mq_session *s, uint64_t receipt, const
 	return c;
 }
 
-int client_post(struct mq_queue *q, const void *body, size_t len,
+/* Raw header lines must be whole lines, each with a name, none of them a
+ * header the library writes: a forwarder's block goes out as it is. */
+static bool raw_ok(struct mq_queue *q, const char *raw, size_t raw_len)
+{
+	struct mq_session *s = q->s;
+	const char *p = raw, *end = raw + raw_len;
+	if (raw_len && raw[raw_len - 1] != '\n') {
+		client_set_err(s, "cannot post to %s: raw headers must end with a line feed", q->dest);
+		return false;
+	}
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *colon = memchr(p, ':', (size_t)(eol - p));
+		size_t nlen = colon ? (size_t)(colon - p) : 0;
+		char name[16];
+		if (!colon || nlen == 0 || memchr(p, 0, (size_t)(eol - p))) {
+			client_set_err(s, "cannot post to %s: raw header line '%.*s' is not name:value", q->dest,
+			               (int)MIN((size_t)(eol - p), 64), p);
+			return false;
+		}
+		if (nlen < sizeof name) {
+			memcpy(name, p, nlen);
+			name[nlen] = 0;
+			if (reserved_header(name)) {
+				client_set_err(s, "cannot post to %s: header '%s' is written by the library", q->dest, name);
+				return false;
+			}
+		}
+		p = eol + 1;
+	}
+	return true;
+}
+
+int client_post(struct mq_queue *q, const void *body, size_t len, const char *raw, size_t raw_len,
                 const struct mq_header *headers, size_t nheaders,
                 unsigned flags, mq_ack_cb on_ack, void *arg, uint64_t *receipt)
 {
 	struct mq_session *s = q->s;
 	struct pending *p = NULL;
-	bool keep = on_ack && s->reconnect && s->repost == MQ_REPOST_RESEND;
+	/* A raw block is escaped for this connection's version: it is not
+	 * kept to be sent on another. */
+	bool keep = on_ack && s->reconnect && s->repost == MQ_REPOST_RESEND && !raw_len;
 	bool away = keep && client_reconnecting(s);
 	enum stomp_version v = s->state == MQ_SESSION_CONNECTED ? s->version : s->last_version;
 
@@ -733,6 +770,11 @@ int client_post(struct mq_queue *q, const void *body, size_t len,
 	if (q->suspended) {
 		client_set_err(s, "cannot post to %s: the queue is suspended while the host is unhealthy", q->dest);
 		return MQ_ERR_SUSPENDED;
+	}
+	if (raw_len && s->state != MQ_SESSION_CONNECTED) {
+		client_set_err(s, "cannot post to %s: session %s is %s (raw headers need a connection)", q->dest,
+		               s->addr, mq_session_state_name(s->state));
+		return -1;
 	}
 	if (s->state != MQ_SESSION_CONNECTED && !away) {
 		client_set_err(s, "cannot post to %s: session %s is %s", q->dest, s->addr,
@@ -756,6 +798,8 @@ int client_post(struct mq_queue *q, const void *body, size_t len,
 			return -1;
 		}
 	}
+	if (raw_len && !raw_ok(q, raw, raw_len))
+		return -1;
 	if (on_ack) {
 		p = client_pending_new(s, PEND_POST);
 		p->cb = on_ack;
@@ -770,9 +814,9 @@ int client_post(struct mq_queue *q, const void *body, size_t len,
 		p->copy = copy_post(s, p->id, body, len, headers, nheaders, flags);
 		if (away)
 			return 0;	/* sent once the connection is back */
-		write_send(q, p->copy->body, p->copy->len, p->copy->hdrs, p->copy->nhdrs, flags, p->id);
+		write_send(q, p->copy->body, p->copy->len, NULL, 0, p->copy->hdrs, p->copy->nhdrs, flags, p->id);
 	} else {
-		write_send(q, body, len, headers, nheaders, flags, p ? p->id : 0);
+		write_send(q, body, len, raw, raw_len, headers, nheaders, flags, p ? p->id : 0);
 	}
 	if (p)
 		p->sent = true;
@@ -805,7 +849,7 @@ void client_repost(struct mq_session *s, struct pending *p)
 			return;
 		}
 	}
-	write_send(q, p->copy->body, p->copy->len, p->copy->hdrs, p->copy->nhdrs, p->copy->flags, p->id);
+	write_send(q, p->copy->body, p->copy->len, NULL, 0, p->copy->hdrs, p->copy->nhdrs, p->copy->flags, p->id);
 	if (p->sent)
 		s->stats.reposted++;
 	p->sent = true;
@@ -815,7 +859,18 @@ int mq_post(struct mq_queue *q, const void *body, size_t len,
             const struct mq_header *headers, size_t nheaders,
             unsigned flags, mq_ack_cb on_ack, void *arg)
 {
-	return client_post(q, body, len, headers, nheaders, flags, on_ack, arg, NULL);
+	return client_post(q, body, len, NULL, 0, headers, nheaders, flags, on_ack, arg, NULL);
+}
+
+int mq_post_raw(struct mq_queue *q, const void *body, size_t len,
+                const struct mq_header *headers, size_t nheaders, const char *raw, size_t raw_len,
+                unsigned flags, mq_ack_cb on_ack, void *arg)
+{
+	if (!raw && raw_len) {
+		client_set_err(q->s, "cannot post to %s: NULL raw headers of %zu bytes", q->dest, raw_len);
+		return -1;
+	}
+	return client_post(q, body, len, raw, raw_len, headers, nheaders, flags, on_ack, arg, NULL);
 }
 
 /* ---- transactions ---- */

@@ -758,6 +758,23 @@ static void handle_connected(struct mq_session *s, struct frame *f)
 	free(s->broker_session);
 	s->server = xstrdup(frame_get(f, "server") ? frame_get(f, "server") : "");
 	s->broker_session = xstrdup(frame_get(f, "session") ? frame_get(f, "session") : "");
+	{
+		/* Every header, for mq_session_connected_header(): a broker's
+		 * own (mqbroker's broker-id) need no field of their own. */
+		size_t need = 0;
+		char *p;
+		for (unsigned i = 0; i < f->nhdrs; i++)
+			need += f->hdrs[i].name_len + f->hdrs[i].value_len + 2;
+		free(s->connected_hdrs);
+		s->connected_hdrs = p = xmalloc(need ? need : 1);
+		s->connected_len = need;
+		for (unsigned i = 0; i < f->nhdrs; i++) {
+			memcpy(p, f->hdrs[i].name, f->hdrs[i].name_len + 1);
+			p += f->hdrs[i].name_len + 1;
+			memcpy(p, f->hdrs[i].value, f->hdrs[i].value_len + 1);
+			p += f->hdrs[i].value_len + 1;
+		}
+	}
 
 	event_del(s->timer);
 	set_state(s, MQ_SESSION_CONNECTED);
@@ -1365,6 +1382,7 @@ static void destroy(struct mq_session *s)
 	free(s->tls_server_name);
 	free(s->server);
 	free(s->broker_session);
+	free(s->connected_hdrs);
 	free(s);
 }
 
@@ -1448,6 +1466,18 @@ int mq_session_version(const struct mq_session *s)
 }
 const char *mq_session_server(const struct mq_session *s) { return s->server; }
 const char *mq_session_broker_session(const struct mq_session *s) { return s->broker_session; }
+
+const char *mq_session_connected_header(const struct mq_session *s, const char *name)
+{
+	const char *p = s->connected_hdrs, *end = p ? p + s->connected_len : NULL;
+	while (p && p < end) {
+		const char *v = p + strlen(p) + 1;
+		if (strcmp(p, name) == 0)
+			return v;
+		p = v + strlen(v) + 1;
+	}
+	return NULL;
+}
 struct event_base *mq_session_base(const struct mq_session *s) { return s->base; }
 const char *mq_session_address(const struct mq_session *s) { return s->addr; }
 

@@ -149,7 +149,7 @@ int mq_post_sync(struct mq_queue *q, const void *body, size_t len,
 	enum mq_run_status st;
 	bool freed;
 
-	if (client_post(q, body, len, headers, nheaders, flags, sync_ack, &w, &receipt) < 0)
+	if (client_post(q, body, len, NULL, 0, headers, nheaders, flags, sync_ack, &w, &receipt) < 0)
 		return -1;
 	st = run(s, wait_done, &w, timeout_ms, &freed);
 	if (st == MQ_RUN_DONE && w.status == MQ_ACK_OK)

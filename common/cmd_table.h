@@ -18,11 +18,11 @@
 CMD("help", "help [COMMAND]",
     "List the commands, or show one command's usage and help.",
     0, 1, CMD_READ, "command", cmd_help)
-CMD("list", "list [destinations|queues|topics|pubsubs|clients|subscriptions|durables|users|vhosts|permissions]",
-    "List destinations (the default), one kind of them, clients, subscriptions, durable subscriptions, users, virtual hosts or permissions (users and permissions: admins only).",
+CMD("list", "list [destinations|queues|topics|pubsubs|clients|subscriptions|durables|users|vhosts|permissions|bridges]",
+    "List destinations (the default), one kind of them, clients, subscriptions, durable subscriptions, users, virtual hosts, permissions (users and permissions: admins only) or bridges.",
     0, 1, CMD_READ, "listing", cmd_list)
-CMD("show", "show NAME | show client ID",
-    "Show one destination (depth, unacknowledged, consumers, rates, children; vhost=V for another virtual host) or one client.",
+CMD("show", "show NAME | show client ID | show bridge NAME",
+    "Show one destination (depth, unacknowledged, consumers, rates, children; vhost=V for another virtual host), one client or one bridge.",
     1, 2, CMD_READ, "dest client", cmd_show)
 CMD("stats", "stats",
     "Broker-wide figures: connections, messages in and out per second, memory, uptime.",
@@ -58,6 +58,11 @@ CMD("redrive", "redrive DEAD-LETTER-QUEUE [TARGET] [vhost=V]",
 CMD("unsubscribe", "unsubscribe DURABLE [vhost=V]",
     "Remove a durable topic subscription (as 'list durables' names it) and the messages it holds.",
     1, 2, CMD_WRITE, "durable", cmd_unsubscribe)
+CMD("bridge", "bridge add NAME direction=out|in from=DEST hosts=HOST:PORT[,...] [OPTION=VALUE...] | "
+              "bridge delete NAME | bridge pause NAME | bridge resume NAME",
+    "Add a bridge to or from another broker (options as in docs/bridges.md; kept across restarts), delete one, "
+    "or pause and resume one.",
+    2, -1, CMD_WRITE, "- bridge", cmd_bridge)
 CMD("user", "user add NAME [admin] [certificate] | user passwd NAME | user delete NAME | user list",
     "Add a user (mqsh asks for the password and sends only its hash; other ways in give password=HASH as printed by mqbroker --hash-password, or 'certificate' for a user who logs in with a TLS client certificate only), change a password, delete a user (its connections are closed), or list users with where each comes from.",
     1, 4, CMD_WRITE, "- user", cmd_user)

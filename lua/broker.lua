@@ -46,6 +46,11 @@
 -- 0 none, 1 errors, 2 warnings, 3 all, 4 debug. (-l)
 log_level = 1
 
+-- This broker's name in the mq-via header of the messages its bridges
+-- forward (docs/bridges.md): 1 to 64 letters, digits, '-', '_' or '.'.
+-- Default: generated at the first start and kept in <data_dir>/broker-id.
+-- broker_id = "site-a"
+
 ---------------------------------------------------------------------------
 -- Listeners
 ---------------------------------------------------------------------------
@@ -275,6 +280,9 @@ queue_defaults = {
 	-- Where dead letters go. Default: /queue/DLQ.<queue name>;
 	-- false drops them instead.
 	-- dead_letter = "/queue/DLQ.all",
+	-- Drop a message whose mq-post-id header this queue took within this
+	-- time: the repeats a bridge or a reconnecting producer sends; "0" = off.
+	dedup_window = "0",
 }
 
 -- Destination-type rules: { "regex", "type" }, tried in order on the name
@@ -297,6 +305,21 @@ destinations = {
 	-- { "/pubsub/events", "pubsub", children = { "/queue/audit" } },
 	-- { "/topic/news", "topic" },
 	-- { "/queue/jobs", "queue", vhost = "dirac" },
+}
+
+-- Bridges to and from other STOMP brokers (docs/bridges.md lists every
+-- option). An outbound bridge forwards a local queue, a topic or every
+-- destination matching a pattern to a remote broker, and acknowledges a
+-- message here only once the remote's RECEIPT came back; an inbound bridge
+-- subscribes on a remote broker and confirms upstream once this broker
+-- holds the message. hosts are the remote's nodes, tried in turn.
+bridges = {
+	-- { name = "to-cluster", direction = "out", from = "/queue/orders", to = "/amq/queue/orders",
+	--   hosts = { "rabbit1:61613", "rabbit2:61613", "rabbit3:61613" }, login = "bridge", passcode = "secret",
+	--   window = 1000, heartbeat = "10s", reconnect_min = "100ms", reconnect_max = "30s",
+	--   stall_timeout = "60s", send_headers = { ["x-queue-type"] = "quorum" } },
+	-- { name = "from-cluster", direction = "in", from = "/amq/queue/orders", to = "/queue/orders",
+	--   hosts = "rabbit1:61613,rabbit2:61613", login = "bridge", passcode = "secret", dedup = "1h" },
 }
 
 ---------------------------------------------------------------------------

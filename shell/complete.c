@@ -176,6 +176,8 @@ static void add_hint(struct cands *c, const char *hint, const struct complete_sr
 		add_live(c, src, "destinations", "name", hint);
 	} else if (strcmp(hint, "client") == 0) {
 		add_live(c, src, "clients", "id", NULL);
+	} else if (strcmp(hint, "bridge") == 0) {
+		add_live(c, src, "bridges", "name", NULL);
 	} else if (strcmp(hint, "durable") == 0) {
 		add_live(c, src, "durables", "name", NULL);
 	} else if (strcmp(hint, "user") == 0) {

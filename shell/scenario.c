@@ -303,6 +303,9 @@ int scenario_run(const char *path, const struct scenario_opts *o)
 		scn_broker_free(r.brokers[i]);
 	for (size_t i = 0; i < r.nsinks; i++)
 		scn_sink_free(r.sinks[i]);
+	for (size_t i = 0; i < r.nlinks; i++)
+		scn_link_free(r.links[i]);
+	free(r.links);
 	free(r.brokers);
 	free(r.pgroups);
 	free(r.cgroups);

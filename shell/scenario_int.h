@@ -373,6 +373,8 @@ struct scn_run {
 	size_t ncgroups;
 	struct scn_sink **sinks;	/* owned */
 	size_t nsinks;
+	struct scn_link **links;	/* owned (scenario_link.c) */
+	size_t nlinks;
 	struct scn_source **sources;	/* borrowed from the producers; by id - 1 */
 	size_t nsources;
 
@@ -394,6 +396,31 @@ struct scn_run {
 	bool failed;
 	char error[4096];		/* what is wrong with the script (exit status 2) */
 };
+
+/* ---- links (scenario_link.c): a relay the scenario can cut ---- */
+struct scn_link;
+struct scn_link_info {
+	unsigned index;			/* 1, 2, ... */
+	uint16_t port;			/* where to connect: 127.0.0.1:port */
+	const char *target_host;	/* borrowed */
+	uint16_t target_port;
+	bool cut;
+	unsigned connections;		/* relayed now */
+	uint64_t accepted;		/* connections taken since it was made */
+	uint64_t bytes;			/* relayed */
+	uint64_t dropped_bytes;		/* thrown away while cut */
+};
+/* Listens on a free loopback port and relays each connection to
+ * host:port (an IPv4 address). Owned by the run. */
+struct scn_link *scn_link_new(struct scn_run *run, const char *host, uint16_t port, char *err, size_t errlen);
+/* Cut: bytes are dropped both ways, connections stay open (only
+ * heart-beats notice). Restore: they flow again. */
+void scn_link_cut(struct scn_link *l);
+void scn_link_restore(struct scn_link *l);
+/* Closes every relayed connection with a reset; returns how many. */
+unsigned scn_link_drop(struct scn_link *l);
+void scn_link_get(const struct scn_link *l, struct scn_link_info *info);
+void scn_link_free(struct scn_link *l);
 
 /* Runs the loop until deadline_ns (CLOCK_MONOTONIC) or an abort: 0, or -1
  * when the run was aborted (r->fatal says why). */

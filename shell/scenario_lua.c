@@ -31,6 +31,7 @@
 #define MT_BROKER "mq.scenario.broker"
 #define MT_PRODUCERS "mq.scenario.producers"
 #define MT_CONSUMERS "mq.scenario.consumers"
+#define MT_LINK "mq.scenario.link"
 #define SLICE_NS 5000000u		/* wait_for and run{} look again every 5 ms */
 #define HOOK_COUNT 1000000		/* instructions between looks at Ctrl-C */
 #define MAX_CONNECTIONS 100000
@@ -110,6 +111,8 @@ static const char *type_of(lua_State *L, int i)
 		return "producers";
 	if (luaL_testudata(L, i, MT_CONSUMERS))
 		return "consumers";
+	if (luaL_testudata(L, i, MT_LINK))
+		return "a link";
 	return luaL_typename(L, i);
 }
 
@@ -578,6 +581,28 @@ static int b_stats(lua_State *L)
 		return luaL_error(L, "b:stats(): the broker answered: %s", lua_tostring(L, -1));
 	}
 	push_json(L, data);
+	json_free(j);
+	return 1;
+}
+
+/* b:bridge(name): the bridge as `show bridge` has it, or nil when b has
+ * no bridge of that name. */
+static int b_bridge(lua_State *L)
+{
+	struct scn_broker *b = check_broker(L, 1, "b:bridge(name)");
+	const char *name = luaL_checkstring(L, 2);
+	char err[1024], line[256];
+	struct json *j;
+	const struct json *data;
+	if (strpbrk(name, " \t\"'\n"))
+		return luaL_error(L, "b:bridge(name): '%s' is not a bridge name", name);
+	snprintf(line, sizeof line, "show bridge %s", name);
+	if (!(j = scn_broker_admin(b, line, err, sizeof err)))
+		return luaL_error(L, "%s", err);
+	if ((data = json_get(j, "data")) && data->type == JSON_OBJ)
+		push_json(L, data);
+	else
+		lua_pushnil(L);
 	json_free(j);
 	return 1;
 }
@@ -1358,6 +1383,101 @@ static void hook(lua_State *L, lua_Debug *ar)
 	}
 }
 
+/* ---- links ---- */
+
+static struct scn_link *check_link(lua_State *L, int i, const char *fn)
+{
+	struct ud *u = luaL_testudata(L, i, MT_LINK);
+	if (!u)
+		luaL_error(L, "%s: expected a link (from link{}), got %s", fn, type_of(L, i));
+	return u->p;
+}
+
+/* link{ to = b } or link{ host = "127.0.0.1", port = N } */
+static int l_link(lua_State *L)
+{
+	static const char *const known[] = { "to", "host", "port", NULL };
+	struct scn_run *r = run_of(L);
+	const char *host;
+	long long port;
+	char err[256];
+	struct scn_link *l;
+	luaL_checktype(L, 1, LUA_TTABLE);
+	check_fields(L, 1, "link{}", known, false);
+	if (get_field(L, 1, "to")) {
+		struct scn_broker *b = check_broker(L, lua_gettop(L), "link{}: to");
+		lua_pop(L, 1);
+		if (get_field(L, 1, "host") || get_field(L, 1, "port"))
+			return luaL_error(L, "link{}: give to = broker, or host and port, not both");
+		host = b->host;
+		port = b->port;
+	} else {
+		host = opt_str(L, 1, "link{}", "host", "127.0.0.1");
+		port = opt_int(L, 1, "link{}", "port", 0, 1, 65535);
+		if (!port)
+			return luaL_error(L, "link{}: port: missing (or give to = broker)");
+	}
+	if (!(l = scn_link_new(r, host, (uint16_t)port, err, sizeof err)))
+		return luaL_error(L, "%s", err);
+	push_ud(L, l, MT_LINK);
+	return 1;
+}
+
+static int k_cut(lua_State *L)
+{
+	scn_link_cut(check_link(L, 1, "l:cut()"));
+	return 0;
+}
+
+static int k_restore(lua_State *L)
+{
+	scn_link_restore(check_link(L, 1, "l:restore()"));
+	return 0;
+}
+
+static int k_drop(lua_State *L)
+{
+	lua_pushinteger(L, scn_link_drop(check_link(L, 1, "l:drop()")));
+	return 1;
+}
+
+static int link_index(lua_State *L)
+{
+	struct scn_link_info i;
+	const char *k = luaL_checkstring(L, 2);
+	scn_link_get(check_link(L, 1, "link"), &i);
+	if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL)
+		return 1;
+	if (strcmp(k, "host") == 0)
+		lua_pushstring(L, "127.0.0.1");
+	else if (strcmp(k, "port") == 0)
+		lua_pushinteger(L, i.port);
+	else if (strcmp(k, "address") == 0)
+		lua_pushfstring(L, "127.0.0.1:%d", (int)i.port);
+	else if (strcmp(k, "cut") == 0)
+		lua_pushboolean(L, i.cut);
+	else if (strcmp(k, "connections") == 0)
+		lua_pushinteger(L, i.connections);
+	else if (strcmp(k, "accepted") == 0)
+		lua_pushinteger(L, (lua_Integer)i.accepted);
+	else if (strcmp(k, "bytes") == 0)
+		lua_pushinteger(L, (lua_Integer)i.bytes);
+	else if (strcmp(k, "dropped_bytes") == 0)
+		lua_pushinteger(L, (lua_Integer)i.dropped_bytes);
+	else
+		return luaL_error(L, "link has no field '%s'", k);
+	return 1;
+}
+
+static int link_tostring(lua_State *L)
+{
+	struct scn_link_info i;
+	scn_link_get(check_link(L, 1, "link"), &i);
+	lua_pushfstring(L, "link %d (127.0.0.1:%d -> %s:%d%s)", (int)i.index, (int)i.port, i.target_host,
+	                (int)i.target_port, i.cut ? ", cut" : "");
+	return 1;
+}
+
 static int msgh(lua_State *L)
 {
 	if (lua_touserdata(L, 1) == (void *)&failure_marker)
@@ -1383,7 +1503,10 @@ static void register_api(lua_State *L)
 {
 	static const luaL_Reg broker_methods[] = {
 		{ "start", b_start }, { "stop", b_stop }, { "kill", b_kill }, { "restart", b_restart },
-		{ "admin", b_admin }, { "stats", b_stats }, { NULL, NULL },
+		{ "admin", b_admin }, { "stats", b_stats }, { "bridge", b_bridge }, { NULL, NULL },
+	};
+	static const luaL_Reg link_methods[] = {
+		{ "cut", k_cut }, { "restore", k_restore }, { "drop", k_drop }, { NULL, NULL },
 	};
 	static const luaL_Reg producer_methods[] = {
 		{ "start", p_start }, { "stop", p_stop }, { "client_ids", p_client_ids }, { NULL, NULL },
@@ -1397,6 +1520,7 @@ static void register_api(lua_State *L)
 		{ "attach", l_attach },
 		{ "producers", l_producers },
 		{ "consumers", l_consumers },
+		{ "link", l_link },
 		{ "run", l_run },
 		{ "wait", l_wait },
 		{ "sleep", l_sleep },
@@ -1419,6 +1543,7 @@ static void register_api(lua_State *L)
 	new_type(L, MT_BROKER, broker_methods, broker_index, broker_tostring);
 	new_type(L, MT_PRODUCERS, producer_methods, pgroup_index, pgroup_tostring);
 	new_type(L, MT_CONSUMERS, consumer_methods, cgroup_index, cgroup_tostring);
+	new_type(L, MT_LINK, link_methods, link_index, link_tostring);
 	lua_pushglobaltable(L);
 	luaL_setfuncs(L, globals, 0);
 	lua_getfield(L, -1, "print");

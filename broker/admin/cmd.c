@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bridge/bridge.h"
 #include "auth/userdb.h"
 #include "core/auth.h"
 #include "core/broker.h"
@@ -384,7 +385,8 @@ static int cmd_help(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 }
 
 static const char *const listings[] = { "destinations", "queues", "topics", "pubsubs", "clients",
-                                         "subscriptions", "durables", "users", "vhosts", "permissions" };
+                                         "subscriptions", "durables", "users", "vhosts", "permissions",
+                                         "bridges" };
 
 static int list_users(struct cmd_ctx *ctx, struct cmd_reply *r);
 static int list_vhosts(struct cmd_ctx *ctx, struct cmd_reply *r);
@@ -407,13 +409,17 @@ static int cmd_list(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 		}
 	if (!known)
 		return cmd_fail(r, CMD_BAD_ARG, "list: unknown listing '%s' (known: destinations, queues, topics, "
-		                "pubsubs, clients, subscriptions, durables, users, vhosts, permissions)", what);
+		                "pubsubs, clients, subscriptions, durables, users, vhosts, permissions, bridges)", what);
 	if (strcmp(what, "users") == 0)
 		return may_see_users(ctx, r) ? list_users(ctx, r) : r->status;
 	if (strcmp(what, "permissions") == 0)
 		return may_see_users(ctx, r) ? list_permissions(ctx, NULL, NULL, r) : r->status;
 	if (strcmp(what, "vhosts") == 0)
 		return list_vhosts(ctx, r);
+	if (strcmp(what, "bridges") == 0) {
+		count = bridges_list(b, &r->w);
+		return ok(r, count ? "%zu bridge%s" : "no bridges", count, count == 1 ? "" : "s");
+	}
 	if (strcmp(what, "durables") == 0) {
 		size_t n;
 		struct dest **all = broker_dests(b, DEST_QUEUE, &n);
@@ -508,11 +514,18 @@ static int cmd_show(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply
 		client_row(&r->w, k, true);
 		return ok(r, "client %s", argv[1]);
 	}
+	if (strcmp(argv[0], "bridge") == 0 && argc == 2) {
+		const struct bridge *br = bridge_find(ctx->b, argv[1]);
+		if (!br)
+			return cmd_fail(r, CMD_NOT_FOUND, "no bridge named %s (see: list bridges)", argv[1]);
+		bridge_row(br, &r->w, true);
+		return ok(r, "bridge %s", argv[1]);
+	}
 	vh = take_vhost(ctx, &argc, argv, r);
 	if (!vh)
 		return r->status;
 	if (argc != 1)
-		return cmd_fail(r, CMD_SYNTAX, "show: usage: show NAME | show client ID");
+		return cmd_fail(r, CMD_SYNTAX, "show: usage: show NAME | show client ID | show bridge NAME");
 	if (!(d = need_dest(vh, argv[0], -1, r)))
 		return r->status;
 	dest_row(&r->w, d, true);
@@ -590,6 +603,10 @@ static int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_repl
 	jw_kuint(w, "expired", s->expired);
 	jw_kuint(w, "dead_lettered", s->dead_lettered);
 	jw_kuint(w, "rejected", s->rejected);
+	jw_kuint(w, "duplicates", s->duplicates);
+	jw_kuint(w, "looped", s->looped);
+	jw_kuint(w, "bridges", bridges_count(b));
+	jw_kstr(w, "broker_id", b->id);
 	jw_kuint(w, "errors_sent", s->errors_sent);
 	jw_kuint(w, "lenient_acks", s->lenient_acks);
 	jw_kuint(w, "receipts", s->receipts);
@@ -935,6 +952,52 @@ static int cmd_unsubscribe(struct cmd_ctx *ctx, int argc, char **argv, struct cm
 	if (dest_delete(d, true, err, sizeof err) < 0)
 		return cmd_fail(r, CMD_CONFLICT, "unsubscribe: %s", err);
 	return ok(r, "durable subscription %s removed", argv[0]);
+}
+
+static int cmd_bridge(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)
+{
+	const char *verb = argv[0], *name = argv[1];
+	char err[600];
+	int status = CMD_BAD_ARG;
+	if (strcmp(verb, "add") == 0) {
+		struct bridge_spec spec;
+		bridge_spec_init(&spec, name);
+		if (!bridge_name_ok(name, err, sizeof err)) {
+			bridge_spec_fini(&spec);
+			return cmd_fail(r, CMD_BAD_ARG, "bridge add: %s", err);
+		}
+		for (int i = 2; i < argc; i++) {
+			char *eq = strchr(argv[i], '=');
+			if (eq)
+				*eq = 0;
+			if (bridge_spec_set(&spec, argv[i], eq ? eq + 1 : NULL, err, sizeof err) < 0) {
+				bridge_spec_fini(&spec);
+				return cmd_fail(r, CMD_BAD_ARG, "bridge add: %s", err);
+			}
+		}
+		if (bridge_add(ctx->b, &spec, &status, err, sizeof err) < 0) {
+			bridge_spec_fini(&spec);
+			return cmd_fail(r, status, "bridge add: %s", err);
+		}
+		bridge_spec_fini(&spec);
+		bridge_row(bridge_find(ctx->b, name), &r->w, true);
+		return ok(r, "bridge %s added", name);
+	}
+	if (argc != 2)
+		return cmd_fail(r, CMD_SYNTAX, "bridge %s: expected one name (usage: bridge %s NAME)", verb, verb);
+	if (strcmp(verb, "delete") == 0) {
+		if (bridge_delete(ctx->b, name, &status, err, sizeof err) < 0)
+			return cmd_fail(r, status, "bridge delete: %s", err);
+		return ok(r, "bridge %s deleted", name);
+	}
+	if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0) {
+		bool pause = verb[0] == 'p';
+		if (bridge_set_paused(ctx->b, name, pause, &status, err, sizeof err) < 0)
+			return cmd_fail(r, status, "bridge %s: %s", verb, err);
+		bridge_row(bridge_find(ctx->b, name), &r->w, false);
+		return ok(r, "bridge %s %s", name, pause ? "paused" : "resumed");
+	}
+	return cmd_fail(r, CMD_BAD_ARG, "bridge: unknown action '%s' (known: add, delete, pause, resume)", verb);
 }
 
 static int cmd_reload(struct cmd_ctx *ctx, int argc, char **argv, struct cmd_reply *r)

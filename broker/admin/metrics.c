@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "bridge/bridge.h"
 #include "core/auth.h"
 #include "core/broker.h"
 #include "core/dest.h"
@@ -105,6 +106,8 @@ void metrics_render(struct broker *b, struct sbuf *out)
 	scalar(out, "expired_total", "counter", "Messages expired before delivery.", s->expired);
 	scalar(out, "dead_lettered_total", "counter", "Messages moved to a dead-letter queue.", s->dead_lettered);
 	scalar(out, "rejected_total", "counter", "SENDs refused.", s->rejected);
+	scalar(out, "duplicates_total", "counter", "Messages dropped as repeats of an mq-post-id.", s->duplicates);
+	scalar(out, "looped_total", "counter", "Bridged messages dropped for having been here before.", s->looped);
 	scalar(out, "errors_sent_total", "counter", "ERROR frames sent.", s->errors_sent);
 	scalar(out, "heartbeat_timeouts_total", "counter", "Connections dropped for silence.", s->heartbeat_timeouts);
 	scalar(out, "message_bytes", "gauge", "Memory held by messages.", msg_live_bytes());
@@ -143,4 +146,5 @@ void metrics_render(struct broker *b, struct sbuf *out)
 	per_dest(b, out, "queue_bytes", "gauge", "Body bytes held by the queue.", v_bytes, true);
 	per_dest(b, out, "queue_expired_total", "counter", "Messages expired in the queue.", v_expired, true);
 	per_dest(b, out, "queue_dead_lettered_total", "counter", "Messages dead-lettered from the queue.", v_dead, true);
+	bridges_metrics(b, out);
 }

@@ -40,6 +40,8 @@ static const struct config_option options[] = {
 	OPT("connection_file", CONFIG_STRING, connection_file, 0, 0, "(none)",
 	    "write a JSON file with the broker's addresses once it listens (-c)"),
 	OPT("log_file", CONFIG_STRING, log_file, 0, 0, "(stderr)", "send all logging to this file (-g)"),
+	OPT("broker_id", CONFIG_STRING, broker_id, 0, 0, "(none: generated once, kept in <data_dir>/broker-id)",
+	    "this broker's name in the mq-via header of bridged messages (docs/bridges.md)"),
 	OPT("log_level", CONFIG_INT, log_level, 0, 4, "1",
 	    "0 none, 1 errors, 2 warnings, 3 all, 4 debug (-l)"),
 	OPT("max_connections", CONFIG_INT, max_connections, 1, 1000000, "1024",
@@ -283,6 +285,9 @@ void config_fini(struct config *c)
 		}
 	}
 	free(c->rules);
+	for (size_t i = 0; i < c->nbridges; i++)
+		bridge_spec_fini(&c->bridges[i]);
+	free(c->bridges);
 	memset(c, 0, sizeof *c);
 }
 
@@ -496,9 +501,15 @@ int queue_opts_set(struct queue_opts *o, const char *name, const char *value, ch
 		}
 		free(o->dead_letter);
 		o->dead_letter = strcmp(value, "none") == 0 ? xstrdup("") : xstrdup(value);
+	} else if (name_is(name, "dedup_window") || name_is(name, "dedup")) {
+		if (!parse_duration_ms(value, &v)) {
+			snprintf(err, errlen, "%s: expected a duration such as 10m (0: off), got '%s'", name, value);
+			return -1;
+		}
+		o->dedup_ms = v;
 	} else {
 		snprintf(err, errlen, "unknown queue option '%s' (known: persistent, max-length, max-bytes, "
-		         "overflow, ttl, max-deliveries, dead-letter, single-active-consumer)", name);
+		         "overflow, ttl, max-deliveries, dead-letter, single-active-consumer, dedup-window)", name);
 		return -1;
 	}
 	return 0;
@@ -513,6 +524,14 @@ struct listener_cfg *config_add_listener(struct config *c, const char *address, 
 	l->port = port;
 	l->tls = tls;
 	return l;
+}
+
+struct bridge_spec *config_add_bridge(struct config *c, const char *name)
+{
+	struct bridge_spec *b = GROW(c->bridges, c->nbridges);
+	bridge_spec_init(b, name);
+	b->configured = true;
+	return b;
 }
 
 struct vhost_cfg *config_add_vhost(struct config *c, const char *name)

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/bridge_spec.h"
+
 enum dest_type {
 	DEST_TOPIC = 0,		/* transient fan-out to current subscribers */
 	DEST_QUEUE,		/* stored until consumed, one consumer per message */
@@ -46,6 +48,8 @@ struct queue_opts {
 	uint32_t max_deliveries;	/* then dead-letter; 0 = unlimited */
 	char *dead_letter;		/* owned; NULL = "/queue/DLQ.<name>", "" = drop */
 	bool single_active_consumer;	/* only one subscriber receives; the next takes over */
+	uint64_t dedup_ms;		/* drop a message whose mq-post-id this queue took this
+					 * recently (bridges, client reposts); 0 = keep repeats */
 };
 
 struct listener_cfg {
@@ -172,6 +176,9 @@ struct config {
 	size_t ndests;
 	struct type_rule *rules;	/* owned; in order */
 	size_t nrules;
+	struct bridge_spec *bridges;	/* owned; the bridges table (docs/bridges.md) */
+	size_t nbridges;
+	char *broker_id;		/* owned; NULL = generated once, kept in <data_dir>/broker-id */
 };
 
 enum config_type {
@@ -223,6 +230,8 @@ struct vhost_cfg *config_add_vhost(struct config *c, const char *name);
 struct user_cfg *config_add_user(struct config *c, const char *login, const char *passcode, bool admin);
 struct dest_cfg *config_add_dest(struct config *c, const char *name, enum dest_type type);
 void dest_cfg_add_child(struct dest_cfg *d, const char *child);
+/* A new bridge, initialised (bridge_spec_init) under this name. */
+struct bridge_spec *config_add_bridge(struct config *c, const char *name);
 /* Compiles the pattern; -1 with the regcomp message in err. */
 struct type_rule *config_add_rule(struct config *c, const char *pattern, enum dest_type type,
                                   int line, char *err, size_t errlen);

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "core/dedup.h"
 #include "core/auth.h"
 #include "core/dest.h"
 #include "core/events.h"
@@ -225,6 +226,7 @@ void broker_tick(struct broker *b, double secs)
 	if (secs > 0)
 		update_rates(b, secs);
 	sweep_queues(b);
+	dedup_sweep(b);
 	auth_tick(b);
 }
 
@@ -253,6 +255,7 @@ int broker_core_init(struct broker *b, char *err, size_t errlen)
 	 * about a destination wins over what was recorded. */
 	if (store_open(b, err, errlen) < 0 || broker_create_configured(b, err, errlen) < 0)
 		return -1;
+	dedup_seed_recovered(b);
 	return 0;
 }
 
@@ -275,6 +278,7 @@ void broker_core_fini(struct broker *b)
 		free(vh);
 	}
 	strmap_fini(&b->vhosts);
+	dedup_fini(b);
 	u64map_fini(&b->sinks_by_id);
 	events_fini(b);
 	if (b->mem_ev)
@@ -301,7 +305,7 @@ static void keep_running(struct config *nw, struct config *old, char *pending, s
 	static const char *const restart_only[] = {
 		"data_dir", "control_socket", "connection_file", "log_file", "tls_cert_key", "tls_port",
 		"http_port", "http_max_connections", "http_path", "admin_port", "fsync", "fsync_interval_ms",
-		"segment_size", "max_events", "ws_port", "wss_port", "control_socket_group",
+		"segment_size", "max_events", "ws_port", "wss_port", "control_socket_group", "broker_id",
 	};
 	for (size_t i = 0; i < ARRAY_LEN(restart_only); i++) {
 		const struct config_option *o = config_option_find(restart_only[i]);

@@ -62,6 +62,12 @@ struct broker {
 	/* Message ids: the boot number (from the data directory) in the high
 	 * bits, a counter in the low bits, so ids never repeat across runs. */
 	uint64_t next_msg_id;
+	/* This broker's stable name, from the configuration or generated once
+	 * and kept in the data directory: what bridges write in a message's
+	 * mq-via header, so that it never comes back here (docs/bridges.md). */
+	char id[65];
+	struct strmap dedups;		/* queues' windows of recent mq-post-ids (dedup.h), owned */
+	struct bridges *bridges;	/* owned by the bridge layer (bridge/bridge.h) */
 
 	struct broker_stats stats;
 	uint64_t started_ms;		/* wall clock */

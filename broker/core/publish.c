@@ -9,6 +9,7 @@
 
 #include "core/auth.h"
 #include "core/broker.h"
+#include "core/dedup.h"
 #include "core/dest.h"
 #include "core/msg.h"
 #include "core/sink.h"
@@ -72,6 +73,35 @@ static enum publish_status apply_route(struct broker *b, const struct principal 
 	return refuse(r, REFUSED_INTERNAL, "message to %s rejected: unknown routing outcome", d->dest);
 }
 
+/* The first header `name` of a draft, or NULL. */
+static const struct frame_hdr *draft_header(const struct draft *d, const char *name, size_t len)
+{
+	for (unsigned i = 0; i < d->nhdrs; i++)
+		if (d->hdrs[i].name_len == len && memcmp(d->hdrs[i].name, name, len) == 0)
+			return &d->hdrs[i];
+	return NULL;
+}
+
+/* Does a comma-separated mq-via list name broker `id`? */
+bool publish_via_names(const char *via, size_t via_len, const char *id)
+{
+	size_t idlen = strlen(id);
+	const char *p = via, *end = via + via_len;
+	while (p < end) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		const char *e = comma ? comma : end;
+		const char *a = p, *z = e;
+		while (a < z && *a == ' ')
+			a++;
+		while (z > a && z[-1] == ' ')
+			z--;
+		if ((size_t)(z - a) == idlen && memcmp(a, id, idlen) == 0)
+			return true;
+		p = e + 1;
+	}
+	return false;
+}
+
 /* Checks a target's name without creating anything; *found is the
  * destination when it exists. */
 static bool target_name_ok(struct vhost *vh, const char *name, struct dest **found, char *err, size_t errlen)
@@ -129,7 +159,7 @@ enum publish_status publish_prepare(struct broker *b, const struct principal *wh
 
 	r->status = PUBLISH_OK;
 	r->msg_id = r->seq = 0;
-	r->rerouted = r->slow_down = false;
+	r->rerouted = r->slow_down = r->duplicate = r->looped = false;
 	r->err[0] = 0;
 	pub->m = NULL;
 	pub->dests = pub->dests_inline;
@@ -144,6 +174,22 @@ enum publish_status publish_prepare(struct broker *b, const struct principal *wh
 			return refuse(r, REFUSED_FORBIDDEN, "%s is a command destination", d->dest);
 		if (!auth_allow(b, who, AUTHZ_SEND, d->dest, why, sizeof why))
 			return refuse(r, REFUSED_FORBIDDEN, "%s", why);
+	}
+	{
+		/* Bridged traffic: a loop, or a repeat the producer's window
+		 * holds, goes no further (and costs no message). */
+		const struct frame_hdr *h;
+		if (b->id[0] && (h = draft_header(d, "mq-via", 6)) && publish_via_names(h->value, h->value_len, b->id)) {
+			b->stats.looped++;
+			r->looped = true;
+			return r->status = PUBLISH_DROPPED;
+		}
+		if (d->dedup && (h = draft_header(d, DEDUP_HEADER, sizeof DEDUP_HEADER - 1)) &&
+		    dedup_seen(d->dedup, h->value, h->value_len, broker_now_ms(b))) {
+			b->stats.duplicates++;
+			r->duplicate = true;
+			return r->status = PUBLISH_DROPPED;
+		}
 	}
 	if (router_has_route(b->router)) {
 		routed = true;
@@ -245,9 +291,21 @@ static enum publish_status deliver_all(struct broker *b, struct msg *m, struct d
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
+		struct dedup *w = dests[i]->type == DEST_QUEUE && dests[i]->opts.dedup_ms ? dedup_for_dest(b, dests[i]) : NULL;
+		const char *id = NULL;
+		size_t idlen = 0;
+		if (w && (id = msg_header_raw(m, DEDUP_HEADER, sizeof DEDUP_HEADER - 1, &idlen)) &&
+		    dedup_seen(w, id, idlen, broker_now_ms(b))) {
+			b->stats.duplicates++;
+			dests[i]->dropped++;
+			r->duplicate = true;
+			continue;
+		}
 		switch (dest_send(dests[i], m, &r->seq, why, sizeof why)) {
 		case SEND_OK:
 			taken = true;
+			if (id)
+				dedup_add(w, id, idlen, broker_now_ms(b));
 			break;
 		case SEND_DROPPED:
 			break;
@@ -269,8 +327,12 @@ enum publish_status publish(struct broker *b, const struct principal *who, struc
                             const struct draft *d, struct publish_result *r)
 {
 	struct publication pub;
-	if (publish_prepare(b, who, owner, d, &pub, r) == PUBLISH_OK)
-		publish_commit(b, &pub, r);
+	if (publish_prepare(b, who, owner, d, &pub, r) == PUBLISH_OK && publish_commit(b, &pub, r) == PUBLISH_OK &&
+	    d->dedup) {
+		const struct frame_hdr *h = draft_header(d, DEDUP_HEADER, sizeof DEDUP_HEADER - 1);
+		if (h)
+			dedup_add(d->dedup, h->value, h->value_len, broker_now_ms(b));
+	}
 	publication_fini(&pub);
 	return r->status;
 }
@@ -284,7 +346,7 @@ enum publish_status publish_names(struct broker *b, struct vhost *vh, struct msg
 	r->status = PUBLISH_OK;
 	r->msg_id = m->id;
 	r->seq = 0;
-	r->rerouted = r->slow_down = false;
+	r->rerouted = r->slow_down = r->duplicate = r->looped = false;
 	r->err[0] = 0;
 	for (size_t i = 0; i < n; i++) {
 		bool absent;

@@ -13,6 +13,10 @@
  * promises durability (a STOMP RECEIPT, an HTTP 201, a bridge's upstream
  * ACK) registers a completion for it with store_when_durable().
  *
+ * Two drops protect bridged traffic (docs/bridges.md): a message whose
+ * mq-via header names this broker has been here before and is dropped
+ * (a loop), and one whose mq-post-id a dedup window holds is a repeat.
+ *
  * Transactions split the two halves: publish_prepare() makes the message
  * and checks everything when the SEND arrives, publish_names() delivers it
  * at COMMIT. */
@@ -26,6 +30,7 @@
 #include "common/frame.h"
 
 struct broker;
+struct dedup;
 struct dest;
 struct msg;
 struct principal;
@@ -45,6 +50,11 @@ struct draft {
 	const char *ttl;		/* expiration or x-message-ttl: relative ms */
 	const char *persistent;		/* "true" journals it */
 	const char *reply_to;		/* a local temporary queue is mapped to its broker-wide name */
+	/* A window of recent mq-post-ids of the producer's own (an inbound
+	 * bridge's dedup option): a message whose id it holds is dropped as
+	 * a repeat, and an accepted one is added. NULL: none. (A queue's
+	 * dedup-window option applies whatever the producer.) */
+	struct dedup *dedup;
 };
 
 enum publish_status {
@@ -68,6 +78,9 @@ struct publish_result {
 	bool rerouted;			/* route() chose other destinations than the one named */
 	bool slow_down;			/* a topic subscriber took it over its output limit: the
 					 * producer should wait for room (sink_wait_for_room) */
+	bool duplicate;			/* dropped (or not given to some queue): a repeat of an
+					 * mq-post-id taken within a dedup window */
+	bool looped;			/* dropped: its mq-via header says it has been here before */
 	char err[400];
 };
 
@@ -92,6 +105,9 @@ enum publish_status publish_prepare(struct broker *b, const struct principal *wh
 /* The second half: every copy or none (a full queue refuses them all). */
 enum publish_status publish_commit(struct broker *b, struct publication *pub, struct publish_result *r);
 void publication_fini(struct publication *pub);
+
+/* Does a comma-separated mq-via value (via_len bytes) name broker `id`? */
+bool publish_via_names(const char *via, size_t via_len, const char *id);
 
 /* Delivers an already made message to destinations named again now (a
  * transaction's COMMIT: a destination may have gone since the SEND). */

@@ -23,6 +23,9 @@ struct broker_stats {
 	uint64_t expired;
 	uint64_t dead_lettered;
 	uint64_t rejected;		/* SENDs refused: route() error, full queue, journal failure */
+	uint64_t duplicates;		/* messages dropped as repeats of an mq-post-id (dedup.h) */
+	uint64_t looped;		/* messages dropped for having passed through this broker
+					 * before (their mq-via header names it) */
 	uint64_t errors_sent;		/* ERROR frames */
 	uint64_t lenient_acks;		/* ACK/NACK with an unknown transaction, performed anyway */
 	uint64_t receipts;

@@ -34,6 +34,8 @@ struct store {
 	size_t npending;
 	uint64_t recovered_msgs, skipped_msgs;
 	struct completion_list waiting;	/* by seq, lowest first */
+	struct strmap others;		/* META records of the layers above (key -> struct sbuf *),
+					 * from recovery, for store_meta_each() */
 };
 
 static struct store *store_of(const struct broker *b) { return b->store; }
@@ -83,6 +85,8 @@ static void write_meta(struct store *st, struct dest *d)
 		jw_kbool(&w, "single_active_consumer", true);
 	if (d->opts.dead_letter)
 		jw_kstr(&w, "dead_letter", d->opts.dead_letter);
+	if (d->opts.dedup_ms)
+		jw_kuint(&w, "dedup_ms", d->opts.dedup_ms);
 	jw_obj_end(&w);
 	if (d->type == DEST_PUBSUB) {
 		jw_key(&w, "children");
@@ -185,6 +189,34 @@ struct msg *store_load(struct dest *q, uint64_t id)
 	return m;
 }
 
+void store_meta_put(struct broker *b, const char *key, const char *json, size_t len)
+{
+	struct store *st = store_of(b);
+	if (st && !journal_meta_put(st->j, key, json, len))
+		log_error_sys("journal: cannot record %s", key);
+}
+
+void store_meta_del(struct broker *b, const char *key)
+{
+	struct store *st = store_of(b);
+	if (st)
+		journal_meta_del(st->j, key);
+}
+
+void store_meta_each(struct broker *b, const char *prefix,
+                     void (*fn)(void *arg, const char *key, const char *val, size_t len), void *arg)
+{
+	struct store *st = store_of(b);
+	size_t it = 0, plen = strlen(prefix);
+	const char *key;
+	void *v;
+	while (st && strmap_next(&st->others, &it, &key, &v)) {
+		const struct sbuf *val = v;
+		if (strncmp(key, prefix, plen) == 0)
+			fn(arg, key, sbuf_str(val), val->len);
+	}
+}
+
 uint64_t store_durable_seq(const struct broker *b)
 {
 	return b->store ? journal_durable_seq(b->store->j) : 0;
@@ -258,7 +290,21 @@ static void recover_meta(void *arg, const char *key, const void *val, size_t len
 	uint64_t qid;
 	int t;
 
-	if (strncmp(key, "d:", 2) != 0 || !parse_u64(key + 2, 1, UINT32_MAX, &qid))
+	if (strncmp(key, "d:", 2) != 0) {
+		/* Another layer's (bridges), or a later version's: kept for
+		 * store_meta_each(). */
+		struct sbuf *copy = xcalloc(1, sizeof *copy);
+		char *k = xstrdup(key);
+		sbuf_add(copy, val, len);
+		struct sbuf *old = strmap_put(&st->others, k, copy);
+		if (old) {
+			/* replayed keys are unique; keep the map consistent anyway */
+			sbuf_fini(old);
+			free(old);
+		}
+		return;
+	}
+	if (!parse_u64(key + 2, 1, UINT32_MAX, &qid))
 		return;	/* not ours: a later version's record */
 	j = json_parse(val, len, err, sizeof err);
 	if (!j) {
@@ -285,6 +331,7 @@ static void recover_meta(void *arg, const char *key, const void *val, size_t len
 		o.overflow = s && strcmp(s, "reject") == 0 ? OVERFLOW_REJECT : OVERFLOW_DROP_OLDEST;
 		o.ttl_ms = (uint64_t)json_get_num(opts, "ttl_ms", 0);
 		o.max_deliveries = (uint32_t)json_get_num(opts, "max_deliveries", 0);
+		o.dedup_ms = (uint64_t)json_get_num(opts, "dedup_ms", 0);
 		p = json_get(opts, "single_active_consumer");
 		o.single_active_consumer = p && p->type == JSON_BOOL && p->b;
 		if ((s = json_get_str(opts, "dead_letter"))) {
@@ -449,6 +496,17 @@ void store_close(struct broker *b)
 		return;
 	journal_close(st->j);
 	u64map_fini(&st->by_qid);
+	{
+		size_t it = 0;
+		const char *key;
+		void *v;
+		while (strmap_next(&st->others, &it, &key, &v)) {
+			sbuf_fini(v);
+			free(v);
+			free((char *)key);
+		}
+		strmap_fini(&st->others);
+	}
 	b->store = NULL;
 	free(st);
 }

@@ -45,6 +45,16 @@ struct msg *store_load(struct dest *q, uint64_t id);
 void store_dest_changed(struct dest *d);
 void store_dest_deleted(struct dest *d);
 
+/* Topology records of the layers above the core (bridges), each under a
+ * key prefix of its own ("b:NAME"): a JSON value kept with the
+ * destinations' records across restarts. No-ops without a store. */
+void store_meta_put(struct broker *b, const char *key, const char *json, size_t len);
+void store_meta_del(struct broker *b, const char *key);
+/* The records recovery found under `prefix`, for the layer that owns
+ * them (asked once, after broker_core_init). */
+void store_meta_each(struct broker *b, const char *prefix,
+                     void (*fn)(void *arg, const char *key, const char *val, size_t len), void *arg);
+
 /* Highest sequence known durable; 0 without a store. */
 uint64_t store_durable_seq(const struct broker *b);
 

@@ -34,7 +34,7 @@ int router_config_newindex(lua_State *L);
 
 /* Globals with a shape of their own, besides config.c's scalar options. */
 static const char *const structured[] = {
-	"listeners", "tls", "vhosts", "users", "queue_defaults", "types", "destinations",
+	"listeners", "tls", "vhosts", "users", "queue_defaults", "types", "destinations", "bridges",
 };
 /* Globals the broker calls. Any other function is a helper and ignored. */
 static const char *const functions[] = { "route", "authorize", "on_event" };
@@ -935,6 +935,161 @@ static int read_destinations(struct rd *c)
 	return 0;
 }
 
+/* ---- bridges ---- */
+
+/* One scalar value of a bridge entry as the text bridge_spec_set takes. */
+static int bridge_text(struct rd *c, const char *what, const char *key, char *buf, size_t len, const char **out)
+{
+	lua_State *L = c->L;
+	char got[96];
+	switch (lua_type(L, -1)) {
+	case LUA_TBOOLEAN:
+		*out = lua_toboolean(L, -1) ? "true" : "false";
+		return 0;
+	case LUA_TNUMBER:
+		number_text(L, -1, buf, len);
+		*out = buf;
+		return 0;
+	case LUA_TSTRING:
+		if (has_nul(L, -1))
+			return fail(c, "%s.%s: the string contains a NUL byte", what, key);
+		*out = lua_tostring(L, -1);
+		return 0;
+	}
+	return fail(c, "%s.%s: expected a string, number or boolean, got %s", what, key, GOT(c, -1));
+}
+
+static int bridge_set(struct rd *c, struct bridge_spec *b, const char *what, const char *key, const char *v)
+{
+	char why[512];
+	if (bridge_spec_set(b, key, v, why, sizeof why) == 0)
+		return 0;
+	return fail(c, "%s.%s", what, why);
+}
+
+/* hosts = { "a:61613", "b:61613" } or "a:61613,b:61613" */
+static int add_bridge_host(struct rd *c, void *arg, const char *what, const char *s)
+{
+	struct sbuf *hosts = arg;
+	(void)c;
+	(void)what;
+	if (hosts->len)
+		sbuf_addc(hosts, ',');
+	sbuf_adds(hosts, s);
+	return 0;
+}
+
+/* send_headers = { ["x-queue-type"] = "quorum" }: each NAME:VALUE. */
+static int bridge_headers(struct rd *c, struct bridge_spec *b, const char *what, const char *key, int t)
+{
+	lua_State *L = c->L;
+	const char *word = strcmp(key, "send_headers") == 0 ? "send-header" : "subscribe-header";
+	char sub[128];
+	snprintf(sub, sizeof sub, "%s.%s", what, key);
+	if (want_table(c, t, sub, "a table { [\"name\"] = \"value\", ... }") < 0)
+		return -1;
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		char buf[64];
+		const char *v;
+		struct sbuf hv;
+		int rc;
+		if (lua_type(L, -2) != LUA_TSTRING) {
+			char got[96];
+			return fail(c, "%s: expected header names as keys, got %s", sub, GOT(c, -2));
+		}
+		if (bridge_text(c, sub, lua_tostring(L, -2), buf, sizeof buf, &v) < 0)
+			return -1;
+		sbuf_init(&hv);
+		sbuf_printf(&hv, "%s:%s", lua_tostring(L, -2), v);
+		rc = bridge_set(c, b, what, word, hv.buf);
+		sbuf_fini(&hv);
+		if (rc < 0)
+			return -1;
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+static int read_bridges(struct rd *c)
+{
+	lua_State *L = c->L;
+	struct config *cfg = c->cfg;
+	lua_Integer n;
+	int t;
+
+	if (global(c, "bridges") == LUA_TNIL)
+		return lua_pop(L, 1), 0;
+	t = lua_gettop(L);
+	if (want_list(c, t, "bridges", "a list of { name = ..., direction = ..., from = ..., hosts = ..., ... } tables") < 0)
+		return -1;
+	n = (lua_Integer)lua_rawlen(L, t);
+	for (lua_Integer i = 1; i <= n; i++) {
+		char what[64], why[512];
+		const char *name;
+		struct bridge_spec *b;
+		int e;
+
+		snprintf(what, sizeof what, "bridges[%lld]", (long long)i);
+		lua_rawgeti(L, t, i);
+		e = lua_gettop(L);
+		if (want_table(c, e, what, "a table { name = ..., direction = ..., from = ..., hosts = ..., ... }") < 0 ||
+		    get_string2(c, e, what, 1, "name", true, &name) < 0)
+			return -1;
+		if (!bridge_name_ok(name, why, sizeof why))
+			return fail(c, "%s.name: %s", what, why);
+		for (size_t j = 0; j < cfg->nbridges; j++)
+			if (strcmp(cfg->bridges[j].name, name) == 0)
+				return fail(c, "%s: bridge '%s' is listed twice", what, name);
+		b = config_add_bridge(cfg, name);
+		lua_pushnil(L);
+		while (lua_next(L, e)) {
+			const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+			char buf[64];
+			const char *v;
+			if (!key) {
+				if (lua_isinteger(L, -2) && lua_tointeger(L, -2) == 1) {
+					lua_pop(L, 1);
+					continue;
+				}
+				char got[96];
+				return fail(c, "%s: unexpected key %s", what, GOT(c, -2));
+			}
+			if (strcmp(key, "name") == 0) {
+				lua_pop(L, 1);
+				continue;
+			}
+			if (strcmp(key, "send_headers") == 0 || strcmp(key, "subscribe_headers") == 0) {
+				if (bridge_headers(c, b, what, key, lua_gettop(L)) < 0)
+					return -1;
+			} else if (strcmp(key, "hosts") == 0 && lua_type(L, -1) == LUA_TTABLE) {
+				struct sbuf hosts;
+				char sub[96];
+				int rc;
+				snprintf(sub, sizeof sub, "%s.hosts", what);
+				sbuf_init(&hosts);
+				rc = each_string(c, lua_gettop(L), sub, false, add_bridge_host, &hosts);
+				if (rc == 0)
+					rc = bridge_set(c, b, what, "hosts", sbuf_str(&hosts));
+				sbuf_fini(&hosts);
+				if (rc < 0)
+					return -1;
+			} else {
+				if (bridge_text(c, what, key, buf, sizeof buf, &v) < 0 || bridge_set(c, b, what, key, v) < 0)
+					return -1;
+			}
+			lua_pop(L, 1);
+		}
+		if (bridge_spec_check(b, why, sizeof why) < 0)
+			return fail(c, "%s: %s", what, why);
+		if (b->vhost && !vhost_known(cfg, b->vhost))
+			return fail(c, "%s.vhost: unknown virtual host '%s' (list it in vhosts)", what, b->vhost);
+		lua_settop(L, t);
+	}
+	lua_settop(L, t - 1);
+	return 0;
+}
+
 /* A child is a queue: configured as one, or named like one. */
 /* Why a pubsub child cannot be one, or NULL. */
 static const char *child_problem(const struct config *cfg, const char *child, const char *vhost, char *buf,
@@ -1008,6 +1163,7 @@ int router_config_read(lua_State *L)
 	if (check_names(&c) < 0 || read_scalars(&c) < 0 || read_tls(&c) < 0 ||
 	    read_listeners(&c) < 0 || read_vhosts(&c) < 0 || read_users(&c) < 0 ||
 	    read_queue_defaults(&c) < 0 || read_types(&c) < 0 || read_destinations(&c) < 0 ||
+	    read_bridges(&c) < 0 ||
 	    check_children(&c) < 0 || check_functions(&c) < 0) {
 		lua_pushstring(L, c.err);
 		return 1;

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "admin/control.h"
+#include "bridge/bridge.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -122,6 +123,70 @@ static int next_boot(struct broker *b, char *err, size_t errlen)
 	return 0;
 }
 
+/* The broker's stable name (docs/bridges.md): the configuration's
+ * broker_id, else the one generated at the first start and kept in the
+ * data directory, so that bridged messages name the same broker in their
+ * mq-via header across restarts. */
+static bool broker_id_ok(const char *id)
+{
+	size_t n = strlen(id);
+	if (n == 0 || n > 64)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '-' || *p == '_' || *p == '.'))
+			return false;
+	return true;
+}
+
+static int load_broker_id(struct broker *b, char *err, size_t errlen)
+{
+	char path[4096], tmp[4096], buf[80] = "";
+	FILE *f;
+	if (b->cfg.broker_id) {
+		if (!broker_id_ok(b->cfg.broker_id)) {
+			snprintf(err, errlen, "broker_id: expected 1 to 64 letters, digits, '-', '_' or '.', got '%s'",
+			         b->cfg.broker_id);
+			return -1;
+		}
+		snprintf(b->id, sizeof b->id, "%.64s", b->cfg.broker_id);
+		return 0;
+	}
+	snprintf(path, sizeof path, "%s/broker-id", b->cfg.data_dir);
+	if ((f = fopen(path, "r"))) {
+		if (fgets(buf, sizeof buf, f))
+			buf[strcspn(buf, "\n")] = 0;
+		fclose(f);
+		if (broker_id_ok(buf)) {
+			snprintf(b->id, sizeof b->id, "%.64s", buf);
+			return 0;
+		}
+		log_warn("%s holds no usable broker id: making a new one", path);
+	}
+	{
+		unsigned char rnd[8];
+		FILE *u = fopen("/dev/urandom", "r");
+		if (!u || fread(rnd, 1, sizeof rnd, u) != sizeof rnd) {
+			snprintf(err, errlen, "cannot read /dev/urandom for a broker id: %s", strerror(errno));
+			if (u)
+				fclose(u);
+			return -1;
+		}
+		fclose(u);
+		snprintf(b->id, sizeof b->id, "mq-");
+		for (size_t i = 0; i < sizeof rnd; i++)
+			snprintf(b->id + 3 + 2 * i, sizeof b->id - 3 - 2 * i, "%02x", rnd[i]);
+	}
+	snprintf(tmp, sizeof tmp, "%s/broker-id.tmp", b->cfg.data_dir);
+	if (!(f = fopen(tmp, "w")) || fprintf(f, "%s\n", b->id) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0 ||
+	    fclose(f) != 0 || rename(tmp, path) < 0) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		return -1;
+	}
+	log_info("broker id %s (kept in %s)", b->id, path);
+	return 0;
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct broker *b = arg;
@@ -132,6 +197,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	b->last_tick_ms = now;
 	broker_tick(b, secs);
 	conns_tick(b);
+	bridges_tick(b);
 	if (b->cfg.idle_timeout_s && !b->cfg.persistent_server && !b->shutting_down &&
 	    now - b->last_activity_ms >= (uint64_t)b->cfg.idle_timeout_s * 1000) {
 		log_info("no network activity for %d seconds (-t): shutting down", b->cfg.idle_timeout_s);
@@ -281,11 +347,11 @@ struct broker *broker_new(struct config *cfg, struct router *router, char *err, 
 	signal(SIGPIPE, SIG_IGN);
 
 	if (mkdir_p(b->cfg.data_dir, err, errlen) < 0 || lock_data_dir(b, err, errlen) < 0 ||
-	    next_boot(b, err, errlen) < 0)
+	    next_boot(b, err, errlen) < 0 || load_broker_id(b, err, errlen) < 0)
 		goto fail;
 
 	conns_init(b);
-	if (broker_core_init(b, err, errlen) < 0)
+	if (broker_core_init(b, err, errlen) < 0 || bridges_init(b, err, errlen) < 0)
 		goto fail;
 	return b;
 fail:
@@ -302,7 +368,9 @@ void broker_free(struct broker *b)
 {
 	if (!b)
 		return;
-	/* Whatever is still connected goes away now. */
+	/* Whatever is still connected goes away now: bridges first, so that
+	 * what they hold unconfirmed goes back to its queues. */
+	bridges_free(b);
 	conns_free(b);
 	listeners_free(b);
 	http_free(b);

@@ -120,6 +120,9 @@ static void finish_connect(struct conn *c, struct connect_wait *cw, int rc, cons
 		frame_put_header(out, STOMP_1_0, "session", session);
 	}
 	frame_put_header(out, STOMP_1_0, "server", "mqbroker/" MQ_VERSION);
+	/* For bridges: a forwarder does not send a message back to a broker
+	 * its mq-via header names (docs/bridges.md). */
+	frame_put_header(out, STOMP_1_0, "broker-id", b->id);
 	frame_put_body(out, NULL, 0, false);
 	c->frames_out++;
 	b->stats.frames_out++;

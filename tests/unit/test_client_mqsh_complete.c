@@ -21,11 +21,13 @@ static const char dests_json[] =
 	"{\"name\":\"/queue/alpha\",\"type\":\"queue\",\"vhost\":\"other\"},"
 	"{\"name\":\"/topic/zebra\",\"type\":\"topic\",\"vhost\":\"/\"},"
 	"{\"name\":\"/pubsub/fan\",\"type\":\"pubsub\",\"vhost\":\"/\",\"children\":1}]";
+static const char bridges_json[] =
+	"[{\"name\":\"to-cluster\",\"direction\":\"out\"},{\"name\":\"from-site-b\",\"direction\":\"in\"}]";
 static const char clients_json[] =
 	"[{\"id\":7,\"peer\":\"127.0.0.1:5000\",\"login\":\"alice\"},{\"id\":12,\"peer\":\"127.0.0.1:5001\"}]";
 
 struct fake {
-	struct json *dests, *clients;
+	struct json *dests, *clients, *bridges;
 	int fetches;
 	char last[32];
 };
@@ -39,6 +41,8 @@ static const struct json *fake_fetch(void *arg, const char *listing)
 		return f->dests;
 	if (strcmp(listing, "clients") == 0)
 		return f->clients;
+	if (strcmp(listing, "bridges") == 0)
+		return f->bridges;
 	return NULL;
 }
 
@@ -49,6 +53,8 @@ static int setup(void **state)
 	memset(&f, 0, sizeof f);
 	f.dests = json_parse(dests_json, strlen(dests_json), err, sizeof err);
 	f.clients = json_parse(clients_json, strlen(clients_json), err, sizeof err);
+	f.bridges = json_parse(bridges_json, strlen(bridges_json), err, sizeof err);
+	assert_non_null(f.bridges);
 	assert_non_null(f.dests);
 	assert_non_null(f.clients);
 	*state = &f;
@@ -60,6 +66,7 @@ static int teardown(void **state)
 	struct fake *f = *state;
 	json_free(f->dests);
 	json_free(f->clients);
+	json_free(f->bridges);
 	return 0;
 }
 
@@ -96,7 +103,7 @@ static void test_live_destination_names(void **state)
 	 * hosts have /queue/alpha); queue and pubsub positions only theirs. */
 	struct fake *f = *state;
 	expect(f, "show ", "/queue/zeb", "/queue/zebra-done /queue/zebra-jobs");
-	expect(f, "show ", "", "/pubsub/fan /queue/alpha /queue/zebra-done /queue/zebra-jobs /topic/zebra client");
+	expect(f, "show ", "", "/pubsub/fan /queue/alpha /queue/zebra-done /queue/zebra-jobs /topic/zebra bridge client");
 	expect(f, "purge ", "/", "/queue/alpha /queue/zebra-done /queue/zebra-jobs");
 	expect(f, "attach ", "", "/pubsub/fan");
 	expect(f, "attach /pubsub/fan ", "/t", "/topic/zebra");
@@ -130,7 +137,13 @@ static void test_words_from_the_table(void **state)
 	/* kind, listing and command hints, and words the usages spell out. */
 	struct fake *f = *state;
 	expect(f, "create ", "", "pubsub queue topic");
-	expect(f, "list ", "", "clients destinations durables permissions pubsubs queues subscriptions topics users vhosts");
+	expect(f, "list ", "", "bridges clients destinations durables permissions pubsubs queues subscriptions topics users "
+	                       "vhosts");
+	/* bridge: its actions, then the names of the bridges there are */
+	expect(f, "bridge ", "", "add delete pause resume");
+	expect(f, "bridge pause ", "", "from-site-b to-cluster");
+	expect(f, "bridge resume ", "to", "to-cluster");
+	assert_string_equal(f->last, "bridges");
 	expect(f, "list ", "q", "queues");
 	expect(f, "help ", "pu", "publish purge");
 	expect(f, "delete /queue/alpha ", "", "force vhost=");
@@ -174,7 +187,7 @@ static void test_files_and_quotes(void **state)
 	assert_int_equal(res.n, 0);
 	complete_result_fini(&res);
 	complete_words("show ", "", &none, &res);
-	assert_int_equal(res.n, 1);	/* only the literal word "client" */
+	assert_int_equal(res.n, 2);	/* only the literal words "bridge" and "client" */
 	complete_result_fini(&res);
 	(void)f;
 }

@@ -252,6 +252,66 @@ static void test_post_refuses_reserved_headers_and_wrong_mode(void **state)
 	fake_expect_nothing(x->fake, 50);
 }
 
+static void test_post_raw_headers_go_out_as_given(void **state)
+{
+	/* mq_post_raw: the decoded headers first (escaped), then the block as
+	 * it is, already escaped for the version; the receipt as usual. */
+	struct fx *x = *state;
+	struct mq_queue *q;
+	struct rec_ack *a;
+	const struct mq_header h[] = { { "mq-via", "a:b" } };
+	const char raw[] = "colour:red\nnote:x\\cy\n";
+	fx_connect(x, CONNECTED_12);
+	q = mq_open(x->s, "/queue/f", MQ_WRITE, NULL);
+	assert_int_equal(mq_post_raw(q, "body", 4, h, 1, raw, sizeof raw - 1, MQ_PERSISTENT, rec_ack_cb, &x->rec), 0);
+	fake_expect(x->fake, "SEND\ndestination:/queue/f\nreceipt:1\npersistent:true\nmq-via:a\\cb\n"
+	                     "colour:red\nnote:x\\cy\ncontent-length:4\n\nbody");
+	fake_send(x->fake, "RECEIPT\nreceipt-id:1\n\n");
+	a = rec_wait_ack(x->base, &x->rec, 1);
+	assert_int_equal(a->status, MQ_ACK_OK);
+	/* An empty block is a plain post. */
+	assert_int_equal(mq_post_raw(q, "", 0, NULL, 0, NULL, 0, 0, NULL, NULL), 0);
+	fake_expect(x->fake, "SEND\ndestination:/queue/f\ncontent-length:0\n\n");
+}
+
+static void test_post_raw_refuses_what_the_library_writes(void **state)
+{
+	/* Lines that are not name:value, that do not end a line, or that name
+	 * a header the library writes are refused, naming the line; nothing
+	 * reaches the wire. Without a connection a raw post is refused. */
+	struct fx *x = *state;
+	struct mq_queue *q;
+	static const struct {
+		const char *raw, *why;
+	} bad[] = {
+		{ "receipt:7\n", "header 'receipt' is written by the library" },
+		{ "a:b\ncontent-length:9\n", "header 'content-length' is written by the library" },
+		{ "a:b", "raw headers must end with a line feed" },
+		{ "nocolon\n", "raw header line 'nocolon' is not name:value" },
+		{ ":v\n", "raw header line ':v' is not name:value" },
+	};
+	fx_connect(x, CONNECTED_12);
+	q = mq_open(x->s, "/queue/f", MQ_WRITE, NULL);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(mq_post_raw(q, "p", 1, NULL, 0, bad[i].raw, strlen(bad[i].raw), 0, NULL, NULL), -1);
+		assert_contains(mq_session_error(x->s), bad[i].why);
+	}
+	fake_expect_nothing(x->fake, 30);
+	mq_session_abort(x->s);
+	assert_int_equal(mq_post_raw(q, "p", 1, NULL, 0, "a:b\n", 4, 0, rec_ack_cb, &x->rec), -1);
+	assert_contains(mq_session_error(x->s), "raw headers need a connection");
+}
+
+static void test_connected_headers_are_kept(void **state)
+{
+	/* Every CONNECTED header can be read back, a broker's own too. */
+	struct fx *x = *state;
+	fx_connect(x, "CONNECTED\nversion:1.2\nserver:mqbroker/1\nbroker-id:site-a\n\n");
+	assert_string_equal(mq_session_connected_header(x->s, "broker-id"), "site-a");
+	assert_string_equal(mq_session_connected_header(x->s, "version"), "1.2");
+	assert_null(mq_session_connected_header(x->s, "session"));
+}
+
 static void test_post_binary_and_large_bodies(void **state)
 {
 	/* Bodies are binary-safe (content-length), and a body larger than the
@@ -348,6 +408,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_post_persistent_and_escaped_headers, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_post_headers_under_10_are_raw, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_post_refuses_reserved_headers_and_wrong_mode, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_post_raw_headers_go_out_as_given, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_post_raw_refuses_what_the_library_writes, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_connected_headers_are_kept, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_post_binary_and_large_bodies, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ack_callback_may_post, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_transaction_frames_and_receipts, fx_setup, fx_teardown),

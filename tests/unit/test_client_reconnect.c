@@ -431,6 +431,31 @@ static void test_backoff_grows_to_its_limit(void **state)
 	assert_true(x->rec.ev[2].requested);
 }
 
+static void test_raw_posts_are_not_kept(void **state)
+{
+	/* Under MQ_REPOST_RESEND a raw post is still failed by a loss (its
+	 * block was escaped for the lost connection), while a plain post is
+	 * kept and sent again. */
+	struct fx *x = *state;
+	struct mq_queue *q;
+	char *fr;
+	fx_connect(x, CONNECTED_12);
+	q = mq_open(x->s, "/queue/o", MQ_WRITE, NULL);
+	assert_int_equal(mq_post_raw(q, "r", 1, NULL, 0, "k:v\n", 4, 0, rec_ack_cb, &x->rec), 0);
+	assert_int_equal(mq_post(q, "p", 1, NULL, 0, 0, rec_ack_cb, &x->rec), 0);
+	free(expect_cmd(x->fake, "SEND"));
+	free(expect_cmd(x->fake, "SEND"));
+	lose_and_reconnect(x, 2);
+	assert_int_equal(x->rec.nacks, 1);
+	assert_int_equal(x->rec.ack[0].status, MQ_ACK_FAILED);
+	assert_int_equal(x->rec.ack[0].reason, MQ_ACK_CONNECTION);
+	assert_int_equal(x->rec.ack[0].receipt, 1);
+	fr = expect_cmd(x->fake, "SEND");
+	assert_non_null(strstr(fr, "\nreceipt:2\n"));
+	assert_null(strstr(fr, "k:v"));
+	free(fr);
+}
+
 static void test_stop_while_reconnecting_fails_kept_posts(void **state)
 {
 	/* Stopping while away: DISCONNECTED (requested) at once, and every kept
@@ -603,6 +628,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_first_connection_gives_up_after_timeout, rc_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_refused_first_connect_is_final, rc_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_backoff_grows_to_its_limit, rc_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_raw_posts_are_not_kept, rc_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stop_while_reconnecting_fails_kept_posts, rc_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stop_after_connection_lost, rc_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_close_then_waits_for_acks, rc_setup, fx_teardown),

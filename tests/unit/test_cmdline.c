@@ -113,7 +113,7 @@ static void test_table_complete_hints(void **state)
 	 * commands that take any number of words still hint at most one per
 	 * word the usage names. */
 	static const char *const known[] = { "kind", "dest", "queue", "topic", "pubsub", "client",
-	                                     "listing", "command", "durable", "user", "vhost", "-" };
+	                                     "listing", "command", "durable", "user", "vhost", "bridge", "-" };
 	size_t n;
 	const struct cmd_info *t = cmd_table(&n);
 	(void)state;
