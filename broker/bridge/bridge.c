@@ -399,7 +399,7 @@ static void record(struct bridge *br)
 {
 	struct sbuf json;
 	struct jw w;
-	char key[80];
+	char key[sizeof META_PREFIX + BRIDGE_NAME_MAX + 16];	/* names longer than the bound never reach here */
 	sbuf_init(&json);
 	jw_init(&w, &json);
 	jw_obj_begin(&w);
@@ -418,7 +418,7 @@ static void record(struct bridge *br)
 
 static void forget_record(struct broker *b, const char *name)
 {
-	char key[80];
+	char key[sizeof META_PREFIX + BRIDGE_NAME_MAX + 16];	/* names longer than the bound never reach here */
 	snprintf(key, sizeof key, META_PREFIX "%s", name);
 	store_meta_del(b, key);
 }

@@ -100,8 +100,8 @@ void bridge_spec_copy(struct bridge_spec *dst, const struct bridge_spec *src)
 bool bridge_name_ok(const char *name, char *err, size_t errlen)
 {
 	size_t n = strlen(name);
-	if (n == 0 || n > 64) {
-		snprintf(err, errlen, "bridge name '%s': expected 1 to 64 characters", name);
+	if (n == 0 || n > BRIDGE_NAME_MAX) {
+		snprintf(err, errlen, "bridge name '%s': expected 1 to %d characters", name, BRIDGE_NAME_MAX);
 		return false;
 	}
 	for (const char *p = name; *p; p++) {

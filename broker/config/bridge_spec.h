@@ -74,6 +74,8 @@ int bridge_spec_check(const struct bridge_spec *s, char *err, size_t errlen);
 
 /* Is this a name a bridge may have? (letters, digits, '-', '_', '.';
  * 1..64 characters) */
+/* The longest bridge name bridge_name_ok() accepts. */
+#define BRIDGE_NAME_MAX 64
 bool bridge_name_ok(const char *name, char *err, size_t errlen);
 
 /* Calls fn for every word that describes s, in the form bridge_spec_set
