@@ -25,8 +25,8 @@
 #define STREAM_MAX_PENDING (4u << 20)
 
 /* What a snapshot holds: each part is the data of one read-only admin
- * command, so the console shows what mqsh shows. A listing the broker
- * does not have (bridges, until they exist) is an empty list. */
+ * command, so the console shows what mqsh shows. A listing that fails
+ * is an empty list. */
 static const struct {
 	const char *key;
 	const char *argv[2];

@@ -395,7 +395,8 @@ def run_case(build, name, fn, scale, bound_mib, args, slack_ms):
         verdicts.append(problem)
     if peak > bound_mib * 1048576:
         verdicts.append(f"peak RSS {peak / 1048576:.0f} MiB over {bound_mib} MiB")
-    if p99(during) > limit:
+    slow = p99(during) > limit
+    if slow:
         verdicts.append(f"probe p99 {p99(during):.2f} ms over {limit:.2f} ms (idle p99 {p99(idle):.2f} ms)")
     if probe.errors:
         verdicts.append(f"probe failed: {probe.errors[0]}")
@@ -409,6 +410,8 @@ def run_case(build, name, fn, scale, bound_mib, args, slack_ms):
     if verdicts:
         line += "\n       " + "; ".join(verdicts)
     print(line, flush=True)
+    if slow and len(verdicts) == 1:
+        return "slow"
     return not verdicts
 
 
@@ -424,8 +427,15 @@ def main():
         if args.only and not any(o in name for o in args.only.split(",")):
             continue
         scale = short if args.short else full
-        ok &= run_case(args.build, name, fn, scale, bshort if args.short else bfull, extra,
-                       100.0 if args.short else 1.0)
+        bound = bshort if args.short else bfull
+        slack = 100.0 if args.short else 1.0
+        verdict = run_case(args.build, name, fn, scale, bound, extra, slack)
+        if verdict == "slow" and args.short:
+            # On a small shared CI machine one late round trip can be the
+            # scheduler's; a broker that stalls is late again.
+            print("       (only the probe was late: once more)", flush=True)
+            verdict = run_case(args.build, name, fn, scale, bound, extra, slack)
+        ok &= verdict is True
     return 0 if ok else 1
 
 
