@@ -53,7 +53,7 @@ def test_through_a_quorum_queue_while_rabbitmq_and_mqbroker_die(rabbit):
     restarted, then A. Nothing A receipted is lost."""
     env = dict(os.environ, MQ_RABBIT_DIR=rabbit["dir"], MQ_RABBIT_HOSTS=rabbit["hosts"], MQ_COUNT="5000",
                MQ_RATE="2500", MQ_RABBIT_CTL=CLUSTER)
-    r = subprocess.run([os.path.join(BUILD, "bin", "mqsh"), "run", os.path.join(ROOT, "scenarios",
+    r = subprocess.run([os.path.join(BUILD, "bin", "mqsh"), "run", os.path.join(ROOT, "scenarios", "cluster",
                         "bridge_cluster.lua")], env=env, capture_output=True, text=True, timeout=400, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 lost" in r.stdout, r.stdout
