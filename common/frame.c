@@ -313,9 +313,15 @@ static enum frame_status find_body(struct evbuffer *in, struct frame_scan *scan,
 
 	if (scan->has_length) {
 		uint64_t cl = scan->content_length;
-		if (cl > lim->max_frame || scan->hdr_end + cl > lim->max_frame)
+		if (cl > lim->max_frame)
 			return fail(err, errlen, "frame too large: content-length %" PRIu64 " (limit %zu) in %s frame",
 			            cl, lim->max_frame, cmd);
+		/* The limit covers the header block too: say so, or a body of
+		 * exactly the limit reads as refused for no reason. */
+		if (scan->hdr_end + cl > lim->max_frame)
+			return fail(err, errlen, "frame too large: content-length %" PRIu64 " plus %zu bytes of "
+			            "command and headers (limit %zu for both) in %s frame",
+			            cl, scan->hdr_end, lim->max_frame, cmd);
 		if (avail < scan->hdr_end + cl + 1)
 			return FRAME_NEED_MORE;
 		*total = scan->hdr_end + (size_t)cl + 1;

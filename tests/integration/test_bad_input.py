@@ -148,6 +148,11 @@ def test_limits_frame_size_headers_line(make_broker):
     r.expect_error("frame too large: content-length 5000 (limit 4096) in SEND frame (option max_frame)")
     r = Raw(b)
     r.connect()
+    r.frame("SEND", {"destination": "/queue/x"}, "x" * 4096, content_length=True)
+    r.expect_error("frame too large: content-length 4096 plus 47 bytes of command and headers (limit 4096 for "
+                   "both) in SEND frame (option max_frame)")
+    r = Raw(b)
+    r.connect()
     r.frame("SEND", {f"h{i}": "v" for i in range(8)})
     r.expect_error("too many headers: more than 5 in SEND frame (option max_headers)")
     r = Raw(b)

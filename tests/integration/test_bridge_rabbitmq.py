@@ -3,8 +3,6 @@ ci/cluster-test, on one node. ci/deps installs rabbitmq-server; the node
 is ours alone (ci/rabbitmq-cluster: its own name, ports, data directory,
 cookie and epmd, all on loopback) and stopped at the end."""
 import os
-import random
-import socket
 import subprocess
 
 import pytest
@@ -15,24 +13,13 @@ CLUSTER = os.path.join(ROOT, "ci", "rabbitmq-cluster")
 RABBIT = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 
 
-def port_busy(p):
-    s = socket.socket()
-    try:
-        return s.connect_ex(("127.0.0.1", p)) == 0
-    finally:
-        s.close()
-
-
 @pytest.fixture(scope="module")
 def rabbit(tmp_path_factory):
     if not os.path.exists(RABBIT):
         pytest.skip("rabbitmq-server is not installed (ci/deps installs it)")
     d = str(tmp_path_factory.mktemp("rabbit"))
-    for _ in range(50):
-        base = 20000 + random.randrange(400) * 100
-        if not any(port_busy(p) for p in range(base, base + 20)):
-            break
-    subprocess.run([CLUSTER, "start", d, "1", str(base)], check=True, timeout=120)
+    base = subprocess.run([CLUSTER, "free-base", "1"], check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run([CLUSTER, "start", d, "1", base], check=True, timeout=120)
     try:
         subprocess.run([CLUSTER, "quorum", d, "orders"], check=True, timeout=60)
         hosts = subprocess.run([CLUSTER, "hosts", d], check=True, capture_output=True, text=True).stdout.strip()
@@ -53,7 +40,7 @@ def test_through_a_quorum_queue_while_rabbitmq_and_mqbroker_die(rabbit):
     restarted, then A. Nothing A receipted is lost."""
     env = dict(os.environ, MQ_RABBIT_DIR=rabbit["dir"], MQ_RABBIT_HOSTS=rabbit["hosts"], MQ_COUNT="5000",
                MQ_RATE="2500", MQ_RABBIT_CTL=CLUSTER)
-    r = subprocess.run([os.path.join(BUILD, "bin", "mqsh"), "run", os.path.join(ROOT, "scenarios",
+    r = subprocess.run([os.path.join(BUILD, "bin", "mqsh"), "run", os.path.join(ROOT, "scenarios", "cluster",
                         "bridge_cluster.lua")], env=env, capture_output=True, text=True, timeout=400, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 lost" in r.stdout, r.stdout

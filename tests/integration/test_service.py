@@ -5,13 +5,20 @@ runs the packaged service itself.)"""
 import grp
 import json
 import os
+import platform
+import re
+import shutil
 import signal
 import socket
 import stat
+import subprocess
+import sys
 
 import pytest
 
-from mqtest import Control, Raw, wait_for
+from mqtest import ROOT, Control, Raw, wait_for
+
+UNIT = os.path.join(ROOT, "debian", "mqbroker.service")
 
 
 def journal_broker(make_broker, *args):
@@ -109,3 +116,71 @@ def test_logreopen_reopens_the_file_without_reloading(make_broker, tmp_path):
     plain = make_broker()
     reply = Control(plain).call("logreopen")
     assert reply["ok"] and reply["message"] == "logging goes to stderr: no log file to reopen"
+
+
+# Runs a program with socket() limited to the address families given, as
+# systemd's RestrictAddressFamilies= does (a seccomp filter on socket(2)
+# alone; other families fail with EAFNOSUPPORT).
+#   python3 -c SECCOMP_WRAPPER SYSCALL_NR AUDIT_ARCH FAMILY... -- PROGRAM ARG...
+SECCOMP_WRAPPER = r"""
+import ctypes, os, struct, sys
+sep = sys.argv.index("--")
+nr, arch, fams = int(sys.argv[1]), int(sys.argv[2]), [int(f) for f in sys.argv[3:sep]]
+LD_ABS, JEQ, RET = 0x20, 0x15, 0x06
+ALLOW, EAFNOSUPPORT = 0x7FFF0000, 0x00050000 | 97
+n = len(fams)
+# struct seccomp_data: nr at 0, arch at 4, args[0] at 16. Jumps count
+# instructions from the next one; the last two return refuse and allow.
+prog = [(LD_ABS, 0, 0, 4), (JEQ, 0, 4 + n, arch),  # another architecture: allow
+        (LD_ABS, 0, 0, 0), (JEQ, 0, 2 + n, nr),     # not socket(): allow
+        (LD_ABS, 0, 0, 16)]                          # the family
+prog += [(JEQ, n - i, 0, f) for i, f in enumerate(fams)]
+prog += [(RET, 0, 0, EAFNOSUPPORT), (RET, 0, 0, ALLOW)]
+code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *ins) for ins in prog))
+fprog = ctypes.create_string_buffer(struct.pack("HxxxxxxQ", len(prog), ctypes.addressof(code)))
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+# PR_SET_NO_NEW_PRIVS, then PR_SET_SECCOMP with SECCOMP_MODE_FILTER
+if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.addressof(fprog), 0, 0):
+    sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
+os.execv(sys.argv[sep + 1], sys.argv[sep + 1:])
+"""
+# socket(2)'s number and the audit architecture, per machine
+SOCKET_SYSCALL = {"x86_64": (41, 0xC000003E), "aarch64": (198, 0xC00000B7)}
+
+
+def own_global_ipv4():
+    """A non-loopback IPv4 address of this machine, or None."""
+    if not shutil.which("ip"):
+        return None
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show", "scope", "global"], capture_output=True,
+                         text=True).stdout
+    m = re.search(r"\binet (\d+\.\d+\.\d+\.\d+)/", out)
+    return m.group(1) if m else None
+
+
+def test_the_units_address_families_let_the_broker_know_its_own_addresses(make_broker):
+    """Under mqbroker.service's RestrictAddressFamilies, a CONNECT whose
+    host header is one of the machine's addresses (what stomp.py sends
+    when it connects by address) still means the default virtual host:
+    the broker lists its addresses with getifaddrs(), which needs
+    AF_NETLINK."""
+    if platform.machine() not in SOCKET_SYSCALL:
+        pytest.skip(f"no socket(2) number known here for {platform.machine()}")
+    addr = own_global_ipv4()
+    if not addr:
+        pytest.skip("this machine has no non-loopback IPv4 address to name in the host header")
+    with open(UNIT) as f:
+        families = re.search(r"^RestrictAddressFamilies=(.*)$", f.read(), re.M).group(1).split()
+    numbers = [getattr(socket, fam) for fam in families]
+    nr, arch = SOCKET_SYSCALL[platform.machine()]
+    b = make_broker(start=False)
+    cmd = b.command()
+    wrapper = [sys.executable, "-c", SECCOMP_WRAPPER, str(nr), str(arch)] + [str(n) for n in numbers] + ["--"]
+    b.command = lambda: wrapper + cmd
+    b.start()
+    r = Raw(b)
+    r.frame("CONNECT", {"accept-version": "1.2", "host": addr})
+    f = r.recv()
+    assert f["command"] == "CONNECTED", (families, f)
+    r.close()
