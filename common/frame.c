@@ -218,12 +218,23 @@ static enum frame_status scan_headers(struct evbuffer *in, struct frame_scan *sc
                                       char *err, size_t errlen)
 {
 	size_t avail = evbuffer_get_length(in);
+	/* The first chain is read in place; bytes are moved to make a line
+	 * contiguous only when it runs past the chain's end. */
+	size_t have = evbuffer_get_contiguous_space(in);
+	unsigned char *p = evbuffer_pullup(in, (ssize_t)have);
 
 	while (!scan->hdr_end) {
 		size_t want = MIN(avail, scan->pos + lim->max_header_line + 2);
-		unsigned char *p = evbuffer_pullup(in, (ssize_t)want);
-		unsigned char *nl = memchr(p + scan->pos, '\n', want - scan->pos);
+		unsigned char *nl = NULL;
 		size_t line_len, end;
+
+		if (have > scan->pos)
+			nl = memchr(p + scan->pos, '\n', MIN(have, want) - scan->pos);
+		if (!nl && have < want) {
+			p = evbuffer_pullup(in, (ssize_t)want);
+			have = want;
+			nl = memchr(p + scan->pos, '\n', want - scan->pos);
+		}
 
 		if (scan->lines == 0) {
 			/* A NUL ends a frame, never a command line: without this
