@@ -10,7 +10,7 @@
 /* libevent 2.1's EVBUFFER_MAX_READ: a read that filled it may have left more. */
 #define LIBEVENT_READ_CAP 4096
 
-size_t read_more(struct bufferevent *bev, size_t want)
+size_t read_more(struct bufferevent *bev)
 {
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t have = evbuffer_get_length(in);
@@ -20,11 +20,11 @@ size_t read_more(struct bufferevent *bev, size_t want)
 	size_t left;
 	int n, used = 0;
 
-		if (have < LIBEVENT_READ_CAP || have >= want)
+		if (have < LIBEVENT_READ_CAP || have >= READ_INPUT_MAX)
 		return 0;
 	/* The bufferevent keeps its input's end frozen but for its own reads. */
 	evbuffer_unfreeze(in, 0);
-	n = evbuffer_reserve_space(in, (ev_ssize_t)(want - have), v, 2);
+	n = evbuffer_reserve_space(in, READ_PIECE, v, 2);
 	if (n <= 0) {
 		evbuffer_freeze(in, 0);
 		return 0;

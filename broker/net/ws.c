@@ -353,7 +353,7 @@ static void sock_read_cb(struct bufferevent *bev, void *arg)
 	case WS_OPEN:
 	case WS_CLOSING:
 		if (!w->tls && w->state == WS_OPEN)
-			read_more(bev, 256 * 1024);	/* libevent's own reads stop at 4 KiB */
+			read_more(bev);	/* libevent's own reads stop at 4 KiB */
 		(void)relay_in(w);
 		return;
 	}

@@ -26,10 +26,6 @@
 
 /* Frames handled per read callback before yielding to other connections. */
 #define FRAMES_PER_TURN 512
-/* What a read callback fills a plain socket's input up to: large enough
- * for several 64 KiB messages a turn, small enough that 512 frames of
- * 100 bytes empty most of it. */
-#define INPUT_TARGET (256 * 1024)
 /* How long a closing connection may take to read its ERROR. */
 #define CLOSE_GRACE_MS 2000
 /* Unread bytes the kernel holds for a paused connection past which its
@@ -273,7 +269,7 @@ struct conn *conn_new(struct broker *b, struct bufferevent *bev,
 	/* libevent 2.1 writes 16 KiB at a time unless told otherwise. Its
 	 * reads stop at 4 KiB whatever this says: read_cb takes the rest
 	 * (read_more) when the socket is a plain one. */
-	bufferevent_set_max_single_read(bev, INPUT_TARGET);
+	bufferevent_set_max_single_read(bev, READ_INPUT_MAX);
 	bufferevent_set_max_single_write(bev, 256 * 1024);
 	c->plain_socket = strcmp(transport, "tcp") == 0;
 
@@ -484,7 +480,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	size_t before;
 
 	if (c->plain_socket && c->state != CONN_CLOSING && !c->read_paused)
-		read_more(bev, INPUT_TARGET);
+		read_more(bev);
 	before = evbuffer_get_length(in);
 
 	c->last_read_ms = mono_ms();
