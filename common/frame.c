@@ -48,11 +48,15 @@ bool frame_cmd_raw_headers(enum frame_cmd cmd)
 	return cmd == CMD_CONNECT || cmd == CMD_STOMP || cmd == CMD_CONNECTED;
 }
 
+/* The largest copy buffer kept between frames. */
+#define WHOLE_KEPT (1024 * 1024)
+
 void frame_init(struct frame *f) { memset(f, 0, sizeof *f); }
 
 void frame_fini(struct frame *f)
 {
 	free(f->hdrs);
+	free(f->whole);
 	memset(f, 0, sizeof *f);
 }
 
@@ -218,12 +222,23 @@ static enum frame_status scan_headers(struct evbuffer *in, struct frame_scan *sc
                                       char *err, size_t errlen)
 {
 	size_t avail = evbuffer_get_length(in);
+	/* The first chain is read in place; bytes are moved to make a line
+	 * contiguous only when it runs past the chain's end. */
+	size_t have = evbuffer_get_contiguous_space(in);
+	unsigned char *p = evbuffer_pullup(in, (ssize_t)have);
 
 	while (!scan->hdr_end) {
 		size_t want = MIN(avail, scan->pos + lim->max_header_line + 2);
-		unsigned char *p = evbuffer_pullup(in, (ssize_t)want);
-		unsigned char *nl = memchr(p + scan->pos, '\n', want - scan->pos);
+		unsigned char *nl = NULL;
 		size_t line_len, end;
+
+		if (have > scan->pos)
+			nl = memchr(p + scan->pos, '\n', MIN(have, want) - scan->pos);
+		if (!nl && have < want) {
+			p = evbuffer_pullup(in, (ssize_t)want);
+			have = want;
+			nl = memchr(p + scan->pos, '\n', want - scan->pos);
+		}
 
 		if (scan->lines == 0) {
 			/* A NUL ends a frame, never a command line: without this
@@ -473,15 +488,29 @@ enum frame_status frame_parse(struct evbuffer *in, struct frame_scan *scan,
 	st = find_body(in, scan, lim, &total, err, errlen);
 	if (st != FRAME_OK)
 		return st;
-	p = evbuffer_pullup(in, (ssize_t)total);
-	if (!p)
-		return fail(err, errlen, "out of memory assembling a %zu-byte frame", total);
+	if (total <= evbuffer_get_contiguous_space(in)) {
+		p = evbuffer_pullup(in, (ssize_t)total);	/* in place: no copy */
+	} else {
+		if (total > f->whole_cap) {
+			free(f->whole);
+			f->whole_cap = MAX(total, 64 * 1024);
+			f->whole = xmalloc(f->whole_cap);
+		}
+		evbuffer_copyout(in, f->whole, total);
+		p = (unsigned char *)f->whole;
+	}
 	return decode(p, scan, f, total, version, err, errlen);
 }
 
 void frame_consume(struct evbuffer *in, struct frame_scan *scan, struct frame *f)
 {
 	evbuffer_drain(in, f->total);
+	if (f->whole_cap > WHOLE_KEPT && f->total > 0) {
+		/* one huge frame must not pin its size for good */
+		free(f->whole);
+		f->whole = NULL;
+		f->whole_cap = 0;
+	}
 	memset(scan, 0, sizeof *scan);
 	f->total = 0;
 	f->nhdrs = 0;

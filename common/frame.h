@@ -111,12 +111,18 @@ struct frame {
 	struct frame_hdr *hdrs;		/* owned; reused across frames */
 	unsigned nhdrs;
 	unsigned hdr_cap;
-	char *body;			/* inside the input buffer; NUL follows it */
+	char *body;			/* inside the input buffer or `whole`; NUL follows it */
 	size_t body_len;
 	bool has_content_length;
 	const char *known[HDR_KNOWN_COUNT];	/* first value of each, or NULL */
 	size_t total;			/* bytes frame_consume() will drain */
 	size_t skipped_eols;		/* heart-beat EOLs drained before this frame */
+	/* A frame that spans the input's chains is copied here rather than
+	 * pulled up: evbuffer_pullup() would allocate a chain rounded up to a
+	 * power of two for every such frame, and the holes those leave
+	 * fragment the heap between large messages (see frame_parse). */
+	char *whole;			/* owned; reused across frames */
+	size_t whole_cap;
 };
 
 void frame_init(struct frame *f);

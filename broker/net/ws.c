@@ -15,7 +15,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "core/broker.h"
-#include "net/ws.h"
+#include "net/readmore.h"
 #include "net/ws_codec.h"
 #include "net/ws_handshake.h"
 
@@ -352,6 +352,8 @@ static void sock_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	case WS_OPEN:
 	case WS_CLOSING:
+		if (!w->tls && w->state == WS_OPEN)
+			read_more(bev);	/* libevent's own reads stop at 4 KiB */
 		(void)relay_in(w);
 		return;
 	}

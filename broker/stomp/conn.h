@@ -56,6 +56,7 @@ struct conn {
 	enum stomp_version version;
 	bool out_blocked;		/* output over max_output: no more deliveries */
 	bool read_paused;		/* memory high-watermark: not reading */
+	bool plain_socket;		/* bev reads a plain TCP socket itself (no TLS, no WebSocket) */
 
 	struct frame_scan scan;		/* progress on the frame being received */
 	struct strmap txns;		/* name -> struct txn *, owned (txn.h) */

@@ -192,6 +192,75 @@ static void test_escape_roundtrip(void **state)
 
 /* Builds a stream of several frames, then feeds it split at every byte
  * boundary into separate chains: every split must parse the same frames. */
+/* Everything present at once, in three chains cut at every pair of
+ * places: a line or a body that runs from one chain into the next is
+ * found whole (the parser reads the first chain in place and moves
+ * bytes only when a line crosses its end). */
+static void test_parse_across_three_chains(void **state)
+{
+	static const char stream[] =
+		"SEND\ndestination:/queue/a\ncontent-length:3\n\nx\0y\0"
+		"SEND\r\ndestination:/topic/b\r\nk:v\r\n\r\nhello\0";
+	size_t len = sizeof stream - 1;
+	char *copy = malloc(len);
+	(void)state;
+	for (size_t i = 0; i <= len; i++) {
+		for (size_t j = i; j <= len; j++) {
+			struct evbuffer *in = evbuffer_new();
+			struct parsed p = { 0 };
+			int frames = 0;
+			frame_init(&p.f);
+			memcpy(copy, stream, len);
+			evbuffer_add_reference(in, copy, i, NULL, NULL);
+			evbuffer_add_reference(in, copy + i, j - i, NULL, NULL);
+			evbuffer_add_reference(in, copy + j, len - j, NULL, NULL);
+			while (parse_once(in, &p, STOMP_1_2) == FRAME_OK) {
+				assert_int_equal(p.f.cmd, CMD_SEND);
+				if (frames == 0) {
+					assert_string_equal(frame_get(&p.f, "destination"), "/queue/a");
+					assert_int_equal(p.f.body_len, 3);
+					assert_memory_equal(p.f.body, "x\0y", 3);
+				} else {
+					assert_string_equal(frame_get(&p.f, "destination"), "/topic/b");
+					assert_string_equal(frame_get(&p.f, "k"), "v");
+					assert_int_equal(p.f.body_len, 5);
+					assert_memory_equal(p.f.body, "hello", 5);
+				}
+				frames++;
+				frame_consume(in, &p.scan, &p.f);
+			}
+			assert_int_equal(p.st, FRAME_NEED_MORE);
+			assert_int_equal(frames, 2);
+			frame_fini(&p.f);
+			evbuffer_free(in);
+		}
+	}
+	free(copy);
+}
+
+static void test_fw_u64_digits(void **state)
+{
+	static const struct {
+		uint64_t v;
+		const char *text;
+	} cases[] = {
+		{ 0, "0" }, { 7, "7" }, { 10, "10" }, { 99, "99" }, { 100, "100" }, { 101, "101" },
+		{ 1000, "1000" }, { 12345, "12345" }, { 9999999999ULL, "9999999999" },
+		{ 10000000000ULL, "10000000000" }, { UINT64_MAX, "18446744073709551615" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char buf[FW_U64_MAX + 1];
+		struct frame_writer w;
+		size_t n;
+		fw_begin_mem(&w, buf, STOMP_1_2);
+		fw_u64(&w, cases[i].v);
+		n = fw_end(&w);
+		buf[n] = 0;
+		assert_string_equal(buf, cases[i].text);
+	}
+}
+
 static void test_parse_split_at_every_byte(void **state)
 {
 	static const char stream[] =
@@ -425,6 +494,8 @@ int main(void)
 		cmocka_unit_test(test_header_escaping_per_version),
 		cmocka_unit_test(test_escape_roundtrip),
 		cmocka_unit_test(test_parse_split_at_every_byte),
+		cmocka_unit_test(test_parse_across_three_chains),
+		cmocka_unit_test(test_fw_u64_digits),
 		cmocka_unit_test(test_parse_byte_by_byte),
 		cmocka_unit_test(test_parse_malformed_input),
 		cmocka_unit_test(test_nul_in_command_line_is_an_error_at_once),
