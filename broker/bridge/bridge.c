@@ -55,7 +55,7 @@ static enum bridge_state compute_state(const struct bridge *br)
 	if (br->paused)
 		return BRIDGE_PAUSED;
 	if (!br->connected)
-		return br->failures ? BRIDGE_FAILING : BRIDGE_CONNECTING;
+		return br->failures || br->reconnect_failing ? BRIDGE_FAILING : BRIDGE_CONNECTING;
 	if (br->backoff || br->in_failed)
 		return BRIDGE_FAILING;
 	if (br->out_blocked || br->throttled || !TAILQ_EMPTY(&br->held))
@@ -154,6 +154,7 @@ static void on_event(struct mq_session *s, const struct mq_event *ev, void *arg)
 		const char *rid = mq_session_connected_header(br->s, "broker-id");
 		br->connected = true;
 		br->failures = 0;
+		br->reconnect_failing = false;
 		br->connects++;
 		snprintf(br->remote_id, sizeof br->remote_id, "%s", rid ? rid : "");
 		log_info("bridge %s: %s%s%s", br->spec.name, ev->text,
@@ -167,7 +168,10 @@ static void on_event(struct mq_session *s, const struct mq_event *ev, void *arg)
 			bridge_out_connected(br);
 		break;
 	}
-	case MQ_EVENT_CONNECTION_LOST:
+	case MQ_EVENT_CONNECTION_LOST: {
+		struct mq_stats st;
+		mq_session_stats(br->s, &st);
+		br->attempts_at_loss = st.attempts;
 		br->connected = false;
 		br->out_blocked = false;
 		log_warn("bridge %s: %s; reconnecting", br->spec.name, ev->text);
@@ -177,6 +181,7 @@ static void on_event(struct mq_session *s, const struct mq_event *ev, void *arg)
 		bridge_update_room(br);
 		bridge_set_state(br, BRIDGE_CONNECTING, NULL);
 		break;
+	}
 	case MQ_EVENT_CONNECT_FAILED:
 	case MQ_EVENT_DISCONNECTED: {
 		uint64_t ms;
@@ -719,6 +724,20 @@ void bridges_tick(struct broker *b)
 		}
 		if (br->spec.direction == BRIDGE_OUT && !br->subscribed && !br->paused)
 			bridge_out_start(br);	/* a fixed source deleted, and wanted again */
+		if (!br->connected && br->connects && !br->failures && !br->reconnect_failing && br->s) {
+			/* The session reconnects by itself after a loss and says
+			 * nothing of attempts that fail: a second attempt begun
+			 * means the first failed, and the link is failing, not
+			 * just connecting. */
+			struct mq_stats st;
+			mq_session_stats(br->s, &st);
+			if (st.attempts >= br->attempts_at_loss + 2) {
+				char why[sizeof br->last_error];
+				br->reconnect_failing = true;
+				snprintf(why, sizeof why, "reconnecting: %.600s", mq_session_error(br->s));
+				bridge_set_state(br, BRIDGE_FAILING, why);
+			}
+		}
 		bridge_set_state(br, br->state, NULL);
 		/* The alarm: running (not paused, not failing: those say so
 		 * already), messages waiting, and nothing moving. */

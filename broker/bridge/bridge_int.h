@@ -61,6 +61,8 @@ struct bridge {
 	char last_error[700];
 	char remote_id[65];		/* the remote mqbroker's broker-id, "" for others */
 	bool connected;
+	uint64_t attempts_at_loss;	/* the session's attempts when an established link dropped */
+	bool reconnect_failing;	/* since then, an attempt to reconnect has failed */
 	bool paused;
 	bool stopping;			/* being deleted: settle nothing more */
 	bool draining;			/* the broker is shutting down: take nothing new, settle

@@ -142,6 +142,23 @@ def test_remote_killed_and_restarted_loses_nothing(make_broker):
     assert len(seen) == len(set(seen)), "a repeat got through the dedup window"
 
 
+def test_a_link_that_stays_down_is_failing_with_the_reason(make_broker):
+    """An established link drops and the remote stays away: after the first
+    reconnection attempt fails the bridge says failing, with that attempt's
+    error, not connecting for ever; it runs again once the remote is back."""
+    b = make_broker()
+    a = make_broker(config=config(bridge_cfg("ab", "out", "/queue/out", "/queue/in", b.port,
+                                             reconnect_min="50ms", reconnect_max="200ms", heartbeat="1s")))
+    wait_bridge(a, "ab", lambda r: r["state"] == "running", "the bridge running")
+    b.kill()
+    r = wait_bridge(a, "ab", lambda r: r["state"] == "failing", "the bridge failing")
+    assert r["error"].startswith("reconnecting: ") and len(r["error"]) > len("reconnecting: "), r["error"]
+    b.start()
+    wait_bridge(a, "ab", lambda r: r["state"] == "running", "the bridge running again", timeout=30)
+    send_receipted(a, "/queue/out", 3)
+    assert len(drain(b, "/queue/in", ["m0", "m1", "m2"])) == 3
+
+
 def test_local_broker_killed_and_restarted_sends_its_journal(make_broker):
     """kill -9 of the bridge's own broker: what it had receipted is in its
     journal and goes out after the restart, with the same mq-post-id."""
