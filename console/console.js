@@ -14,6 +14,7 @@
   const HISTORY = 300; // points on a chart: five minutes, one a second
   const MAX_EVENTS = 500;
   const MAX_ROWS = 2000; // rows a table shows; the filter finds the rest
+  const MAX_BRIDGE_HISTORY = 200; // bridges whose last minutes the page keeps
 
   const state = {
     session: null, // {login, admin, token}
@@ -22,6 +23,8 @@
     history: { time: [], rate_in: [], rate_out: [] },
     dest: null, // the destination page's {vhost, name, time, depth, unacked, rate_in, rate_out, shown}
     conn: null, // the connection page's id
+    bridge: null, // the bridge page's {name, vhost, shown}
+    bridgeHist: new Map(), // bridge name -> its figures of the last minutes (recordBridges)
     events: [],
     eventsPaused: false,
     route: 'overview',
@@ -236,6 +239,7 @@
       push(h.rate_in, s.stats.rate_in);
       push(h.rate_out, s.stats.rate_out);
     }
+    recordBridges(s);
     if (state.dest) {
       const row = findDest(state.dest.vhost, state.dest.name);
       if (row) {
@@ -257,7 +261,8 @@
 
   // ---- routes ----
 
-  const pages = ['overview', 'destinations', 'destination', 'connections', 'connection', 'events', 'bridges', 'missing'];
+  const pages = ['overview', 'destinations', 'destination', 'connections', 'connection', 'events', 'bridges', 'bridge',
+                 'missing'];
 
   function route() {
     if (!state.session) return;
@@ -266,10 +271,13 @@
     let page = parts[0] || 'overview';
     state.dest = null;
     state.conn = null;
+    state.bridge = null;
     if (page === 'destination' && parts.length >= 3) {
       openDest(parts[1], parts.slice(2).join('/'));
     } else if (page === 'connection' && parts.length === 2) {
       state.conn = parts[1];
+    } else if (page === 'bridge' && parts.length === 2) {
+      openBridge(parts[1]);
     } else if (!['overview', 'destinations', 'connections', 'events', 'bridges'].includes(page)) {
       $('missing-path').textContent = '#' + hash;
       page = 'missing';
@@ -279,7 +287,8 @@
     for (const a of document.querySelectorAll('header nav a')) {
       a.classList.toggle('current', a.dataset.page === page || a.dataset.page + 's' === page ||
                          (page === 'destination' && a.dataset.page === 'destinations') ||
-                         (page === 'connection' && a.dataset.page === 'connections'));
+                         (page === 'connection' && a.dataset.page === 'connections') ||
+                         (page === 'bridge' && a.dataset.page === 'bridges'));
     }
     render();
   }
@@ -299,6 +308,7 @@
       case 'connection': return renderConnection();
       case 'events': return renderEvents();
       case 'bridges': return renderBridges();
+      case 'bridge': return renderBridge();
     }
   }
 
@@ -351,7 +361,9 @@
 
   // ---- tables ----
 
-  // A sortable table: columns [{key, label, num, fmt(v, row), cell(row)}].
+  // A sortable table: columns [{key, label, title, num, fmt(v, row), cell(row)}];
+  // opts.after(row) may give a second line under a row (content for one
+  // cell across the table).
   class Grid {
     constructor(table, columns, opts) {
       this.table = table;
@@ -361,7 +373,7 @@
       this.desc = false;
       const tr = el('tr');
       for (const c of columns) {
-        const th = el('th', { class: c.num ? 'num' : '', 'data-key': c.key, text: c.label });
+        const th = el('th', { class: c.num ? 'num' : '', 'data-key': c.key, text: c.label, title: c.title });
         if (c.key) {
           th.addEventListener('click', () => {
             if (this.sortKey === c.key) this.desc = !this.desc;
@@ -400,8 +412,12 @@
           else content = c.fmt ? c.fmt(r[c.key], r) : fmtNum(r[c.key]);
           tr.append(el('td', { class: (c.num ? 'num' : '') + (c.wrap ? ' wrap' : ''), 'data-key': c.key || '' }, content));
         }
-        return tr;
-      });
+        const more = this.opts.after && this.opts.after(r);
+        if (!more) return [tr];
+        tr.classList.add('has-after');
+        return [tr, el('tr', Object.assign({ class: 'after' }, more.attrs),
+                       el('td', { colspan: String(this.columns.length) }, more.content))];
+      }).flat();
       if (!trs.length) trs.push(el('tr', { class: 'none' }, el('td', { colspan: String(this.columns.length), text: 'none' })));
       this.tbody.replaceChildren(...trs);
       return sorted.length;
@@ -463,6 +479,19 @@
     if (s.journal_failing) alarms.push(['bad', 'The journal cannot write: persistent messages are refused']);
     const paused = (state.snap.destinations || []).filter((d) => d.paused).length;
     if (paused) alarms.push(['warn', `${paused} paused queue${paused === 1 ? '' : 's'}: delivery stopped`]);
+    // bridges that need someone: failing or stalled first, then those held
+    for (const r of state.snap.bridges || []) {
+      if (r.state === 'failing') alarms.push(['bad', `Bridge ${r.name} failing: ${r.error || 'no reason given'}`]);
+      if (r.stalled) {
+        alarms.push(['bad', `Bridge ${r.name} stalled: ${fmtNum(r.lag_messages)} message${r.lag_messages === 1 ? '' : 's'} ` +
+                     'waiting, nothing moves']);
+      }
+    }
+    const held = (state.snap.bridges || []).filter((r) => r.state === 'paused' || r.state === 'blocked');
+    for (const st of ['paused', 'blocked']) {
+      const n = held.filter((r) => r.state === st).length;
+      if (n) alarms.push(['warn', `${n} ${st} bridge${n === 1 ? '' : 's'}: ` + held.filter((r) => r.state === st).map((r) => r.name).join(', ')]);
+    }
     const list = $('ov-alarms');
     list.replaceChildren(...(alarms.length
       ? alarms.map(([cls, text]) => el('li', { class: cls === 'warn' ? 'warn' : '', text }))
@@ -742,7 +771,8 @@
     const filter = $('events-filter').value.trim();
     const shown = state.events.filter((e) => matches(filter, JSON.stringify(e)));
     $('events-list').replaceChildren(...shown.map((e) => {
-      const rest = Object.entries(e).filter(([k]) => k !== 'event' && k !== 'time_ms').map(([k, v]) => `${k}=${v}`);
+      const rest = Object.entries(e).filter(([k, v]) => k !== 'event' && k !== 'time_ms' && v !== '')
+        .map(([k, v]) => `${k}=${v}`);
       return el('li', {}, el('span', { class: 'time', text: fmtTime(e.time_ms) }),
         el('span', { class: 'name', text: e.event }), el('span', { text: rest.join(' ') }));
     }));
@@ -759,25 +789,216 @@
 
   // ---- bridges ----
 
-  // Bridges are the rows of `list bridges`: whatever fields the broker
-  // gives them become the columns, so the page needs no change when they
-  // arrive or grow.
-  let bridgeGrid = null, bridgeKeys = '';
-  function renderBridges() {
-    const rows = (state.snap && state.snap.bridges) || [];
-    $('bridges-empty').hidden = rows.length > 0;
-    $('bridges-table').hidden = rows.length === 0;
-    if (!rows.length) return;
-    const keys = Object.keys(rows[0]);
-    if (keys.join() !== bridgeKeys) {
-      bridgeKeys = keys.join();
-      bridgeGrid = new Grid($('bridges-table'), keys.map((k) => ({
-        key: k, label: k.replace(/_/g, ' '), num: typeof rows[0][k] === 'number',
-        fmt: (v) => (typeof v === 'number' ? fmtNum(v) : v === null || v === undefined ? '-' : String(v)),
-      })));
-    }
-    bridgeGrid.render(rows);
+  // A bridge's state as a tag: running is well, paused and blocked held
+  // back on purpose or by backpressure, connecting on its way, failing
+  // wrong (docs/bridges.md, "States").
+  function bridgeStateTag(state) {
+    return el('span', { class: 'tag state-' + state, text: state });
   }
+
+  function fmtSeconds(v) {
+    if (v === undefined || v === null) return '-';
+    return v < 60 ? `${v.toFixed(v < 10 ? 1 : 0)} s` : fmtDuration(Math.round(v));
+  }
+
+  // What each bridge did over the last minutes, from the snapshots this
+  // page received: forwarded and acknowledged per second, lag, pending.
+  function recordBridges(s) {
+    const seen = new Set();
+    for (const r of (s.bridges || []).slice(0, MAX_BRIDGE_HISTORY)) {
+      seen.add(r.name);
+      let h = state.bridgeHist.get(r.name);
+      if (!h || (h.last && (r.forwarded < h.last.forwarded || r.acknowledged < h.last.acknowledged))) {
+        // new, or deleted and added again: its counters started afresh
+        h = { time: [], forwarded: [], acknowledged: [], lag: [], pending: [], last: null };
+        state.bridgeHist.set(r.name, h);
+      }
+      if (h.last && s.time_ms <= h.last.time) continue;
+      if (h.last) {
+        const secs = (s.time_ms - h.last.time) / 1000;
+        push(h.time, s.time_ms);
+        push(h.forwarded, (r.forwarded - h.last.forwarded) / secs);
+        push(h.acknowledged, (r.acknowledged - h.last.acknowledged) / secs);
+        push(h.lag, r.lag_messages);
+        push(h.pending, r.pending);
+      }
+      h.last = { time: s.time_ms, forwarded: r.forwarded, acknowledged: r.acknowledged };
+    }
+    for (const name of state.bridgeHist.keys()) if (!seen.has(name)) state.bridgeHist.delete(name);
+  }
+
+  function findBridge(name) {
+    return ((state.snap && state.snap.bridges) || []).find((r) => r.name === name);
+  }
+
+  function bridgeActions(r) {
+    const pause = r.paused
+      ? el('button', { type: 'button', class: 'bridge-resume', 'data-name': r.name, text: 'Resume',
+                       onclick: () => act('bridge', 'resume', r.name) })
+      : el('button', { type: 'button', class: 'bridge-pause', 'data-name': r.name, text: 'Pause',
+                       onclick: () => act('bridge', 'pause', r.name) });
+    return el('span', { class: 'actions small' }, pause,
+      el('button', { type: 'button', class: 'danger bridge-delete', 'data-name': r.name, text: 'Delete…',
+                     onclick: () => deleteBridge(r.name) }));
+  }
+
+  // One row a bridge; a failing one has its reason on a line of its own
+  // under it, where it cannot be missed.
+  const bridgeGrid = new Grid($('bridges-table'), [
+    { key: 'name', label: 'Name', cell: (r) => el('span', {},
+      el('a', { href: `#/bridge/${encodeURIComponent(r.name)}`, text: r.name }), ' ',
+      el('span', { class: 'tag direction', title: r.direction === 'out' ? 'outbound: local to remote' : 'inbound: remote to local',
+                   text: r.direction })) },
+    { key: 'state', label: 'State', cell: (r) => el('span', { class: 'tags' },
+      bridgeStateTag(r.state), r.stalled ? el('span', { class: 'tag failing stalled', text: 'stalled' }) : null) },
+    { key: 'from', label: 'From → to', wrap: true, cell: (r) => `${r.from} → ${r.to || r.from}` },
+    { key: 'node', label: 'Node in use', fmt: (v) => v || '-' },
+    { key: 'forwarded', label: 'Forwarded', num: true },
+    { key: 'acknowledged', label: 'Acknowledged', num: true },
+    { key: 'pending', label: 'Pending', num: true },
+    { key: 'redelivered', label: 'Redelivered', num: true },
+    { key: 'lag_messages', label: 'Lag', title: 'messages waiting · the age of the oldest', num: true, cell: (r) => el('span', {}, fmtNum(r.lag_messages),
+      el('span', { class: 'muted lag-seconds', text: ` · ${fmtSeconds(r.lag_seconds)}` })) },
+    { key: '', label: '', cell: (r) => (state.session.admin ? bridgeActions(r) : '') },
+  ], {
+    rowAttrs: (r) => ({ 'data-name': r.name, 'data-state': r.state, title: r.error ? 'last error: ' + r.error : null }),
+    after: (r) => (r.state === 'failing' && r.error
+      ? { attrs: { 'data-error-for': r.name }, content: el('span', { class: 'bridge-error', text: 'failing: ' + r.error }) }
+      : null),
+  });
+
+  function renderBridges() {
+    const all = (state.snap && state.snap.bridges) || [];
+    const filter = $('bridges-filter').value.trim();
+    $('bridges-empty').hidden = all.length > 0;
+    $('bridges-table').hidden = all.length === 0;
+    const rows = all.filter((r) => matches(filter, r.name, r.direction, r.state, r.from, r.to, r.node, r.error));
+    const n = bridgeGrid.render(rows);
+    const counts = {};
+    for (const r of all) counts[r.state] = (counts[r.state] || 0) + 1;
+    $('bridges-count').textContent = all.length
+      ? `${n} of ${all.length} bridge${all.length === 1 ? '' : 's'}: ` +
+        Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ')
+      : '';
+  }
+  $('bridges-filter').addEventListener('input', renderBridges);
+
+  async function deleteBridge(name) {
+    if (!await confirmAction('Delete bridge ' + name, 'The bridge stops and its record leaves the journal (one of the ' +
+        'configuration file comes back at the next start). Nothing unconfirmed is lost: an outbound bridge\'s ' +
+        'messages go back to their queues, an inbound bridge\'s stay at the remote.')) return;
+    const r = await act('bridge', 'delete', name);
+    if (r.ok && state.route === 'bridge') location.hash = '#/bridges';
+  }
+
+  $('bridge-add-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const opts = $('bridge-add-options').value.split('\n').map((l) => l.trim()).filter((l) => l);
+    for (const o of opts) {
+      if (!/^[^=]+=/.test(o)) {
+        notify(`option '${o}' is not OPTION=VALUE`, true);
+        return;
+      }
+    }
+    const args = ['bridge', 'add', $('bridge-add-name').value.trim(), 'direction=' + $('bridge-add-direction').value,
+                  'from=' + $('bridge-add-from').value.trim(), 'hosts=' + $('bridge-add-hosts').value.trim()];
+    const to = $('bridge-add-to').value.trim();
+    if (to) args.push('to=' + to);
+    const r = await act(...args, ...opts);
+    if (r.ok) {
+      for (const id of ['bridge-add-name', 'bridge-add-from', 'bridge-add-to', 'bridge-add-hosts', 'bridge-add-options']) $(id).value = '';
+    }
+  });
+
+  // ---- one bridge ----
+
+  const bridgeSubGrid = new Grid($('b-subscriptions'), [
+    { key: 'destination', label: 'Destination', cell: (r) => el('a', { href: destLink(state.bridge.vhost, r.destination), text: r.destination }) },
+    { key: 'type', label: 'Type', fmt: (v) => v },
+    { key: 'depth', label: 'Depth', num: true },
+    { key: 'unacked', label: 'Unacked', num: true },
+  ]);
+
+  function openBridge(name) {
+    state.bridge = { name, vhost: '/', shown: null };
+    $('b-title').textContent = name;
+    $('b-gone').hidden = true;
+    $('b-error').hidden = true;
+    for (const id of ['b-direction', 'b-state', 'b-stalled', 'b-route']) $(id).textContent = '';
+    details($('b-details'), []);
+    bridgeSubGrid.render([]);
+  }
+
+  let bridgeShowPending = false;
+  async function refreshBridge() {
+    const br = state.bridge;
+    if (!br || bridgeShowPending) return;
+    bridgeShowPending = true;
+    const r = await command('show', 'bridge', br.name);
+    bridgeShowPending = false;
+    if (state.bridge !== br) return;
+    if (!r.ok) {
+      br.shown = null;
+      $('b-gone').textContent = r.message;
+      $('b-gone').hidden = false;
+      return;
+    }
+    br.shown = r.data;
+    br.vhost = r.data.vhost;
+    renderBridgeDetails();
+  }
+
+  function renderBridgeDetails() {
+    const shown = state.bridge && state.bridge.shown;
+    if (!shown) return;
+    bridgeSubGrid.render(shown.subscriptions || []);
+    const shownAbove = new Set(['name', 'direction', 'state', 'error', 'stalled', 'node', 'forwarded', 'acknowledged',
+                                'pending', 'redelivered', 'lag_messages', 'lag_seconds', 'subscriptions', 'words']);
+    const pairs = Object.entries(shown).filter(([k]) => !shownAbove.has(k)).map(([k, v]) => {
+      let text;
+      if (Array.isArray(v)) text = v.join(', ');
+      else if (k.endsWith('_ms') && k !== 'created_ms') text = v ? fmtSeconds(v / 1000) : 'off';
+      else if (k === 'created_ms') text = new Date(v).toLocaleString('en-GB');
+      else if (k.endsWith('_s')) text = fmtDuration(v);
+      else text = typeof v === 'number' ? fmtNum(v) : v === '' || v === null ? '-' : String(v);
+      return [k.replace(/_m?s$/, '').replace(/_/g, ' '), text];
+    });
+    if (shown.words) pairs.push(['options', shown.words.map(([k, v]) => `${k}=${v}`).join(' ')]);
+    details($('b-details'), pairs);
+  }
+
+  function renderBridge() {
+    const br = state.bridge;
+    if (!br) return;
+    const r = findBridge(br.name);
+    $('b-gone').hidden = !!r || !state.snap;
+    if (!r) {
+      if (state.snap) $('b-gone').textContent = `there is no bridge named ${br.name} (any more)`;
+      return;
+    }
+    $('b-direction').textContent = r.direction;
+    $('b-state').textContent = r.state;
+    $('b-state').className = 'tag state-' + r.state;
+    $('b-stalled').textContent = r.stalled ? 'stalled' : '';
+    $('b-error').hidden = !r.error;
+    $('b-error').textContent = r.state === 'failing' ? `failing: ${r.error}` : `last error: ${r.error}`;
+    $('b-error').className = r.state === 'failing' ? 'error' : 'muted';
+    $('b-route').textContent = `${r.from} → ${r.to || r.from}` + (r.vhost !== '/' ? ` (virtual host ${r.vhost})` : '');
+    $('b-node').textContent = r.node || 'not connected';
+    for (const k of ['forwarded', 'acknowledged', 'pending', 'redelivered']) $('b-' + k).textContent = fmtNum(r[k]);
+    $('b-lag-messages').textContent = fmtNum(r.lag_messages);
+    $('b-lag-seconds').textContent = `oldest ${fmtSeconds(r.lag_seconds)}`;
+    $('b-pause').disabled = !!r.paused;
+    $('b-resume').disabled = !r.paused;
+    const h = state.bridgeHist.get(br.name) || { time: [], forwarded: [], acknowledged: [], lag: [], pending: [] };
+    chart($('b-chart-rates'), h.time, [{ values: h.forwarded, cls: 'in' }, { values: h.acknowledged, cls: 'out' }]);
+    chart($('b-chart-lag'), h.time, [{ values: h.lag, cls: 'depth' }, { values: h.pending, cls: 'unacked' }]);
+    refreshBridge();
+  }
+
+  $('b-pause').addEventListener('click', () => act('bridge', 'pause', state.bridge.name));
+  $('b-resume').addEventListener('click', () => act('bridge', 'resume', state.bridge.name));
+  $('b-delete').addEventListener('click', () => deleteBridge(state.bridge.name));
 
   // ---- start ----
 

@@ -10,13 +10,15 @@ MQ_CONSOLE_SCREENSHOT=docs/console-overview.png makes
 test_overview_screenshot write the picture docs/console.md shows."""
 import json
 import os
+import re
+import subprocess
 import threading
 import http.server
 
 import pytest
 
 from consoletest import USERS, Console, Driver
-from mqtest import Control, client, free_port, wait_for
+from mqtest import MQSH, Control, client, free_port, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +236,230 @@ def test_events_and_missing_pages(env):
         [True, "No bridges."]
     go(drv, url, "#/nowhere")
     assert drv.run("return await page.textContent('#missing-path');") == "#/nowhere"
+
+
+def bridge_row(drv, name):
+    """The bridge's row on the Bridges page, cell by cell, as the page shows
+    it; the lag cell says "MESSAGES · SECONDS"."""
+    return drv.run(f"""
+        const row = await page.waitForSelector('tr[data-name="{name}"]');
+        const cells = {{}};
+        for (const td of await row.$$('td[data-key]')) {{
+            const k = await td.getAttribute('data-key');
+            if (k) cells[k] = (await td.textContent()).trim();
+        }}
+        [cells.lag_messages, cells.lag_seconds] = cells.lag_messages.split(' · ');
+        cells.row_state = await row.getAttribute('data-state');
+        return cells;
+    """)
+
+
+def wait_cell(drv, name, key, text):
+    drv.run(f"""
+        await page.waitForFunction(() => {{
+            const td = document.querySelector('tr[data-name="{name}"] td[data-key="{key}"]');
+            return td && td.textContent.split(' · ')[0] === {js(text)};
+        }});
+    """)
+
+
+def send_receipted(broker, dest, bodies):
+    conn, rec = client(broker, login="admin", passcode="secret")
+    for i, body in enumerate(bodies):
+        conn.send(dest, body, headers={"persistent": "true", "receipt": f"r{i}"})
+    rec.wait_receipt(f"r{len(bodies) - 1}", timeout=10)
+    conn.disconnect()
+
+
+def mqsh_show_bridge(broker, name):
+    """What mqsh prints for `show bridge NAME`, as a dict of its lines."""
+    p = subprocess.run([MQSH, "-S", broker.info["control_socket"], "show", "bridge", name],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    return dict(line.split(None, 1) if " " in line.strip() else (line.strip(), "")
+                for line in p.stdout.splitlines() if line.strip())
+
+
+def test_a_bridge_added_watched_paused_resumed_and_deleted_from_the_console(env, make_broker):
+    """Two brokers: an outbound bridge from A to B added on A's console,
+    seen running on the remote node it uses, its counters moving after a
+    stomp.py client publishes; paused from the page (and `show bridge`
+    and mqsh say so too), its lag growing while paused; resumed from its
+    own page; its events on the events page; deleted after a confirmation."""
+    _, drv, _ = env
+    remote = make_broker()
+    port = free_port()
+    a = make_broker("-w", str(port), "64", "",
+                    config=USERS + 'destinations = { { "/queue/outbox", persistent = true } }\n')
+    url = f"http://127.0.0.1:{port}"
+    node = f"127.0.0.1:{remote.port}"
+    login(drv, url)
+    go(drv, url, "#/bridges")
+    assert drv.run("return await page.isVisible('#bridges-empty');") is True
+    drv.run(f"""
+        await page.click('#bridge-add summary');
+        await page.fill('#bridge-add-name', 'to-b');
+        await page.selectOption('#bridge-add-direction', 'out');
+        await page.fill('#bridge-add-from', '/queue/outbox');
+        await page.fill('#bridge-add-to', '/queue/inbox');
+        await page.fill('#bridge-add-hosts', {js(node)});
+        await page.fill('#bridge-add-options', 'window=50\\nheartbeat=2s');
+        await page.click('#bridge-add-button');
+        await page.waitForSelector('tr[data-name="to-b"][data-state="running"]');
+    """)
+    ctl = Control(a)
+    shown = ctl.ok("show bridge to-b")
+    assert shown["direction"] == "out" and shown["window"] == 50 and shown["heartbeat_ms"] == 2000
+    assert re.search(r"admin command from web console 127\.0\.0\.1:\d+ login=admin: bridge", a.read_log())
+    row = bridge_row(drv, "to-b")
+    assert row["state"] == "running" and row["node"] == node and row["from"] == "/queue/outbox → /queue/inbox"
+    assert row["forwarded"] == "0" and row["lag_messages"] == "0"
+
+    # a stomp.py client publishes: the counters move on the page
+    send_receipted(a, "/queue/outbox", [f"job {i}" for i in range(5)])
+    wait_cell(drv, "to-b", "acknowledged", "5")
+    row = bridge_row(drv, "to-b")
+    assert row["forwarded"] == "5" and row["pending"] == "0" and row["lag_messages"] == "0", row
+    wait_for(lambda: Control(remote).ok("show /queue/inbox")["depth"] == 5, what="5 messages at B")
+
+    # paused from the page: the page, show bridge and mqsh agree
+    drv.run("""
+        await page.click('tr[data-name="to-b"] button.bridge-pause');
+        await page.waitForSelector('tr[data-name="to-b"][data-state="paused"]');
+        await page.waitForSelector('tr[data-name="to-b"] button.bridge-resume');
+    """)
+    assert ctl.ok("show bridge to-b")["state"] == "paused"
+    sh = mqsh_show_bridge(a, "to-b")
+    assert sh["state"] == "paused" and sh["paused"] == "true" and sh["node"] == node, sh
+    send_receipted(a, "/queue/outbox", [f"later {i}" for i in range(3)])
+    wait_cell(drv, "to-b", "lag_messages", "3")
+    assert bridge_row(drv, "to-b")["forwarded"] == "5"
+    assert Control(remote).ok("show /queue/inbox")["depth"] == 5
+
+    # the bridge's own page: its figures, its subscription, and Resume
+    drv.run("""
+        await page.click('tr[data-name="to-b"] td[data-key="name"] a');
+        await page.waitForSelector('#bridge-page', { state: 'visible' });
+        await page.waitForFunction(() => document.getElementById('b-state').textContent === 'paused');
+        await page.waitForSelector('#b-subscriptions td[data-key="destination"]');
+    """)
+    page = drv.run("""
+        return { node: await page.textContent('#b-node'), lag: await page.textContent('#b-lag-messages'),
+                 forwarded: await page.textContent('#b-forwarded'), resume: await page.isEnabled('#b-resume'),
+                 pause: await page.isEnabled('#b-pause'),
+                 sub: await page.textContent('#b-subscriptions td[data-key="destination"]'),
+                 details: await page.textContent('#b-details') };
+    """)
+    assert page["node"] == node and page["lag"] == "3" and page["forwarded"] == "5", page
+    assert page["resume"] and not page["pause"] and page["sub"] == "/queue/outbox", page
+    assert "remote broker id" in page["details"] and "window=50" in page["details"], page
+    drv.run("""
+        await page.click('#b-resume');
+        await page.waitForFunction(() => document.getElementById('b-state').textContent === 'running');
+        await page.waitForFunction(() => document.getElementById('b-acknowledged').textContent === '8');
+    """)
+    r = ctl.ok("show bridge to-b")
+    assert r["state"] == "running" and r["acknowledged"] == 8 and r["lag_messages"] == 0
+    wait_for(lambda: Control(remote).ok("show /queue/inbox")["depth"] == 8, what="8 messages at B")
+
+    # its events, as the broker sent them
+    go(drv, url, "#/events")
+    text = drv.run("""
+        await page.waitForFunction(() => document.getElementById('events-list').textContent.includes('bridge-resumed'));
+        return await page.textContent('#events-list');
+    """)
+    for event in ("bridge-added", "bridge-paused", "bridge-resumed"):
+        assert event in text, text
+
+    # deleted, after a confirmation (refused once)
+    go(drv, url, "#/bridges")
+    drv.run("""
+        await page.click('tr[data-name="to-b"] button.bridge-delete');
+        await page.waitForSelector('#confirm', { state: 'visible' });
+        await page.click('#confirm-cancel');
+    """)
+    assert ctl.ok("show bridge to-b")["name"] == "to-b"
+    drv.run("""
+        await page.click('tr[data-name="to-b"] button.bridge-delete');
+        await page.waitForSelector('#confirm', { state: 'visible' });
+        await page.click('#confirm-ok');
+        await page.waitForSelector('tr[data-name="to-b"]', { state: 'detached' });
+        await page.waitForSelector('#bridges-empty', { state: 'visible' });
+    """)
+    assert ctl.call("show bridge to-b")["status"] == 404 and ctl.ok("list bridges") == []
+    ctl.close()
+
+
+def test_a_failing_bridge_says_why_and_raises_the_stall_alarm(env, make_broker):
+    """A bridge to a remote that is not there yet: its row says failing
+    with the reason, the overview lists it among the alarms, and once
+    nothing has moved for stall_timeout with messages waiting the stall
+    alarm shows; bridge-state and bridge-stalled arrive on the events page.
+    The remote started: running again, the alarms gone, what waited
+    forwarded."""
+    _, drv, _ = env
+    remote = make_broker(port=free_port(), start=False)
+    port = free_port()
+    a = make_broker("-w", str(port), "64", "", config=USERS + f"""
+destinations = {{ {{ "/queue/outbox", persistent = true }} }}
+bridges = {{ {{ name = "to-b", direction = "out", from = "/queue/outbox", to = "/queue/inbox",
+               hosts = {{ "127.0.0.1:{remote.req_port}" }}, stall_timeout = "1s", connect_timeout = "100ms",
+               reconnect_min = "50ms", reconnect_max = "300ms" }} }}
+""")
+    url = f"http://127.0.0.1:{port}"
+    login(drv, url)
+    go(drv, url, "#/bridges")
+    send_receipted(a, "/queue/outbox", [f"job {i}" for i in range(4)])
+    error = drv.run("""
+        await page.waitForSelector('tr[data-name="to-b"][data-state="failing"]');
+        return await page.textContent('tr[data-error-for="to-b"] .bridge-error');
+    """)
+    assert f"127.0.0.1:{remote.req_port}" in error and "refused" in error, error
+
+    def agree():
+        shown = Control(a).ok("show bridge to-b")
+        page_error = drv.run("return await page.textContent('tr[data-error-for=\"to-b\"] .bridge-error');")
+        return shown if shown["state"] == "failing" and "failing: " + shown["error"] == page_error else None
+    r = wait_for(agree, what="the page and show bridge to agree on the error")
+    assert r["node"] == "" and bridge_row(drv, "to-b")["node"] == "-"
+    go(drv, url, "#/")
+    alarms = drv.run("""
+        await page.waitForFunction(() => /Bridge to-b stalled/.test(document.getElementById('ov-alarms').textContent));
+        return await page.textContent('#ov-alarms');
+    """)
+    assert "Bridge to-b failing: " in alarms and "4 messages waiting" in alarms, alarms
+    go(drv, url, "#/events")
+    text = drv.run("""
+        await page.waitForFunction(() => document.getElementById('events-list').textContent.includes('bridge-stalled'));
+        return await page.textContent('#events-list');
+    """)
+    assert "state=failing" in text and "lag_messages=4" in text and "refused" in text, text
+    remote.start()
+    go(drv, url, "#/bridges")
+    wait_cell(drv, "to-b", "acknowledged", "4")
+    drv.run("""
+        await page.waitForSelector('tr[data-name="to-b"][data-state="running"]');
+        await page.waitForFunction(() => !document.querySelector('tr[data-name="to-b"] .tag.stalled'));
+        await page.waitForSelector('tr[data-error-for="to-b"]', { state: 'detached' });
+    """)
+    go(drv, url, "#/events")
+    drv.run("await page.waitForFunction(() => document.getElementById('events-list').textContent.includes('bridge-moving'));")
+    go(drv, url, "#/")
+    drv.run("await page.waitForFunction(() => document.getElementById('ov-alarms').textContent === 'No alarms');")
+    # a viewer sees the bridge, and no button to touch it
+    assert login(drv, url, "viewer", "look") == "viewer (viewer)"
+    go(drv, url, "#/bridges")
+    seen = drv.run("""
+        await page.waitForSelector('tr[data-name="to-b"][data-state="running"]');
+        return [await page.locator('tr[data-name="to-b"] button').count(), await page.isVisible('#bridge-add')];
+    """)
+    assert seen == [0, False]
+    go(drv, url, "#/bridge/to-b")
+    seen = drv.run("""
+        await page.waitForFunction(() => document.getElementById('b-state').textContent === 'running');
+        return [await page.textContent('#b-forwarded'), await page.isVisible('#b-pause'), await page.isVisible('#b-delete')];
+    """)
+    assert seen == ["4", False, False]
 
 
 def test_overview_screenshot(env, tmp_path):

@@ -270,3 +270,99 @@ def test_one_snapshot_a_second_for_every_viewer(console):
     assert status == 200 and h["fields"] == ["time_ms", "depth", "unacked", "rate_in", "rate_out", "consumers"]
     assert len(h["samples"]) >= 3
     assert console.broker.alive()
+
+
+def snapshot_until(stream, pred, what, timeout=15):
+    """The first snapshot for which pred holds (one comes a second)."""
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        last = stream.until("snapshot")
+        if pred(last):
+            return last
+    raise AssertionError(f"no snapshot with {what} in {timeout} s; the last: {last}")
+
+
+def test_the_snapshot_carries_each_bridge(make_broker):
+    """A real outbound bridge from A to B: the snapshot's `bridges` part
+    carries its state, the remote node in use, its counters as they move
+    after a stomp.py client publishes, its lag while paused, the last
+    error, word for word what `show bridge` says; pausing and resuming are
+    the `bridge` admin command (an admin's, with the token), and their
+    events arrive on the stream."""
+    remote = make_broker(config='destinations = { { "/queue/inbox", persistent = true } }')
+    port = free_port()
+    a = make_broker("-w", str(port), "64", "", config=USERS + 'destinations = { { "/queue/outbox", persistent = true } }')
+    c = Console(port)
+    c.login()
+    node = f"127.0.0.1:{remote.port}"
+    added = c.ok("bridge", "add", "to-b", "direction=out", "from=/queue/outbox", "to=/queue/inbox", f"hosts={node}",
+                 "window=10")
+    assert added["name"] == "to-b" and added["hosts"] == [node]
+    stream = c.stream()
+    try:
+        snap = snapshot_until(stream, lambda s: s["bridges"] and s["bridges"][0]["state"] == "running", "it running")
+        row = snap["bridges"][0]
+        assert {"name", "direction", "state", "error", "from", "to", "node", "vhost", "paused", "stalled", "window",
+                "pending", "forwarded", "acknowledged", "redelivered", "failed", "duplicates", "looped",
+                "lag_messages", "lag_seconds"} <= set(row), row
+        assert row["name"] == "to-b" and row["direction"] == "out" and row["node"] == node and row["error"] == ""
+        assert row["from"] == "/queue/outbox" and row["to"] == "/queue/inbox" and row["window"] == 10
+        assert row["forwarded"] == 0 and row["lag_messages"] == 0 and row["paused"] is False
+        assert snap["stats"]["bridges"] == 1
+
+        conn, rec = client(a, login="admin", passcode="secret")
+        for i in range(30):
+            conn.send("/queue/outbox", f"job {i}", headers={"persistent": "true", "receipt": f"r{i}"})
+        rec.wait_receipt("r29", timeout=10)
+        row = snapshot_until(stream, lambda s: s["bridges"][0]["acknowledged"] == 30, "30 acknowledged")["bridges"][0]
+        assert row["forwarded"] == 30 and row["pending"] == 0 and row["lag_messages"] == 0 and row["redelivered"] == 0
+        assert Control(remote).ok("show /queue/inbox")["depth"] == 30
+
+        # paused through the console: the event, then the snapshot, agree with show bridge
+        status, reply = c.command("bridge", "pause", "to-b", token=None)
+        assert status == 403 and reply["message"].startswith("missing CSRF token")
+        status, reply = c.command("bridge", "pause", "to-b")
+        assert status == 200 and reply["message"] == "bridge to-b paused" and reply["data"]["paused"] is True
+        ev = stream.until("event")
+        while ev["event"] != "bridge-paused":
+            ev = stream.until("event")
+        assert ev["name"] == "to-b" and ev["direction"] == "out" and ev["state"] == "paused"
+        for i in range(5):
+            conn.send("/queue/outbox", f"later {i}", headers={"persistent": "true", "receipt": f"l{i}"})
+        rec.wait_receipt("l4", timeout=10)
+        snap = snapshot_until(stream, lambda s: s["bridges"][0]["lag_messages"] == 5, "5 messages of lag")
+        row = snap["bridges"][0]
+        assert row["state"] == "paused" and row["paused"] is True and row["forwarded"] == 30 and row["pending"] == 0
+        assert row["lag_seconds"] >= 0
+        shown = Control(a).ok("show bridge to-b")
+        for k in ("name", "direction", "state", "node", "paused", "forwarded", "acknowledged", "pending",
+                  "redelivered", "lag_messages"):
+            assert shown[k] == row[k], (k, shown[k], row[k])
+
+        # a viewer sees the bridge and may not touch it
+        v = Console(port)
+        v.login("viewer", "look")
+        status, reply = v.command("bridge", "resume", "to-b")
+        assert status == 403 and "admin rights needed" in reply["message"]
+        status, reply = v.command("show", "bridge", "to-b")
+        assert status == 200 and reply["data"]["state"] == "paused"
+
+        c.ok("bridge", "resume", "to-b")
+        row = snapshot_until(stream, lambda s: s["bridges"][0]["acknowledged"] == 35, "35 acknowledged")["bridges"][0]
+        assert row["state"] == "running" and row["lag_messages"] == 0
+        conn.disconnect()
+
+        # the remote goes away: the snapshot says so, with the reason
+        remote.stop()
+        row = snapshot_until(stream, lambda s: s["bridges"][0]["node"] == "" and s["bridges"][0]["error"],
+                             "the link down")["bridges"][0]
+        assert row["state"] in ("connecting", "failing") and row["error"] == Control(a).ok("show bridge to-b")["error"]
+
+        status, reply = c.command("bridge", "delete", "to-b")
+        assert status == 200 and reply["message"] == "bridge to-b deleted"
+        snapshot_until(stream, lambda s: s["bridges"] == [], "no bridges")
+        status, reply = c.command("bridge", "pause", "to-b")
+        assert status == 404 and "no bridge named to-b" in reply["message"]
+    finally:
+        stream.close()
