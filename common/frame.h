@@ -58,7 +58,7 @@ enum frame_status {
 };
 
 struct frame_limits {
-	size_t max_frame;	/* header block + body, bytes */
+	size_t max_frame;	/* a body, bytes (the header block: max_headers, max_header_line) */
 	unsigned max_headers;	/* header lines per frame */
 	size_t max_header_line;	/* one line (the command line too), bytes */
 };

@@ -80,7 +80,7 @@ static const struct config_option options[] = {
 	OPT("admin_port", CONFIG_INT, admin_port, 0, 65535, "0",
 	    "TCP port for admin commands with an admin login; 0 = none"),
 	OPT("max_frame", CONFIG_SIZE, max_frame, 64, (int64_t)1 << 28, "16MiB",
-	    "largest frame, headers and body"),
+	    "largest body of a frame"),
 	OPT("max_headers", CONFIG_INT, max_headers, 1, 100000, "128", "header lines in one frame"),
 	OPT("max_header_line", CONFIG_SIZE, max_header_line, 64, 1 << 24, "8KiB",
 	    "longest header line (and command line)"),

@@ -57,6 +57,15 @@ static void update_full(struct conn *c)
 	c->sink.full = c->state != CONN_OPEN || c->out_blocked;
 }
 
+static void set_out_blocked(struct conn *c, bool on)
+{
+	if (c->out_blocked == on)
+		return;
+	c->out_blocked = on;
+	c->b->conns->nout_blocked += on ? 1 : -1;
+	update_full(c);
+}
+
 static void set_state(struct conn *c, enum conn_state s)
 {
 	if (log_enabled(LOG_DEBUG))
@@ -392,6 +401,8 @@ void conn_close_quiet(struct conn *c, const char *reason)
 
 static void free_conn(struct conn *c)
 {
+	if (c->out_blocked)
+		c->b->conns->nout_blocked--;
 	stomp_connect_abandon(c);
 	drop_receipts(c);
 	if (c->hb_timer)
@@ -421,8 +432,7 @@ void conn_wrote(struct conn *c)
 	}
 	if (!c->out_blocked && len >= c->b->cfg.max_output) {
 		struct sock_probe p;
-		c->out_blocked = true;
-		update_full(c);
+		set_out_blocked(c, true);
 		c->out_moved_ms = mono_ms();
 		c->out_len_seen = len;
 		if (sock_probe(bufferevent_getfd(c->bev), &p))
@@ -479,7 +489,11 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	int budget = FRAMES_PER_TURN;
 	size_t before;
 
-	if (c->plain_socket && c->state != CONN_CLOSING && !c->read_paused)
+	/* Reading on past libevent's 4 KiB is for when the broker keeps up
+	 * with its consumers. While some consumer's output is over
+	 * max_output, a producer read at the old pace waits for them instead
+	 * of filling queues faster than they drain. */
+	if (c->plain_socket && c->state != CONN_CLOSING && !c->read_paused && cs->nout_blocked == 0)
 		read_more(bev);
 	before = evbuffer_get_length(in);
 
@@ -549,7 +563,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (c->out_blocked && len <= c->b->cfg.max_output / 2) {
-		c->out_blocked = false;
+		set_out_blocked(c, false);
 		c->sink.stalled = false;
 		update_full(c);
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);

@@ -92,6 +92,7 @@ struct conns {
 	int nlive;			/* handshake and open: counted against max_connections (-n) */
 	struct event *reap_ev;		/* frees the graveyard */
 	struct frame frame;		/* the one parse scratch: frames are handled one at a time */
+	int nout_blocked;		/* connections over max_output (out_blocked) */
 	struct strmap handshakes;	/* peer host -> struct host_count, owned: connections from
 					 * it still before CONNECT */
 };

@@ -148,9 +148,12 @@ def test_limits_frame_size_headers_line(make_broker):
     r.expect_error("frame too large: content-length 5000 (limit 4096) in SEND frame (option max_frame)")
     r = Raw(b)
     r.connect()
-    r.frame("SEND", {"destination": "/queue/x"}, "x" * 4096, content_length=True)
-    r.expect_error("frame too large: content-length 4096 plus 47 bytes of command and headers (limit 4096 for "
-                   "both) in SEND frame (option max_frame)")
+    # the limit is the body's: a body of exactly max_frame is taken
+    r.frame("SEND", {"destination": "/queue/x", "receipt": "full"}, "x" * 4096, content_length=True)
+    f = r.recv()
+    assert f["command"] == "RECEIPT" and f["headers"]["receipt-id"] == "full", f
+    r.frame("SEND", {"destination": "/queue/x"}, "x" * 4097)
+    r.expect_error("frame too large: a body of 4097 bytes (limit 4096) in SEND frame (option max_frame)")
     r = Raw(b)
     r.connect()
     r.frame("SEND", {f"h{i}": "v" for i in range(8)})

@@ -350,9 +350,8 @@ static void test_parse_malformed_input(void **state)
 		{ "bad content-length", "SEND\ncontent-length:abc\n\n", 0, "invalid content-length 'abc'" },
 		{ "negative content-length", "SEND\ncontent-length:-1\n\n", 0, "invalid content-length" },
 		{ "huge content-length", "SEND\ncontent-length:999999999\n\n", 0, "frame too large: content-length 999999999" },
-		{ "body of the limit, headers beyond it", "SEND\ncontent-length:4096\n\n", 0,
-		  "frame too large: content-length 4096 plus 26 bytes of command and headers (limit 4096 for both) "
-		  "in SEND frame" },
+		{ "body one byte over the limit", "SEND\ncontent-length:4097\n\n", 0,
+		  "frame too large: content-length 4097 (limit 4096) in SEND frame" },
 		{ "no NUL after body", "SEND\ncontent-length:2\n\nabcd", 0, "not followed by a NUL" },
 		{ "header line too long", long_line, 0, "header line too long" },
 		{ "too many headers", many_headers, 0, "too many headers: more than 8 in SEND frame" },
