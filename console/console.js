@@ -604,7 +604,9 @@
     }
     $('d-gone').hidden = true;
     d.shown = r.data;
-    renderDest();
+    // only what `show` gave: renderDest() would ask for `show` again, and
+    // the page would poll the broker as fast as it answers
+    renderShown();
   }
 
   const subGrid = new Grid($('d-subscribers'), [
@@ -620,6 +622,17 @@
       ? el('button', { type: 'button', class: 'detach', 'data-child': r.name, text: 'Detach', onclick: () => detach(r.name) })
       : '') },
   ]);
+
+  // The subscribers, children and details of the last `show` reply.
+  function renderShown() {
+    const shown = state.dest && state.dest.shown;
+    if (!shown) return;
+    subGrid.render(shown.subscribers || []);
+    childGrid.render((shown.child_names || []).map((name) => ({ name })));
+    const skip = new Set(['subscribers', 'child_names']);
+    details($('d-details'), Object.entries(shown).filter(([k]) => !skip.has(k))
+      .map(([k, v]) => [k.replace(/_/g, ' '), typeof v === 'number' ? fmtNum(v) : v === null ? '-' : String(v)]));
+  }
 
   function renderDest() {
     const d = state.dest;
@@ -642,13 +655,7 @@
     }
     chart($('d-chart-depth'), d.time, [{ values: d.depth, cls: 'depth' }, { values: d.unacked, cls: 'unacked' }]);
     chart($('d-chart-rates'), d.time, [{ values: d.rate_in, cls: 'in' }, { values: d.rate_out, cls: 'out' }]);
-    if (shown) {
-      subGrid.render(shown.subscribers || []);
-      childGrid.render((shown.child_names || []).map((name) => ({ name })));
-      const skip = new Set(['subscribers', 'child_names']);
-      details($('d-details'), Object.entries(shown).filter(([k]) => !skip.has(k))
-        .map(([k, v]) => [k.replace(/_/g, ' '), typeof v === 'number' ? fmtNum(v) : v === null ? '-' : String(v)]));
-    }
+    renderShown();
     if (!row && state.snap) {
       $('d-gone').textContent = `${d.name} does not exist (any more) in virtual host ${d.vhost}`;
       $('d-gone').hidden = false;

@@ -744,8 +744,10 @@ void bridges_tick(struct broker *b)
 		if (!br->stalled && br->spec.stall_ms && br->state != BRIDGE_PAUSED && lag_messages(br) > 0 &&
 		    now - br->last_move_ms >= br->spec.stall_ms) {
 			char secs[32], lag[32];
-			const char *fields[] = { "name", br->spec.name, "state", bridge_state_name(br->state),
-			                         "idle_s", secs, "lag_messages", lag, "error", br->last_error, NULL };
+			const char *fields[] = { "name", br->spec.name,
+			                         "direction", bridge_direction_name(br->spec.direction),
+			                         "state", bridge_state_name(br->state), "idle_s", secs,
+			                         "lag_messages", lag, "error", br->last_error, NULL };
 			br->stalled = true;
 			snprintf(secs, sizeof secs, "%" PRIu64, (now - br->last_move_ms) / 1000);
 			snprintf(lag, sizeof lag, "%" PRIu64, lag_messages(br));

@@ -185,6 +185,8 @@ struct qgroup {
 };
 /* The consumer that owns `group` on q, or NULL. */
 struct sub *groups_owner(struct dest *q, const char *group);
+/* s takes a message of `group`: the group is s's if nobody owns it, and
+ * its owner's count of messages goes up. */
 void groups_assign(struct dest *q, const char *group, struct sub *s);
 /* s leaves: the groups it owned are free to be given again. */
 void groups_forget_sub(struct dest *q, struct sub *s);

@@ -28,9 +28,12 @@ void groups_assign(struct dest *q, const char *group, struct sub *s)
 		g = xcalloc(1, sizeof *g + strlen(group) + 1);
 		strcpy(g->name, group);
 		strmap_put(&q->groups_owned, g->name, g);
+		g->owner = s;
 	}
-	g->owner = s;
-	g->messages++;
+	/* another consumer takes a message its owner's selector turned down:
+	 * the group stays where it is */
+	if (g->owner == s)
+		g->messages++;
 }
 
 void groups_forget_sub(struct dest *q, struct sub *s)

@@ -536,7 +536,7 @@ static void dispatch_choosy(struct dest *q)
 				i++;		/* for someone busy: the next may be for another */
 			continue;
 		}
-		if (group && !groups_owner(q, group))
+		if (group)
 			groups_assign(q, group, s);
 		it = take_at(q, i);
 		q->rr = s;

@@ -407,6 +407,8 @@ def test_stall_alarm_and_metrics(make_broker):
             events.append(ctl.event())
         stalled = [e for e in events if e["event"] == "bridge-stalled"]
         assert stalled and stalled[0]["name"] == "s" and stalled[0]["state"] == "running"
+        # every bridge event names the direction (docs/bridges.md)
+        assert stalled[0]["direction"] == "out" and int(stalled[0]["lag_messages"]) == 3
         r = show(a, "s")
         assert r["stalled"] and r["pending"] == 3 and r["lag_messages"] == 3 and r["lag_seconds"] >= 1
         ctl2 = Control(a)

@@ -127,6 +127,37 @@ def test_create_publish_and_purge_from_the_page(env):
     conn.disconnect()
 
 
+def test_a_destination_page_asks_once_a_second_and_its_buttons_stay(env):
+    """An open destination page refreshes its `show` with the snapshot,
+    once a second: not in a loop as fast as the broker answers, which
+    replaced the children's Detach buttons under the pointer."""
+    b, drv, url = env
+    ctl = Control(b)
+    ctl.ok("create pubsub /pubsub/page-children")
+    ctl.ok("attach /pubsub/page-children /queue/page-child")
+    login(drv, url)
+    go(drv, url, "#/destination/%2F//pubsub/page-children")
+    asked = drv.run("""
+        await page.waitForSelector('button.detach[data-child="/queue/page-child"]');
+        let n = 0;
+        const count = (r) => { if (r.url().endsWith('/console/api/command')) n++; };
+        page.on('request', count);
+        await page.waitForTimeout(4000);
+        page.off('request', count);
+        return n;
+    """)
+    assert asked <= 8, f"{asked} commands in 4 s from one open destination page"
+    drv.run("""
+        await page.click('button.detach[data-child="/queue/page-child"]', { timeout: 5000 });
+        await page.waitForSelector('button.detach[data-child="/queue/page-child"]', { state: 'detached' });
+        await page.fill('#d-attach-child', '/queue/page-child-2');
+        await page.click('#d-attach');
+        await page.waitForSelector('button.detach[data-child="/queue/page-child-2"]');
+    """)
+    assert ctl.ok("show /pubsub/page-children")["child_names"] == ["/queue/page-child-2"]
+    ctl.close()
+
+
 def test_disconnect_a_client_and_see_it_gone(env):
     b, drv, url = env
     conn, rec = client(b, login="viewer", passcode="look")

@@ -155,6 +155,8 @@ def test_groups_stay_on_one_consumer_and_move_when_it_leaves(make_broker):
         assert bodies == sorted(bodies, key=lambda s: int(s[1:])), bodies   # in order
     groups = Control(b).ok("show /queue/shots")["groups"]
     assert {g["group"] for g in groups} == {"A", "B"}
+    # each group's count is what its owner was given: four messages each
+    assert sorted(g["messages"] for g in groups) == [4, 4], groups
     # c1 leaves without acking: its group and its messages go to c2, in order
     moved = [f["body"].decode() for f in got1]
     c1.close()

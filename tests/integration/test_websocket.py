@@ -151,7 +151,7 @@ def test_handshake_timeout(wsb):
     s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n")  # and nothing more
     start = time.time()
     reply = s.recv(4096)
-    assert reply.startswith(b"HTTP/1.1 408 "), reply
+    assert reply.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), reply
     assert b"ws_handshake_timeout" in reply
     assert 0.8 < time.time() - start < 4
     s.close()

@@ -212,6 +212,20 @@ static void test_refusal_is_a_complete_http_response(void **state)
 	assert_non_null(strstr(buf, "\r\n\r\nneeds an upgrade\n"));
 	ws_handshake_refusal(405, "x", buf, sizeof buf);
 	assert_non_null(strstr(buf, "Allow: GET\r\n"));
+	/* every status the broker refuses with has its own reason phrase */
+	static const struct { int status; const char *line; } lines[] = {
+		{ 400, "HTTP/1.1 400 Bad Request\r\n" },
+		{ 403, "HTTP/1.1 403 Forbidden\r\n" },
+		{ 405, "HTTP/1.1 405 Method Not Allowed\r\n" },
+		{ 408, "HTTP/1.1 408 Request Timeout\r\n" },
+		{ 426, "HTTP/1.1 426 Upgrade Required\r\n" },
+		{ 431, "HTTP/1.1 431 Request Header Fields Too Large\r\n" },
+		{ 503, "HTTP/1.1 503 Service Unavailable\r\n" },
+	};
+	for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+		ws_handshake_refusal(lines[i].status, "x", buf, sizeof buf);
+		assert_non_null(strstr(buf, lines[i].line));
+	}
 }
 
 static void test_utf8_check(void **state)
