@@ -926,10 +926,14 @@ static int cgroup_tostring(lua_State *L)
 
 /* ---- lists of groups ---- */
 
+/* Groups one call can name: a scenario of a thousand queues, each with its
+ * own producers and consumers, lists a thousand of each. */
+#define GROUPS_MAX 2048
+
 struct groups {
-	struct scn_pgroup *p[64];
+	struct scn_pgroup *p[GROUPS_MAX];
 	size_t np;
-	struct scn_cgroup *c[64];
+	struct scn_cgroup *c[GROUPS_MAX];
 	size_t nc;
 };
 
@@ -983,7 +987,7 @@ static size_t sinks_of(const struct groups *g, struct scn_sink **out)
 
 static void tally(const struct groups *g, enum scn_scope scope, struct scn_tally *t)
 {
-	struct scn_sink *sinks[64];
+	struct scn_sink *sinks[GROUPS_MAX];
 	size_t nk = sinks_of(g, sinks);
 	memset(t, 0, sizeof *t);
 	for (size_t k = 0; k < nk; k++)
@@ -1071,7 +1075,7 @@ static int l_received_between(lua_State *L)
 {
 	const char *fn = "received_between(consumers, producers, first, last)";
 	struct groups g = { 0 };
-	struct scn_sink *sinks[64];
+	struct scn_sink *sinks[GROUPS_MAX];
 	uint64_t first, last, n = 0;
 	size_t nk;
 	collect(L, 1, fn, false, true, &g);
@@ -1190,7 +1194,7 @@ static int l_wait_for(lua_State *L)
  * listed, everything sent to their destination). */
 static bool run_done(struct scn_run *r, const struct groups *g, struct sbuf *why)
 {
-	struct scn_sink *sinks[64];
+	struct scn_sink *sinks[GROUPS_MAX];
 	size_t nk = sinks_of(g, sinks);
 	for (size_t i = 0; i < g->np; i++) {
 		if (!scn_pgroup_done(g->p[i])) {
