@@ -699,10 +699,17 @@ static double lag_seconds(const struct bridge *br)
 {
 	uint64_t now = wall_ms(), oldest = 0;
 	if (br->spec.direction == BRIDGE_OUT) {
+		/* The oldest of what is in flight and what waits in the
+		 * source queues (a message's age counts from when this broker
+		 * took it). A head paged out to the journal has no time in
+		 * memory: then the time since the bridge last moved stands in. */
 		const struct fwd *f = TAILQ_FIRST(&br->inflight);
+		uint64_t queued = bridge_out_oldest_ms(br);
 		if (f)
 			oldest = f->taken_ms;
-		else if (bridge_out_backlog(br))
+		if (queued && (!oldest || queued < oldest))
+			oldest = queued;
+		if (!oldest && bridge_out_backlog(br))
 			return (double)(mono_ms() - br->last_move_ms) / 1000.0;
 	} else {
 		oldest = bridge_in_oldest_ms(br);

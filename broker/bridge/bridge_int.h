@@ -126,6 +126,8 @@ void bridge_out_start(struct bridge *br);	/* subscribes to the sources */
 void bridge_out_connected(struct bridge *br);
 void bridge_out_stop(struct bridge *br);	/* before the session goes */
 void bridge_out_dest_created(struct bridge *br, const char *vhost, const char *name);
+/* When the oldest message waiting in the source queues was taken; 0 when unknown or none. */
+uint64_t bridge_out_oldest_ms(const struct bridge *br);
 uint64_t bridge_out_backlog(const struct bridge *br);
 void bridge_out_settle(struct bridge *br);
 /* Acknowledges here what the remote has confirmed (batched). */

@@ -347,6 +347,20 @@ uint64_t bridge_out_backlog(const struct bridge *br)
 	return n;
 }
 
+uint64_t bridge_out_oldest_ms(const struct bridge *br)
+{
+	size_t it = 0;
+	void *v;
+	uint64_t oldest = 0;
+	while (strmap_next(&br->sink.subs, &it, NULL, &v)) {
+		const struct sub *s = v;
+		uint64_t t = s->dest->type == DEST_QUEUE ? queue_oldest_ms(s->dest) : 0;
+		if (t && (!oldest || t < oldest))
+			oldest = t;
+	}
+	return oldest;
+}
+
 /* ---- the sink's operations ---- */
 
 static void op_close(struct sink *k, const char *reason)

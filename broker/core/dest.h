@@ -149,6 +149,9 @@ bool queue_push(struct dest *q, struct msg *m, uint32_t deliveries, bool journal
 /* Appends a journaled message by id only (recovery beyond the budget). */
 void queue_push_paged(struct dest *q, uint64_t id, size_t len, bool recovered);
 bool queue_over_budget(const struct dest *q);
+/* When the broker took the oldest message q holds (ms since the epoch);
+ * 0 when it holds none, or when that one is paged out to the journal. */
+uint64_t queue_oldest_ms(const struct dest *q);
 /* Pops the head, read back if paged out; NULL when empty. Reference is the caller's. */
 struct msg *queue_take_head(struct dest *q, uint32_t *deliveries, bool *journaled);
 uint64_t qitem_id(const struct qitem *it);

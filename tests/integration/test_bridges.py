@@ -159,6 +159,28 @@ def test_a_link_that_stays_down_is_failing_with_the_reason(make_broker):
     assert len(drain(b, "/queue/in", ["m0", "m1", "m2"])) == 3
 
 
+def test_lag_seconds_counts_the_time_waiting_in_the_queue(make_broker):
+    """A paused outbound bridge: a message sent 2 s ago and still in the
+    source queue is 2 s of lag, whether or not the bridge moved anything
+    lately; resumed and confirmed, the lag is gone."""
+    b = make_broker()
+    a = make_broker(config=config(bridge_cfg("ab", "out", "/queue/out", "/queue/in", b.port)))
+    wait_bridge(a, "ab", lambda r: r["state"] == "running", "the bridge running")
+    ctl = Control(a)
+    ctl.ok("bridge pause ab")
+    time.sleep(1.5)     # the bridge has moved nothing for a while: that is not the lag
+    send_receipted(a, "/queue/out", 1)
+    r = show(a, "ab")
+    assert r["lag_messages"] == 1 and r["lag_seconds"] < 1.0, r
+    time.sleep(2.0)
+    r = show(a, "ab")
+    assert 1.9 <= r["lag_seconds"] < 3.5, r
+    ctl.ok("bridge resume ab")
+    r = wait_bridge(a, "ab", lambda r: r["acknowledged"] >= 1 and r["lag_messages"] == 0, "the message confirmed")
+    assert r["lag_seconds"] == 0, r
+    ctl.close()
+
+
 def test_local_broker_killed_and_restarted_sends_its_journal(make_broker):
     """kill -9 of the bridge's own broker: what it had receipted is in its
     journal and goes out after the restart, with the same mq-post-id."""
