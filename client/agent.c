@@ -963,10 +963,11 @@ void mq_agent_set_host_health(struct mq_agent *a, bool healthy)
 	}
 }
 
-int mq_agent_sync(struct mq_agent *a, uint64_t token)
+/* A command that carries only a token: -1 once the agent takes no more. */
+static int submit_token(struct mq_agent *a, enum cmd_kind kind, uint64_t token)
 {
 	struct cmd *c = xcalloc(1, sizeof *c);
-	c->kind = CMD_SYNC;
+	c->kind = kind;
 	c->token = token;
 	pthread_mutex_lock(&a->mu);
 	if (!accepting(a)) {
@@ -979,20 +980,14 @@ int mq_agent_sync(struct mq_agent *a, uint64_t token)
 	return 0;
 }
 
+int mq_agent_sync(struct mq_agent *a, uint64_t token)
+{
+	return submit_token(a, CMD_SYNC, token);
+}
+
 int mq_agent_stop(struct mq_agent *a, uint64_t token)
 {
-	struct cmd *c = xcalloc(1, sizeof *c);
-	c->kind = CMD_STOP;
-	c->token = token;
-	pthread_mutex_lock(&a->mu);
-	if (!accepting(a)) {
-		pthread_mutex_unlock(&a->mu);
-		free(c);
-		return -1;
-	}
-	enqueue(a, c);
-	pthread_mutex_unlock(&a->mu);
-	return 0;
+	return submit_token(a, CMD_STOP, token);
 }
 
 size_t mq_agent_poll(struct mq_agent *a, struct mq_agent_event *ev, size_t max, int timeout_ms)

@@ -613,18 +613,12 @@ uint64_t queue_purge(struct dest *q)
 
 uint64_t queue_oldest_ms(const struct dest *q)
 {
-	/* The ring holds messages in arrival order: its first slot still
-	 * held is the oldest there. Parked ones are older than anything
-	 * behind them, so the oldest of the two heads. */
+	/* The ring holds messages in arrival order and never has a hole at
+	 * its head; parked ones are older than anything behind them: the
+	 * oldest of the two heads. */
 	uint64_t oldest = 0;
-	for (size_t i = 0; i < q->count; i++) {
-		const struct qitem *it = &q->items[(q->head + i) & (q->cap - 1)];
-		if (it->taken)
-			continue;
-		if (!it->paged)
-			oldest = it->m->timestamp;
-		break;
-	}
+	if (q->count && !q->items[q->head].paged)
+		oldest = q->items[q->head].m->timestamp;
 	if (q->nparked && !q->parked[0].paged && (!oldest || q->parked[0].m->timestamp < oldest))
 		oldest = q->parked[0].m->timestamp;
 	return oldest;

@@ -5,32 +5,13 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mqtest import Broker  # noqa: E402
+from mqtest import broker_factory  # noqa: E402
 
 
 @pytest.fixture
 def make_broker():
-    """Factory: make_broker(*args, config=..., env=...) -> started Broker.
-    Every broker it made is stopped at the end, and must exit cleanly."""
-    made = []
-
-    def make(*args, start=True, **kw):
-        b = Broker(*args, **kw)
-        made.append(b)
-        return b.start() if start else b
-
-    yield make
-    errors = []
-    for b in made:
-        try:
-            if b.proc:
-                b.stop()
-        except AssertionError as e:
-            errors.append(str(e))
-        finally:
-            b.cleanup()
-    if errors:
-        pytest.fail("\n".join(errors))
+    """Factory: make_broker(*args, config=..., env=...) -> started Broker (mqtest.broker_factory)."""
+    yield from broker_factory()
 
 
 @pytest.fixture

@@ -423,3 +423,31 @@ class RemotePeer:
     def close(self):
         subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+
+
+def broker_factory():
+    """The body of the make_broker fixture (tests/integration and
+    tests/python): make(*args, start=True, **kw) -> a Broker, started
+    unless start=False. Every broker made is stopped at the end and must
+    have exited cleanly."""
+    import pytest
+    made = []
+
+    def make(*args, start=True, **kw):
+        b = Broker(*args, **kw)
+        made.append(b)
+        return b.start() if start else b
+
+    yield make
+    errors = []
+    for b in made:
+        try:
+            if b.proc:
+                b.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+        finally:
+            b.cleanup()
+    if errors:
+        pytest.fail("\n".join(errors))
+

@@ -19,7 +19,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from mqtest import Broker  # noqa: E402
+from mqtest import broker_factory  # noqa: E402
 
 
 def _prefix():
@@ -64,27 +64,8 @@ def pyenv():
 
 @pytest.fixture
 def make_broker():
-    """make_broker(*args, **kw) -> a started Broker; all are stopped (and
-    must exit cleanly) at the end."""
-    made = []
-
-    def make(*args, start=True, **kw):
-        b = Broker(*args, **kw)
-        made.append(b)
-        return b.start() if start else b
-
-    yield make
-    errors = []
-    for b in made:
-        try:
-            if b.proc:
-                b.stop()
-        except AssertionError as e:
-            errors.append(str(e))
-        finally:
-            b.cleanup()
-    if errors:
-        pytest.fail("\n".join(errors))
+    """make_broker(*args, **kw) -> a started Broker (mqtest.broker_factory)."""
+    yield from broker_factory()
 
 
 @pytest.fixture
