@@ -45,7 +45,8 @@ static const struct config_option options[] = {
 	OPT("log_level", CONFIG_INT, log_level, 0, 4, "1",
 	    "0 none, 1 errors, 2 warnings, 3 all, 4 debug (-l)"),
 	OPT("max_connections", CONFIG_INT, max_connections, 1, 1000000, "1024",
-	    "client connections at once; more are refused with an ERROR (-n)"),
+	    "client connections at once; more are refused with an ERROR (-n). The soft open-files limit is "
+	    "raised towards the hard one to fit them"),
 	OPT("max_events", CONFIG_INT, max_events, 1, 100000, "50",
 	    "callbacks handled per event-loop iteration (-m)"),
 	OPT("idle_timeout", CONFIG_INT, idle_timeout_s, 0, 100000000, "0",

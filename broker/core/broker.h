@@ -101,6 +101,7 @@ struct broker {
 	int lock_fd;			/* data directory lock */
 	struct conns *conns;		/* every STOMP connection (the stomp face) */
 	struct listener *listeners;	/* the listening sockets (net) */
+	struct lobby *lobby;		/* handshakes wait behind the connected (net) */
 	struct control *control;	/* the admin socket (admin) */
 	struct http_server *http;	/* -w (the http face) */
 	struct tls_ctx *tls;		/* -k (net) */

@@ -17,11 +17,16 @@
 
 #include "core/broker.h"
 #include "common/log.h"
+#include "net/lobby.h"
 #include "net/tls.h"
 #include "net/ws.h"
 #include "common/util.h"
 
 #define PORT_SCAN_RANGE 100
+/* Connections taken per loop turn: libevent's listener would accept every
+ * waiting one in one callback (thousands, under a connection flood), and
+ * every connected client would wait for all of them. */
+#define ACCEPTS_PER_TURN 16
 
 struct listener {
 	struct listener *next;
@@ -30,6 +35,8 @@ struct listener {
 	struct evconnlistener *lev;	/* owned */
 	bool tls;
 	bool ws;			/* STOMP over WebSocket: ws.c stands between */
+	int accepted;			/* this turn */
+	struct event *resume_ev;	/* re-enables the listener on the next turn */
 	char host[64];			/* as bound, for the connection file */
 	int port;
 };
@@ -41,7 +48,12 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	struct broker *b = l->b;
 	struct bufferevent *bev;
 	int one = 1;
-	(void)lev;
+	if (++l->accepted >= ACCEPTS_PER_TURN && !b->shutting_down) {
+		/* libevent leaves its accept loop when the callback disables
+		 * the listener; what is still waiting is taken next turn. */
+		evconnlistener_disable(lev);
+		event_active(l->resume_ev, 0, 0);
+	}
 	/* Frames are small and latency matters more than packet count: the
 	 * output is already batched per loop turn. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -54,10 +66,21 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		evutil_closesocket(fd);
 		return;
 	}
+	lobby_enter(b, bev);
 	if (l->ws)
 		ws_accept(b, bev, sa, (socklen_t)salen, l->tls, l->accept);
 	else
 		l->accept(b, bev, sa, (socklen_t)salen, l->tls ? "tls" : "tcp");
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+	(void)fd;
+	(void)what;
+	l->accepted = 0;
+	if (!l->b->shutting_down)
+		evconnlistener_enable(l->lev);
 }
 
 static void accept_error_cb(struct evconnlistener *lev, void *arg)
@@ -67,6 +90,20 @@ static void accept_error_cb(struct evconnlistener *lev, void *arg)
 	(void)lev;
 	/* EMFILE and friends: log and keep going; libevent retries. */
 	log_error("accept on port %d failed: %s", l->port, evutil_socket_error_to_string(err));
+}
+
+static struct listener *listener_new(struct broker *b, listener_accept_fn accept, struct evconnlistener *lev,
+                                     int port)
+{
+	struct listener *l = xcalloc(1, sizeof *l);
+	l->b = b;
+	l->accept = accept;
+	l->lev = lev;
+	l->port = port;
+	l->resume_ev = event_new(b->base, -1, 0, resume_cb, l);
+	evconnlistener_set_cb(lev, accept_cb, l);
+	evconnlistener_set_error_cb(lev, accept_error_cb);
+	return l;
 }
 
 static struct evconnlistener *bind_one(struct broker *b, const char *host, int port, int *bound, int *err_out)
@@ -156,17 +193,11 @@ static int open_websocket(struct broker *b, listener_accept_fn accept, struct li
 				         tls ? "--wss-port or -o wss_port=N" : "--ws-port or -o ws_port=N");
 			return -1;
 		}
-		l = xcalloc(1, sizeof *l);
-		l->b = b;
-		l->accept = accept;
-		l->lev = lev;
+		l = listener_new(b, accept, lev, bound);
 		l->tls = tls;
 		l->ws = true;
-		l->port = bound;
 		snprintf(l->host, sizeof l->host, "%s",
 		         (!address || !*address || strcmp(address, "*") == 0) ? "0.0.0.0" : address);
-		evconnlistener_set_cb(lev, accept_cb, l);
-		evconnlistener_set_error_cb(lev, accept_error_cb);
 		*tail = l;
 		tail = &l->next;
 		log_info("listening for %s on %s:%d", what, l->host, l->port);
@@ -230,16 +261,10 @@ int listeners_open(struct broker *b, listener_accept_fn accept, char *err, size_
 		}
 		if (scan && bound != port)
 			log_notice("port %d is in use: listening on port %d instead", port, bound);
-		l = xcalloc(1, sizeof *l);
-		l->b = b;
-		l->accept = accept;
-		l->lev = lev;
+		l = listener_new(b, accept, lev, bound);
 		l->tls = lc->tls;
-		l->port = bound;
 		snprintf(l->host, sizeof l->host, "%s",
 		         (!lc->address || !*lc->address || strcmp(lc->address, "*") == 0) ? "0.0.0.0" : lc->address);
-		evconnlistener_set_cb(lev, accept_cb, l);
-		evconnlistener_set_error_cb(lev, accept_error_cb);
 		*tail = l;
 		tail = &l->next;
 		log_info("listening for STOMP%s on %s:%d", l->tls ? " over TLS" : "", l->host, l->port);
@@ -260,6 +285,7 @@ void listeners_free(struct broker *b)
 	for (; l; l = next) {
 		next = l->next;
 		evconnlistener_free(l->lev);
+		event_free(l->resume_ev);
 		free(l);
 	}
 	b->listeners = NULL;

@@ -12,6 +12,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "net/lobby.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "core/broker.h"
@@ -129,6 +130,14 @@ static void ws_free(struct ws_conn *w)
 		bufferevent_free(w->sock);
 	event_free(w->timer);
 	free(w);
+}
+
+void ws_admit_handshakes(void)
+{
+	struct ws_conn *w;
+	TAILQ_FOREACH(w, &all, link)
+		if (w->state == WS_HANDSHAKE)
+			lobby_leave(w->sock);
 }
 
 void ws_free_all(void)
@@ -296,6 +305,7 @@ static void open_stomp(struct ws_conn *w, const struct ws_hs_request *req)
 	bufferevent_write(w->sock, resp, n);
 	nhandshakes--;
 	set_state(w, WS_OPEN);
+	lobby_leave(w->sock);
 	w->stomp = pair[1];
 	bufferevent_setcb(w->stomp, stomp_read_cb, stomp_write_cb, stomp_event_cb, w);
 	bufferevent_enable(w->stomp, EV_READ | EV_WRITE);

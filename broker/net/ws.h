@@ -42,5 +42,8 @@ void ws_accept(struct broker *b, struct bufferevent *bev, const struct sockaddr 
 /* Frees every WebSocket still handshaking or closing (the broker is
  * stopping; conn.c has freed its ends of the pairs). */
 void ws_free_all(void);
+/* The lobby starves (net/lobby.h): upgrades in progress go on at the
+ * normal priority. */
+void ws_admit_handshakes(void);
 
 #endif

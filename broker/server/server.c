@@ -25,6 +25,9 @@
 #include "core/broker.h"
 #include "http/http.h"
 #include "net/listener.h"
+#include "server/fdtable.h"
+#include "net/lobby.h"
+#include "net/ws.h"
 #include "net/tls.h"
 #include "rules/router.h"
 #include "stomp/conn.h"
@@ -198,6 +201,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	broker_tick(b, secs);
 	conns_tick(b);
 	bridges_tick(b);
+	if (lobby_starved(b)) {
+		conns_admit_handshakes(b);
+		ws_admit_handshakes();
+	}
 	if (b->cfg.idle_timeout_s && !b->cfg.persistent_server && !b->shutting_down &&
 	    now - b->last_activity_ms >= (uint64_t)b->cfg.idle_timeout_s * 1000) {
 		log_info("no network activity for %d seconds (-t): shutting down", b->cfg.idle_timeout_s);
@@ -314,6 +321,7 @@ struct broker *broker_new(struct config *cfg, struct router *router, char *err, 
 
 	b->cfg = *cfg;			/* taken over */
 	memset(cfg, 0, sizeof *cfg);
+	fdtable_prepare(b->cfg.max_connections);
 	b->router = router;
 	b->lock_fd = -1;
 	b->shutdown_hook = shutdown_process;
@@ -321,7 +329,9 @@ struct broker *broker_new(struct config *cfg, struct router *router, char *err, 
 	b->started_mono_ms = b->last_activity_ms = mono_ms();
 
 	ec = event_config_new();
-	/* -m: callbacks per loop iteration before looking for new events. */
+	/* -m: callbacks per loop iteration before looking for new events.
+	 * Connected clients' events, at a higher priority than handshake
+	 * work (net/lobby.h), then come before the rest of a burst of it. */
 	event_config_set_max_dispatch_interval(ec, NULL, b->cfg.max_events, 0);
 	/* A consumer's write event is added when output waits and removed when
 	 * it has gone, once per loop turn under load: the changelist folds the
@@ -333,6 +343,10 @@ struct broker *broker_new(struct config *cfg, struct router *router, char *err, 
 	event_config_free(ec);
 	if (!b->base) {
 		snprintf(err, errlen, "cannot create the event loop");
+		goto fail;
+	}
+	if (lobby_init(b) < 0) {
+		snprintf(err, errlen, "cannot set up the event loop's priorities");
 		goto fail;
 	}
 	b->tick_ev = event_new(b->base, -1, EV_PERSIST, tick_cb, b);
@@ -379,6 +393,7 @@ void broker_free(struct broker *b)
 	broker_core_fini(b);
 	if (b->tick_ev)
 		event_free(b->tick_ev);
+	lobby_fini(b);
 	for (size_t i = 0; i < ARRAY_LEN(b->signal_ev); i++)
 		if (b->signal_ev[i])
 			event_free(b->signal_ev[i]);

@@ -18,6 +18,7 @@
 #include "core/broker.h"
 #include "core/dest.h"
 #include "core/sub.h"
+#include "net/lobby.h"
 #include "net/readmore.h"
 #include "net/sockprobe.h"
 #include "stomp/handlers.h"
@@ -26,11 +27,17 @@
 
 /* Frames handled per read callback before yielding to other connections. */
 #define FRAMES_PER_TURN 512
+/* ... and at most this long (checked every 16 frames): a connection
+ * whose frames are costly (SENDs into a transaction, through Lua
+ * routing) yields before the others wait a millisecond for it. */
+#define READ_SLICE_US 200
 /* How long a closing connection may take to read its ERROR. */
 #define CLOSE_GRACE_MS 2000
 /* Unread bytes the kernel holds for a paused connection past which its
  * peer is taken to be blocked by us, not silent. */
 #define PAUSED_PEER_BLOCKED (64 * 1024)
+/* Operations of discarded transactions freed per loop turn (txn_reap). */
+#define TXN_REAP_PER_TURN 256
 
 struct pending_receipt {
 	TAILQ_ENTRY(pending_receipt) link;
@@ -113,6 +120,8 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 		TAILQ_REMOVE(&cs->graveyard, c, link);
 		free_conn(c);
 	}
+	if (txn_reap(cs, TXN_REAP_PER_TURN))
+		event_active(cs->reap_ev, 0, 0);
 	if (cs->b->shutting_down && TAILQ_EMPTY(&cs->live))
 		event_base_loopexit(cs->b->base, NULL);
 }
@@ -136,6 +145,7 @@ void conns_free(struct broker *b)
 		TAILQ_REMOVE(&cs->graveyard, c, link);
 		free_conn(c);
 	}
+	txn_reap(cs, SIZE_MAX);
 	if (cs->reap_ev)
 		event_free(cs->reap_ev);
 	frame_fini(&cs->frame);
@@ -183,6 +193,7 @@ static void start_linger(struct conn *c)
 }
 
 static void read_cb(struct bufferevent *bev, void *arg);
+static void more_cb(evutil_socket_t fd, short what, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -322,6 +333,15 @@ void conn_opened(struct conn *c)
 	if (c->counted_handshake)
 		count_handshake(c, -1);
 	set_state(c, CONN_OPEN);
+	lobby_leave(c->bev);
+}
+
+void conns_admit_handshakes(struct broker *b)
+{
+	struct conn *c;
+	TAILQ_FOREACH(c, &b->conns->live, link)
+		if (c->state == CONN_HANDSHAKE)
+			lobby_leave(c->bev);
 }
 
 /* Receipts still waiting when the connection goes: nobody will read them. */
@@ -407,6 +427,8 @@ static void free_conn(struct conn *c)
 	drop_receipts(c);
 	if (c->hb_timer)
 		event_free(c->hb_timer);
+	if (c->more_ev)
+		event_free(c->more_ev);
 	bufferevent_free(c->bev);
 	strmap_fini(&c->txns);
 	stomp_browse_free_all(c);
@@ -487,6 +509,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	char err[512];
 	int budget = FRAMES_PER_TURN;
+	uint64_t started_us = mono_us();
 	size_t before;
 
 	/* Reading on past libevent's 4 KiB is for when the broker keeps up
@@ -516,9 +539,15 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	}
 	while ((c->state == CONN_HANDSHAKE || c->state == CONN_OPEN) && !c->read_paused && !c->connect_wait) {
 		enum frame_status st;
-		if (budget-- == 0) {
-			/* Come back after the others had their turn. */
-			bufferevent_trigger(bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+		if (budget-- == 0 || ((budget & 15) == 0 && mono_us() - started_us >= READ_SLICE_US)) {
+			/* Come back after the others had their turn: a timer
+			 * that is already due runs after the next poll, so every
+			 * socket that became readable meanwhile goes first.
+			 * (libevent runs a deferred callback in the same turn.) */
+			static const struct timeval now_tv = { 0, 0 };
+			if (!c->more_ev)
+				c->more_ev = evtimer_new(b->base, more_cb, c);
+			evtimer_add(c->more_ev, &now_tv);
 			break;
 		}
 		st = frame_parse(in, &c->scan, &cs->frame, &b->limits,
@@ -551,6 +580,14 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		c->bytes_in += n;
 		b->stats.bytes_in += n;
 	}
+}
+
+static void more_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	read_cb(c->bev, c);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -604,10 +641,21 @@ static bool probe_paused(struct conn *c, uint64_t now)
 		conn_close_quiet(c, "connection closed by peer (seen while not reading it)");
 		return false;
 	}
-	if (p.received != c->received_seen || p.unread >= PAUSED_PEER_BLOCKED) {
-		/* bytes arrived, or so many wait that its sends are blocked by us */
+	if (p.received != c->received_seen) {
 		c->received_seen = p.received;
 		c->last_read_ms = now;
+	} else if (p.unread >= PAUSED_PEER_BLOCKED) {
+		/* Nothing came, and so much waits that its sends are blocked
+		 * by us: a live peer, or one that died with data still queued,
+		 * whose FIN waits behind that data for as long as we do not
+		 * read. A heart-beat tells them apart: a live peer takes it,
+		 * a dead one's kernel answers it with a reset, which the next
+		 * look sees. */
+		c->last_read_ms = now;
+		if (c->version >= STOMP_1_1 && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+			evbuffer_add(bufferevent_get_output(c->bev), "\n", 1);
+			c->last_write_ms = now;
+		}
 	}
 	return true;
 }

@@ -70,6 +70,7 @@ struct conn {
 	uint64_t last_read_ms;		/* monotonic */
 	uint64_t last_write_ms;
 	struct event *hb_timer;		/* owned; NULL without heart-beats */
+	struct event *more_ev;		/* owned, lazily: reads on after a poll (FRAMES_PER_TURN) */
 
 	uint64_t frame_started_ms;	/* monotonic: when the frame still arriving began; 0 = none */
 	uint64_t out_moved_ms;		/* monotonic: the peer last took output while we were full */
@@ -85,12 +86,15 @@ struct conn {
 };
 
 /* Every STOMP connection of one broker, and what they share. */
+struct txn;
+
 struct conns {
 	struct broker *b;
 	TAILQ_HEAD(, conn) live;	/* handshake, open and closing */
 	TAILQ_HEAD(, conn) graveyard;	/* closed, to be freed outside their callbacks */
 	int nlive;			/* handshake and open: counted against max_connections (-n) */
-	struct event *reap_ev;		/* frees the graveyard */
+	struct event *reap_ev;		/* frees the graveyard and discarded transactions */
+	struct txn *dying;		/* discarded transactions, freed a slice a turn (txn.c) */
 	struct frame frame;		/* the one parse scratch: frames are handled one at a time */
 	int nout_blocked;		/* connections over max_output (out_blocked) */
 	struct strmap handshakes;	/* peer host -> struct host_count, owned: connections from
@@ -108,6 +112,9 @@ int conns_count(const struct broker *b);
 /* Once a second: frames that take too long, peers that left or went
  * silent while paused, consumers that stopped taking their output. */
 void conns_tick(struct broker *b);
+/* The lobby starves (net/lobby.h): every connection still waiting for its
+ * CONNECT goes on at the normal priority. */
+void conns_admit_handshakes(struct broker *b);
 
 /* Takes over bev (already connected). Refuses with an ERROR when the
  * broker is at its connection limit. */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "common/log.h"
 #include "common/util.h"
 #include "core/broker.h"
@@ -24,13 +26,25 @@ struct op {
 	size_t ndests;
 	char *id;			/* OP_ACK/OP_NACK: owned */
 	char *sub_id;			/* owned, may be NULL */
-	size_t size;			/* OP_SEND: counted in conn->txn_bytes */
+};
+
+/* Operations in blocks, not one array: a million-frame transaction would
+ * otherwise be copied whole each time the array doubled (tens of ms in
+ * one loop turn). */
+#define OPS_PER_BLOCK 512
+
+struct op_block {
+	struct op_block *next;
+	size_t n;
+	struct op ops[OPS_PER_BLOCK];
 };
 
 struct txn {
 	char *name;			/* owned; key in conn->txns */
-	struct op *ops;			/* owned */
-	size_t nops, cap;
+	struct op_block *first, *last;	/* owned */
+	size_t nops;
+	uint64_t bytes;			/* its SENDs' share of conn->txn_bytes */
+	struct txn *next_dying;		/* on conns->dying, once discarded */
 };
 
 struct txn *txn_begin(struct conn *c, const char *name, char *err, size_t errlen)
@@ -63,12 +77,19 @@ static struct op *add_op(struct conn *c, struct txn *t, char *err, size_t errlen
 		         t->nops, (unsigned long long)c->b->cfg.max_transaction_frames);
 		return NULL;
 	}
-	if (t->nops == t->cap) {
-		t->cap = t->cap ? t->cap * 2 : 8;
-		t->ops = xrealloc(t->ops, t->cap * sizeof *t->ops);
+	if (!t->last || t->last->n == OPS_PER_BLOCK) {
+		struct op_block *blk = xmalloc(sizeof *blk);
+		blk->next = NULL;
+		blk->n = 0;
+		if (t->last)
+			t->last->next = blk;
+		else
+			t->first = blk;
+		t->last = blk;
 	}
-	memset(&t->ops[t->nops], 0, sizeof t->ops[0]);
-	return &t->ops[t->nops++];
+	t->nops++;
+	memset(&t->last->ops[t->last->n], 0, sizeof t->last->ops[0]);
+	return &t->last->ops[t->last->n++];
 }
 
 /* What one connection's open transactions may hold: the option, and at
@@ -93,7 +114,7 @@ int txn_add_send(struct conn *c, struct txn *t, const struct publication *pub, c
 	if (!(op = add_op(c, t, err, errlen)))
 		return -1;
 	c->txn_bytes += size;
-	op->size = size;
+	t->bytes += size;
 	op->kind = OP_SEND;
 	op->m = msg_ref(pub->m);
 	op->dests = xmalloc((pub->ndests ? pub->ndests : 1) * sizeof *op->dests);
@@ -114,26 +135,65 @@ int txn_add_ack(struct conn *c, struct txn *t, const char *id, const char *sub_i
 	return 0;
 }
 
-static void destroy(struct conn *c, struct txn *t)
+static void free_op(struct op *op)
 {
-	for (size_t i = 0; i < t->nops; i++) {
-		c->txn_bytes -= t->ops[i].size;
-		msg_unref(t->ops[i].m);
-		for (size_t j = 0; j < t->ops[i].ndests; j++)
-			free(t->ops[i].dests[j]);
-		free(t->ops[i].dests);
-		free(t->ops[i].id);
-		free(t->ops[i].sub_id);
-	}
-	free(t->ops);
-	free(t->name);
-	free(t);
+	msg_unref(op->m);
+	for (size_t j = 0; j < op->ndests; j++)
+		free(op->dests[j]);
+	free(op->dests);
+	free(op->id);
+	free(op->sub_id);
 }
 
-static void free_txn(struct conn *c, struct txn *t)
+/* Frees up to `budget` of t's operations, and t itself once they are all
+ * gone (then true). */
+static bool free_some(struct txn *t, size_t *budget)
 {
+	struct op_block *blk;
+	while ((blk = t->first) && *budget) {
+		while (blk->n && (*budget)--)
+			free_op(&blk->ops[--blk->n]);
+		if (blk->n)
+			return false;
+		t->first = blk->next;
+		free(blk);
+	}
+	if (t->first)
+		return false;
+	free(t->name);
+	free(t);
+	return true;
+}
+
+static void destroy(struct conn *c, struct txn *t)
+{
+	size_t all = SIZE_MAX;
+	c->txn_bytes -= t->bytes;
+	free_some(t, &all);
+}
+
+/* Discarding a big transaction frees a million messages: a slice a loop
+ * turn (txn_reap), so that the other clients do not wait for all of it. */
+static void discard(struct conn *c, struct txn *t)
+{
+	struct conns *cs = c->b->conns;
 	strmap_del(&c->txns, t->name);
-	destroy(c, t);
+	c->txn_bytes -= t->bytes;
+	t->next_dying = cs->dying;
+	cs->dying = t;
+	event_active(cs->reap_ev, 0, 0);
+}
+
+bool txn_reap(struct conns *cs, size_t budget)
+{
+	struct txn *t;
+	while ((t = cs->dying) && budget) {
+		struct txn *next = t->next_dying;
+		if (!free_some(t, &budget))
+			break;
+		cs->dying = next;
+	}
+	return cs->dying != NULL;
 }
 
 int txn_commit(struct conn *c, struct txn *t, const char *receipt, uint64_t *seq)
@@ -142,27 +202,29 @@ int txn_commit(struct conn *c, struct txn *t, const char *receipt, uint64_t *seq
 	/* Out of the connection's map first: a refused SEND closes the
 	 * connection, which aborts every transaction still in the map. */
 	strmap_del(&c->txns, t->name);
-	for (size_t i = 0; i < t->nops && c->state == CONN_OPEN; i++) {
-		struct op *op = &t->ops[i];
-		if (op->kind == OP_SEND) {
-			struct publish_result r;
-			if (publish_names(c->b, c->sink.who.vhost, op->m, op->dests, op->ndests, &r) == PUBLISH_REFUSED) {
-				conn_close(c, receipt, "%s", r.err);
-				rc = -1;
-				break;
+	for (struct op_block *blk = t->first; blk && rc == 0; blk = blk->next) {
+		for (size_t i = 0; i < blk->n && c->state == CONN_OPEN; i++) {
+			struct op *op = &blk->ops[i];
+			if (op->kind == OP_SEND) {
+				struct publish_result r;
+				if (publish_names(c->b, c->sink.who.vhost, op->m, op->dests, op->ndests, &r) == PUBLISH_REFUSED) {
+					conn_close(c, receipt, "%s", r.err);
+					rc = -1;
+					break;
+				}
+				if (r.seq > *seq)
+					*seq = r.seq;
+			} else {
+				/* Checked when the ACK arrived; it may have gone since
+				 * (the subscription closed): nothing left to do then. */
+				struct delivery *d = sink_find_delivery(&c->sink, op->id, op->sub_id);
+				if (!d)
+					continue;
+				if (op->kind == OP_ACK)
+					sub_ack(d, d->sub->opts.ack == ACK_CLIENT);
+				else
+					sub_nack(d, d->sub->opts.ack == ACK_CLIENT);
 			}
-			if (r.seq > *seq)
-				*seq = r.seq;
-		} else {
-			/* Checked when the ACK arrived; it may have gone since
-			 * (the subscription closed): nothing left to do then. */
-			struct delivery *d = sink_find_delivery(&c->sink, op->id, op->sub_id);
-			if (!d)
-				continue;
-			if (op->kind == OP_ACK)
-				sub_ack(d, d->sub->opts.ack == ACK_CLIENT);
-			else
-				sub_nack(d, d->sub->opts.ack == ACK_CLIENT);
 		}
 	}
 	if (c->state >= CONN_CLOSING)
@@ -173,18 +235,18 @@ int txn_commit(struct conn *c, struct txn *t, const char *receipt, uint64_t *seq
 
 void txn_abort(struct conn *c, struct txn *t)
 {
-	free_txn(c, t);
+	discard(c, t);
 }
 
 void txn_abort_all(struct conn *c)
 {
 	size_t it = 0;
 	void *v;
-	/* free_txn edits the map: restart the walk after each removal. */
+	/* discard edits the map: restart the walk after each removal. */
 	while (c->txns.count) {
 		it = 0;
 		if (!strmap_next(&c->txns, &it, NULL, &v))
 			break;
-		free_txn(c, v);
+		discard(c, v);
 	}
 }

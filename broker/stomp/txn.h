@@ -11,7 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdbool.h>
+
 struct conn;
+struct conns;
 struct publication;
 
 struct txn;
@@ -28,7 +31,11 @@ int txn_add_ack(struct conn *c, struct txn *t, const char *id, const char *sub_i
  * SEND delivers all its copies or none; the transaction as a whole is not
  * undone when a later SEND is refused. */
 int txn_commit(struct conn *c, struct txn *t, const char *receipt, uint64_t *seq);
+/* ABORT, or the connection going: the messages are freed later, a slice a
+ * loop turn, by txn_reap(). */
 void txn_abort(struct conn *c, struct txn *t);
 void txn_abort_all(struct conn *c);
+/* Frees up to `budget` discarded operations; true when some remain. */
+bool txn_reap(struct conns *cs, size_t budget);
 
 #endif

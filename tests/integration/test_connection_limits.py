@@ -1,7 +1,10 @@
 """Sockets that never say who they are, frames that never end, and
 transactions that never commit cannot lock other clients out."""
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import time
 
 from mqtest import Control, Raw, client, wait_for
@@ -94,7 +97,7 @@ def test_producers_paused_by_the_memory_alarm_are_released_when_killed(make_brok
     wait_for(lambda: ctl.ok("stats")["memory_alarm"] is True, timeout=5, what="the memory alarm")
     wait_for(lambda: len(ctl.ok("list clients")) == 3, timeout=5, what="three producers")
     for r in producers:
-        # a killed process's socket: reset, whatever was unsent
+        # a socket closed with data of ours unread: the kernel resets it
         r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         r.close()
     wait_for(lambda: len(ctl.ok("list clients")) == 0, timeout=5, what="the killed producers released")
@@ -104,3 +107,39 @@ def test_producers_paused_by_the_memory_alarm_are_released_when_killed(make_brok
     conn.send("/queue/after", "x", receipt="r")
     rec.wait_receipt("r")
     conn.disconnect()
+
+
+# A producer that sends 1 MiB SENDs until the broker stops reading it, and
+# reads nothing after CONNECTED: killed, its socket closes with an orderly
+# FIN queued behind the data our zero window holds back.
+BLOCKED_PRODUCER = r"""
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"CONNECT\naccept-version:1.2\nhost:/\n\n\0")
+buf = b""
+while b"\0" not in buf:
+    buf += s.recv(4096)
+print("connected", flush=True)
+frame = b"SEND\ndestination:/queue/hold\ncontent-length:1048576\n\n" + b"x" * 1048576 + b"\0"
+while True:
+    s.sendall(frame)
+"""
+
+
+def test_a_paused_producer_killed_with_its_data_unsent_is_released(make_broker):
+    """The memory alarm stops reading a producer; killed then (kill -9), its
+    FIN waits behind the data the broker is not reading and never arrives.
+    The broker sends such a peer a heart-beat: a dead one's kernel answers
+    with a reset, and the connection is released while memory stays high."""
+    b = make_broker("-o", "memory_high_watermark=32MiB")
+    ctl = Control(b)
+    p = subprocess.Popen([sys.executable, "-c", BLOCKED_PRODUCER, str(b.port)], stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline().strip() == b"connected"
+        wait_for(lambda: ctl.ok("stats")["memory_alarm"] is True, timeout=10, what="the memory alarm")
+        wait_for(lambda: len(ctl.ok("list clients")) == 1, timeout=5, what="the producer listed")
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    wait_for(lambda: len(ctl.ok("list clients")) == 0, timeout=10, what="the killed producer released")
+    assert ctl.ok("stats")["memory_alarm"] is True  # released while memory stays high
