@@ -143,3 +143,55 @@ def test_a_paused_producer_killed_with_its_data_unsent_is_released(make_broker):
         p.wait()
     wait_for(lambda: len(ctl.ok("list clients")) == 0, timeout=10, what="the killed producer released")
     assert ctl.ok("stats")["memory_alarm"] is True  # released while memory stays high
+
+
+# Producers that keep the broker's loop busy: each sends SENDs to a queue
+# that one consumer drains, as fast as the broker reads them.
+FLOODER = r"""
+import socket, sys, threading
+port = int(sys.argv[1])
+def connect():
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"CONNECT\naccept-version:1.2\nhost:/\n\n\0")
+    buf = b""
+    while b"\0" not in buf:
+        buf += s.recv(4096)
+    return s
+c = connect()
+c.sendall(b"SUBSCRIBE\nid:0\ndestination:/queue/flood\nack:auto\n\n\0")
+def drain():
+    while c.recv(1 << 20):
+        pass
+threading.Thread(target=drain, daemon=True).start()
+ps = [connect() for _ in range(4)]
+batch = b"SEND\ndestination:/queue/flood\n\n" + b"x" * 100 + b"\0"
+batch *= 500
+print("flooding", flush=True)
+def flood(p):
+    while True:
+        p.sendall(batch)
+for p in ps[1:]:
+    threading.Thread(target=flood, args=(p,), daemon=True).start()
+flood(ps[0])
+"""
+
+
+def test_new_clients_get_in_while_connected_ones_keep_the_broker_busy(make_broker):
+    """Handshakes run at a lower priority than connected clients; a broker
+    kept busy by them must still let a new client in (the starvation
+    guard admits waiting handshakes after a second)."""
+    b = make_broker()
+    p = subprocess.Popen([sys.executable, "-c", FLOODER, str(b.port)], stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline().strip() == b"flooding"
+        time.sleep(1.0)
+        for _ in range(3):
+            t0 = time.time()
+            r = Raw(b, timeout=10)
+            r.connect()
+            took = time.time() - t0
+            r.close()
+            assert took < 4, f"a new client took {took:.1f} s to connect while the broker was busy"
+    finally:
+        p.kill()
+        p.wait()
