@@ -36,8 +36,8 @@
 /* Unread bytes the kernel holds for a paused connection past which its
  * peer is taken to be blocked by us, not silent. */
 #define PAUSED_PEER_BLOCKED (64 * 1024)
-/* Operations of discarded transactions freed per loop turn (txn_reap). */
-#define TXN_REAP_PER_TURN 256
+/* Operations of discarded transactions freed a loop turn (txn_reap). */
+#define TXN_REAP_PER_TURN 128
 
 struct pending_receipt {
 	TAILQ_ENTRY(pending_receipt) link;

@@ -151,7 +151,7 @@ static bool free_some(struct txn *t, size_t *budget)
 {
 	struct op_block *blk;
 	while ((blk = t->first) && *budget) {
-		while (blk->n && (*budget)--)
+		for (; blk->n && *budget; (*budget)--)
 			free_op(&blk->ops[--blk->n]);
 		if (blk->n)
 			return false;
