@@ -17,7 +17,6 @@
 
 #include "core/broker.h"
 #include "common/log.h"
-#include "net/lobby.h"
 #include "net/tls.h"
 #include "net/ws.h"
 #include "common/util.h"
@@ -66,7 +65,6 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		evutil_closesocket(fd);
 		return;
 	}
-	lobby_enter(b, bev);
 	if (l->ws)
 		ws_accept(b, bev, sa, (socklen_t)salen, l->tls, l->accept);
 	else

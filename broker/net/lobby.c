@@ -65,9 +65,9 @@ static void set_priority(struct event *ev, int prio)
 		event_add(ev, NULL);
 }
 
-void lobby_enter(struct broker *b, struct bufferevent *bev)
+void lobby_enter(struct broker *b, struct bufferevent *bev, int waiting)
 {
-	if (b->lobby && !b->lobby->starving) {
+	if (b->lobby && !b->lobby->starving && waiting <= LOBBY_MAX) {
 		set_priority(&bev->ev_read, PRIO_LOBBY);
 		set_priority(&bev->ev_write, PRIO_LOBBY);
 	}

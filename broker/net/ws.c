@@ -478,6 +478,7 @@ void ws_accept(struct broker *b, struct bufferevent *bev, const struct sockaddr 
 	w->timer = evtimer_new(b->base, timer_cb, w);
 	TAILQ_INSERT_TAIL(&all, w, link);
 	nhandshakes++;
+	lobby_enter(b, bev, nhandshakes);
 	bufferevent_setcb(bev, sock_read_cb, sock_write_cb, sock_event_cb, w);
 	bufferevent_set_max_single_read(bev, 256 * 1024);
 	bufferevent_set_max_single_write(bev, 256 * 1024);

@@ -239,6 +239,7 @@ static void count_handshake(struct conn *c, int delta)
 		strmap_put(&cs->handshakes, hc->host, hc);
 	}
 	hc->n += (size_t)delta;
+	cs->nhandshakes += delta;
 	if (!hc->n) {
 		strmap_del(&cs->handshakes, hc->host);
 		free(hc);
@@ -322,6 +323,7 @@ struct conn *conn_new(struct broker *b, struct bufferevent *bev,
 			           cs->nlive - 1, b->cfg.max_connections);
 		return c;
 	}
+	lobby_enter(b, bev, cs->nhandshakes);
 	log_info(CONN_FMT ": accepted over %s", CONN_ARGS(c), transport);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	arm_timer(c, (uint64_t)b->cfg.handshake_timeout_ms);

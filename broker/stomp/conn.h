@@ -93,6 +93,7 @@ struct conns {
 	TAILQ_HEAD(, conn) live;	/* handshake, open and closing */
 	TAILQ_HEAD(, conn) graveyard;	/* closed, to be freed outside their callbacks */
 	int nlive;			/* handshake and open: counted against max_connections (-n) */
+	int nhandshakes;		/* connections before their CONNECT */
 	struct event *reap_ev;		/* frees the graveyard and discarded transactions */
 	struct txn *dying;		/* discarded transactions, freed a slice a turn (txn.c) */
 	struct frame frame;		/* the one parse scratch: frames are handled one at a time */
