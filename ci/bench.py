@@ -38,9 +38,12 @@ WORKLOAD = os.path.join(ROOT, "scenarios", "bench", "workload.lua")
 SELECTORS = os.path.join(ROOT, "scenarios", "bench", "selectors.lua")
 # The second, independent load generator: built from the shared tools, never
 # copied into the project.
+# Its directory may be read-only: make runs in the build tree, finding the
+# sources through VPATH.
 STOMPLOAD_DIR = os.path.normpath(os.path.join(ROOT, "..", "shared", "tools", "stompload"))
-STOMPLOAD = os.path.join(STOMPLOAD_DIR, "stompload")
-STOMPRELAY = os.path.join(STOMPLOAD_DIR, "stomprelay")
+STOMPLOAD_BUILD = os.path.join(BUILD, "stompload")
+STOMPLOAD = os.path.join(STOMPLOAD_BUILD, "stompload")
+STOMPRELAY = os.path.join(STOMPLOAD_BUILD, "stomprelay")
 OUT = os.path.join(ROOT, "docs", "benchmarks.md")
 NOTES = os.path.join(ROOT, "ci", "bench-notes.md")
 
@@ -327,9 +330,11 @@ STOMPLOAD_WORKLOADS = [
 def build_stompload():
     if not os.path.isdir(STOMPLOAD_DIR):
         return "no ../shared/tools/stompload beside the project"
-    p = subprocess.run(["make", "-C", STOMPLOAD_DIR], capture_output=True, text=True)
+    os.makedirs(STOMPLOAD_BUILD, exist_ok=True)
+    p = subprocess.run(["make", "-f", os.path.join(STOMPLOAD_DIR, "Makefile"), "VPATH=" + STOMPLOAD_DIR],
+                       cwd=STOMPLOAD_BUILD, capture_output=True, text=True)
     if p.returncode != 0 or not os.path.exists(STOMPLOAD):
-        return "make in ../shared/tools/stompload failed: " + (p.stderr.strip().splitlines() or ["?"])[-1]
+        return "make of ../shared/tools/stompload failed: " + (p.stderr.strip().splitlines() or ["?"])[-1]
     return None
 
 

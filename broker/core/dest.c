@@ -318,6 +318,8 @@ enum send_status dest_send(struct dest *d, struct msg *m, uint64_t *seq, char *e
 				store_remove(d, m->id);	/* expired on arrival */
 		}
 		queue_dispatch(d);
+		if (queue_wants_slowdown(d))
+			d->vhost->broker->pressed = true;
 		return SEND_OK;
 	case DEST_TOPIC:
 		d->messages_in++;

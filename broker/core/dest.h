@@ -149,6 +149,12 @@ bool queue_push(struct dest *q, struct msg *m, uint32_t deliveries, bool journal
 /* Appends a journaled message by id only (recovery beyond the budget). */
 void queue_push_paged(struct dest *q, uint64_t id, size_t len, bool recovered);
 bool queue_over_budget(const struct dest *q);
+/* Producer flow control: more than max_output waits in q behind a
+ * consumer that is full but still reading (its output moved within
+ * QUEUE_MOVING_MS). The producer should slow down as for a topic
+ * (publish_result.slow_down). */
+#define QUEUE_MOVING_MS 1000
+bool queue_wants_slowdown(const struct dest *q);
 /* When the broker took the oldest message q holds (ms since the epoch);
  * 0 when it holds none, or when that one is paged out to the journal. */
 uint64_t queue_oldest_ms(const struct dest *q);

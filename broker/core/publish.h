@@ -76,8 +76,10 @@ struct publish_result {
 	uint64_t msg_id;		/* 0 when no message was made */
 	uint64_t seq;			/* journal sequence to wait for; 0 when nothing was journaled */
 	bool rerouted;			/* route() chose other destinations than the one named */
-	bool slow_down;			/* a topic subscriber took it over its output limit: the
-					 * producer should wait for room (sink_wait_for_room) */
+	bool slow_down;			/* a topic subscriber took it over its output limit, or
+					 * a queue's backlog waits behind a consumer that is
+					 * full but reading: the producer should wait for room
+					 * (sink_wait_for_room) */
 	bool duplicate;			/* dropped (or not given to some queue): a repeat of an
 					 * mq-post-id taken within a dedup window */
 	bool looped;			/* dropped: its mq-via header says it has been here before */

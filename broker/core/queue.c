@@ -361,6 +361,35 @@ bool queue_over_budget(const struct dest *q)
 	return budget && q->bytes - q->paged_bytes > budget;
 }
 
+/* Consumers looked at per publish while a backlog waits: a queue with
+ * more of them that are all full is rare, and the look is per message. */
+#define SLOWDOWN_SCAN 64
+
+bool queue_wants_slowdown(const struct dest *q)
+{
+	/* A backlog behind a consumer that is reading, only slower than the
+	 * producers send: the producers wait for it, as for a topic, instead
+	 * of the queue growing until the memory high-watermark stops every
+	 * producer. Consumers at their prefetch window, stalled or absent do
+	 * not slow anyone: that backlog is the application's choice. */
+	const struct sub *s;
+	uint64_t now = 0;
+	int n = 0;
+	if (q->bytes - q->paged_bytes <= q->vhost->broker->cfg.max_output)
+		return false;
+	TAILQ_FOREACH(s, &q->subs, dest_link) {
+		if (s->sink->full && !s->sink->stalled && sub_window_open(s)) {
+			if (!now)
+				now = mono_ms();
+			if (now - s->sink->moved_ms <= QUEUE_MOVING_MS)
+				return true;
+		}
+		if (++n == SLOWDOWN_SCAN)
+			break;
+	}
+	return false;
+}
+
 void queue_push_front(struct dest *q, struct msg *m, uint32_t deliveries, bool journaled)
 {
 	if (q->count == q->cap)

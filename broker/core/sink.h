@@ -61,6 +61,9 @@ struct sink {
 					 * not open): kept current by the transport */
 	bool stalled;			/* full, and has taken nothing for slow_consumer_timeout:
 					 * kept current by the transport; topics stop waiting for it */
+	uint64_t moved_ms;		/* while full: when its output was last seen moving
+					 * (mono_ms), kept by the transport; queues slow their
+					 * producers only for a consumer that moved lately */
 	bool waiting;			/* a producer paused until subscribers have room */
 	char *doomed;			/* owned; the reason it is to be closed from the loop */
 	TAILQ_ENTRY(sink) wait_link;	/* b->waiting, while waiting */

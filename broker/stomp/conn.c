@@ -457,7 +457,8 @@ void conn_wrote(struct conn *c)
 	if (!c->out_blocked && len >= c->b->cfg.max_output) {
 		struct sock_probe p;
 		set_out_blocked(c, true);
-		c->out_moved_ms = mono_ms();
+		c->out_moved_ms = c->sink.moved_ms = mono_ms();
+		c->quiet_told = false;
 		c->out_len_seen = len;
 		if (sock_probe(bufferevent_getfd(c->bev), &p))
 			c->acked_seen = p.acked;
@@ -676,9 +677,16 @@ static void check_output(struct conn *c, uint64_t now)
 		c->out_len_seen = len;
 	}
 	if (moved) {
-		c->out_moved_ms = now;
+		c->out_moved_ms = c->sink.moved_ms = now;
 		c->sink.stalled = false;
+		c->quiet_told = false;
 		return;
+	}
+	if (!c->quiet_told && now - c->out_moved_ms >= QUEUE_MOVING_MS) {
+		/* Queues stop waiting for a consumer that has not moved for a
+		 * second (queue_wants_slowdown): their producers go on. */
+		c->quiet_told = true;
+		sink_room_freed(c->b);
 	}
 	if (!c->sink.stalled && now - c->out_moved_ms >= (uint64_t)c->b->cfg.slow_consumer_timeout_ms) {
 		char id[24], ms[24];

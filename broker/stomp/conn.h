@@ -75,6 +75,7 @@ struct conn {
 	uint64_t frame_started_ms;	/* monotonic: when the frame still arriving began; 0 = none */
 	uint64_t out_moved_ms;		/* monotonic: the peer last took output while we were full */
 	uint64_t acked_seen;		/* the kernel's count of our bytes acknowledged, last look */
+	bool quiet_told;		/* full and still: queues were told to stop waiting */
 	uint64_t received_seen;		/* the kernel's count of bytes received, last look */
 	size_t out_len_seen;		/* the output's length, last look (no kernel counts) */
 	bool counted_handshake;		/* counted in conns->handshakes until CONNECT or close */
