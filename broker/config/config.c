@@ -95,7 +95,8 @@ static const struct config_option options[] = {
 	    "message bytes one connection's open transactions may hold (at most a quarter of the memory "
 	    "high-watermark)"),
 	OPT("max_output", CONFIG_SIZE, max_output, 4096, INT64_MAX, "4MiB",
-	    "bytes waiting to be written to one connection before deliveries to it stop"),
+	    "bytes waiting to be written to one connection before deliveries to it stop; a topic, or a queue holding "
+	    "more than this behind such a connection, then slows its producers"),
 	OPT("max_output_hard", CONFIG_SIZE, max_output_hard, 4096, INT64_MAX, "64MiB",
 	    "bytes waiting to be written to one connection before it is closed"),
 	OPT("slow_consumer_timeout", CONFIG_INT, slow_consumer_timeout_ms, 100, 86400000, "10000",
