@@ -11,7 +11,8 @@
 #include "common/log.h"
 #include "common/util.h"
 
-enum { PRIO_NORMAL = 1, PRIO_LOBBY = 2 };
+/* 1 is libevent's default for three (the middle one); 0 is unused. */
+enum { PRIO_NORMAL = 1, PRIO_LOBBY = 2, PRIORITIES = 3 };
 
 struct lobby {
 	struct event *canary;	/* at PRIO_LOBBY: runs only when nothing else waits */
@@ -30,7 +31,7 @@ static void canary_cb(evutil_socket_t fd, short what, void *arg)
 int lobby_init(struct broker *b)
 {
 	struct lobby *l;
-	if (event_base_priority_init(b->base, LOBBY_PRIORITIES) < 0)
+	if (event_base_priority_init(b->base, PRIORITIES) < 0)
 		return -1;
 	l = xcalloc(1, sizeof *l);
 	l->canary = event_new(b->base, -1, 0, canary_cb, l);

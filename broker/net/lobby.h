@@ -22,8 +22,6 @@
 struct broker;
 struct bufferevent;
 
-#define LOBBY_PRIORITIES 3
-
 /* On a new loop, before any event is added. */
 int  lobby_init(struct broker *b);
 void lobby_fini(struct broker *b);

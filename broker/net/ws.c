@@ -12,10 +12,10 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "net/lobby.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "core/broker.h"
+#include "net/lobby.h"
 #include "net/readmore.h"
 #include "net/ws_codec.h"
 #include "net/ws_handshake.h"

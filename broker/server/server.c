@@ -25,11 +25,11 @@
 #include "core/broker.h"
 #include "http/http.h"
 #include "net/listener.h"
-#include "server/fdtable.h"
 #include "net/lobby.h"
-#include "net/ws.h"
 #include "net/tls.h"
+#include "net/ws.h"
 #include "rules/router.h"
+#include "server/fdtable.h"
 #include "stomp/conn.h"
 
 /* Message ids: boot number << 40 | counter. 2^40 ids per run, 2^24 runs. */

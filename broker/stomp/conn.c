@@ -605,7 +605,6 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	if (c->out_blocked && len <= c->b->cfg.max_output / 2) {
 		set_out_blocked(c, false);
 		c->sink.stalled = false;
-		update_full(c);
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 		sink_room_freed(c->b);
 		kick(c);
@@ -684,7 +683,9 @@ static void check_output(struct conn *c, uint64_t now)
 	}
 	if (!c->quiet_told && now - c->out_moved_ms >= QUEUE_MOVING_MS) {
 		/* Queues stop waiting for a consumer that has not moved for a
-		 * second (queue_wants_slowdown): their producers go on. */
+		 * second (queue_wants_slowdown): their producers go on. (A
+		 * topic's producer resumed with them is paused again by its
+		 * next message while this consumer is still full.) */
 		c->quiet_told = true;
 		sink_room_freed(c->b);
 	}

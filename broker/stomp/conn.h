@@ -86,9 +86,9 @@ struct conn {
 	char close_reason[160];
 };
 
-/* Every STOMP connection of one broker, and what they share. */
 struct txn;
 
+/* Every STOMP connection of one broker, and what they share. */
 struct conns {
 	struct broker *b;
 	TAILQ_HEAD(, conn) live;	/* handshake, open and closing */

@@ -8,10 +8,9 @@
 #ifndef MQ_TXN_H
 #define MQ_TXN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <stdbool.h>
 
 struct conn;
 struct conns;

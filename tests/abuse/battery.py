@@ -104,15 +104,23 @@ class Broker:
         return alive, rc
 
 
+def read_until(s, marker):
+    """What s sends up to and including marker; None when it closes first."""
+    buf = b""
+    while marker not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
 def connect(port, timeout=10):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.sendall(b"CONNECT\naccept-version:1.2\nhost:/\n\n\0")
-    buf = b""
-    while b"\0" not in buf:
-        chunk = s.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed during CONNECT")
-        buf += chunk
+    buf = read_until(s, b"\0")
+    if buf is None:
+        raise ConnectionError("closed during CONNECT")
     if not buf.startswith(b"CONNECTED"):
         raise ConnectionError(buf[:200].decode(errors="replace"))
     return s
@@ -313,12 +321,8 @@ def never_reading_consumer(port, megabytes):
             p.sendall(frame)
     p.sendall(b"SEND\ndestination:/queue/end\nreceipt:end\n\n\0")
     p.settimeout(120)
-    buf = b""
-    while b"receipt-id:end" not in buf:
-        chunk = p.recv(4096)
-        if not chunk:
-            return "the producer was disconnected"
-        buf += chunk
+    if read_until(p, b"receipt-id:end") is None:
+        return "the producer was disconnected"
     for s in (p, q, t):
         s.close()
     return None
@@ -355,13 +359,10 @@ def endless_transaction(port, n):
         s.sendall(batch)
     s.sendall(b"BEGIN\ntransaction:u\nreceipt:held\n\n\0")
     s.settimeout(120)
-    buf = b""
-    while b"\0" not in buf:
-        chunk = s.recv(65536)
-        if not chunk:
-            return "the connection closed before the transaction was held"
-        buf += chunk
+    buf = read_until(s, b"\0")
     s.close()
+    if buf is None:
+        return "the connection closed before the transaction was held"
     if not buf.startswith(b"RECEIPT"):
         return "expected a RECEIPT after the transaction's SENDs, got " + buf[:200].decode(errors="replace")
     return None

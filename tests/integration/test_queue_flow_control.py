@@ -1,46 +1,13 @@
 """Queues slow their producers down while a consumer that is reading falls
 behind, instead of growing until the memory high-watermark stops every
 producer; a consumer at its prefetch window slows nobody."""
-import socket
 import threading
 import time
 
-from mqtest import Control, Raw, wait_for
+from mqtest import Control, MessageCounter, Raw, wait_for
 
 N = 10000
 BODY = b"x" * 1024
-
-
-class SlowReader(threading.Thread):
-    """A queue consumer that reads 16 KiB every 10 ms (about 1.6 MB/s) and
-    counts MESSAGE frames by their NUL."""
-
-    def __init__(self, broker, dest, fast_after=None):
-        super().__init__(daemon=True)
-        self.raw = Raw(broker, timeout=30)
-        self.raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-        self.raw.connect()
-        self.raw.frame("SUBSCRIBE", {"id": "s", "destination": dest, "receipt": "sub"})
-        assert self.raw.recv()["command"] == "RECEIPT"
-        self.count = 0
-        self.fast = threading.Event()
-        self.start()
-
-    def run(self):
-        s = self.raw.sock
-        s.settimeout(0.2)
-        while self.count < N:
-            try:
-                chunk = s.recv(1 << 20 if self.fast.is_set() else 16384)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not chunk:
-                return
-            self.count += chunk.count(b"\0")
-            if not self.fast.is_set():
-                time.sleep(0.01)
 
 
 def produce(broker, dest, done):
@@ -57,7 +24,7 @@ def produce(broker, dest, done):
 def test_a_queue_behind_a_slow_reading_consumer_slows_its_producer(make_broker):
     b = make_broker("-o", "max_output=64KiB")
     ctl = Control(b)
-    reader = SlowReader(b, "/queue/fc")
+    reader = MessageCounter(b, "/queue/fc", slow=True)
     done = threading.Event()
     threading.Thread(target=produce, args=(b, "/queue/fc", done), daemon=True).start()
     peak = 0
@@ -69,9 +36,10 @@ def test_a_queue_behind_a_slow_reading_consumer_slows_its_producer(make_broker):
     # the backlog stays near max_output, not the 10 MB sent (the kernel
     # takes a few MB into the consumer's socket buffers)
     assert peak < 512 * 1024, f"{peak} bytes waited in the queue"
-    reader.fast.set()
+    reader.go_fast()
     wait_for(lambda: done.is_set(), timeout=30, what="the producer's last receipt")
     wait_for(lambda: reader.count == N, timeout=30, what=f"all {N} messages (got {reader.count})")
+    reader.close()
 
 
 def test_a_consumer_at_its_prefetch_window_slows_nobody(make_broker):

@@ -3,44 +3,9 @@ subscriber has not taken yet; only a subscriber that stops reading for
 slow_consumer_timeout misses messages (or is disconnected)."""
 import socket
 import struct
-import threading
 import time
 
-from mqtest import Control, Raw, wait_for
-
-
-class Counter(threading.Thread):
-    """A subscriber that reads as fast as it can and counts MESSAGE frames
-    by their NUL (the bodies here hold none)."""
-
-    def __init__(self, broker, dest):
-        super().__init__(daemon=True)
-        self.raw = Raw(broker, timeout=30)
-        self.raw.connect()
-        self.raw.frame("SUBSCRIBE", {"id": "s", "destination": dest, "receipt": "sub"})
-        assert self.raw.recv()["command"] == "RECEIPT"
-        self.count = 0
-        self.stop = False
-        self.start()
-
-    def run(self):
-        s = self.raw.sock
-        s.settimeout(0.2)
-        while not self.stop:
-            try:
-                chunk = s.recv(1 << 20)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not chunk:
-                return
-            self.count += chunk.count(b"\0")
-
-    def close(self):
-        self.stop = True
-        self.join(5)
-        self.raw.close()
+from mqtest import Control, MessageCounter, Raw, wait_for
 
 
 def stalled_subscriber(broker, dest):
@@ -70,7 +35,7 @@ def test_reading_subscriber_gets_every_message_of_a_large_burst(make_broker):
     """Two 5 MiB SENDs back to back reach a lone subscriber that reads: the
     first alone passes max_output (4 MiB), and the second is not dropped."""
     b = make_broker()
-    sub = Counter(b, "/topic/burst")
+    sub = MessageCounter(b, "/topic/burst")
     try:
         blast(b, "/topic/burst", 2, 5 << 20)
         wait_for(lambda: sub.count == 2, timeout=30, what="both messages")
@@ -86,7 +51,7 @@ def test_bursts_with_one_fast_and_one_stalled_subscriber(make_broker):
     # default max_frame: it bounds the body, so 16 MiB bodies are taken as
     # RabbitMQ's STOMP tests send them
     b = make_broker("-o", "slow_consumer_timeout=1000")
-    fast = Counter(b, "/topic/mixed")
+    fast = MessageCounter(b, "/topic/mixed")
     slow = stalled_subscriber(b, "/topic/mixed")
     try:
         t0 = time.time()
@@ -109,7 +74,7 @@ def test_stalled_subscriber_disconnected_when_configured(make_broker):
     """slow_consumer_disconnect=true: a topic subscriber that stopped reading
     is closed with an ERROR that names the reason, and the others go on."""
     b = make_broker("-o", "slow_consumer_timeout=500", "-o", "slow_consumer_disconnect=true")
-    fast = Counter(b, "/topic/cut")
+    fast = MessageCounter(b, "/topic/cut")
     slow = stalled_subscriber(b, "/topic/cut")
     ctl = Control(b)
     try:
